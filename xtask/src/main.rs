@@ -1,0 +1,86 @@
+//! berth's developer tasks, run as `cargo xtask <command>` (see `.cargo/config.toml`).
+//!
+//! - `cargo xtask ci`: exactly what CI runs, in order, failing fast.
+//! - `cargo xtask layering`: checks that `berth-core` depends on no AWS, kube or HTTP crate.
+//! - `cargo xtask dist [NAME...]`: release binaries of the packages under `bins/`, copied into `dist/`.
+
+mod ci;
+mod dist;
+mod layering;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "berth's developer tasks",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run exactly what CI runs: fmt check, clippy -D warnings, the layering check, tests, cargo deny.
+    Ci,
+    /// Fail if berth-core's normal dependency tree names an AWS, kube or HTTP crate.
+    Layering,
+    /// Build release artifacts into dist/ (default: binaries of every package under bins/).
+    Dist(dist::DistArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole chain on one line: "ci: step 2/5 failed: `cargo ...` failed".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root()?;
+    match cli.command {
+        Command::Ci => ci::run(&root),
+        Command::Layering => layering::run(&root),
+        Command::Dist(args) => dist::run(&root, args),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .with_context(|| format!("{} has no parent directory", manifest_dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn workspace_root_holds_the_workspace_manifest() {
+        let root = workspace_root().unwrap();
+        assert!(root.join("Cargo.toml").is_file());
+        assert!(root.join("xtask").is_dir());
+    }
+}
