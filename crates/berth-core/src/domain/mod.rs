@@ -1,0 +1,21 @@
+//! What berth binds, as plain data: instances, pods, target groups and their targets,
+//! Elastic IPs, DNS records, ledger records and owners.
+
+mod address;
+mod dns;
+mod instance;
+mod ledger;
+mod owner;
+mod tags;
+mod target;
+
+pub use address::{AllocationId, Association, AssociationTarget, ElasticIp};
+pub use dns::{DnsRecord, HostedZone, RecordType};
+pub use instance::{Instance, InstanceId, InstanceState, NetworkInterface, PodEndpoint};
+pub use ledger::{LedgerRecord, WriteCondition};
+pub use owner::Owner;
+pub use tags::{TagFilter, TagMatch, Tags};
+pub use target::{
+    Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,
+    TargetType,
+};

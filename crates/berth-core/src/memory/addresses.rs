@@ -1,0 +1,120 @@
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::Faults;
+use crate::domain::{AllocationId, Association, AssociationTarget, ElasticIp, TagFilter, Tags};
+use crate::provider::Addresses;
+use crate::{Error, Result};
+
+/// Elastic IPs in memory. Associating an address that is already associated fails, as
+/// it does in AWS without `AllowReassociation`.
+#[derive(Default)]
+pub struct MemoryAddresses {
+    addresses: Mutex<BTreeMap<AllocationId, ElasticIp>>,
+    next: Mutex<u64>,
+    /// Fault injection and call counts (`DescribeAddresses`, `AssociateAddress`,
+    /// `DisassociateAddress`, `CreateTags`).
+    pub faults: Faults,
+}
+
+impl MemoryAddresses {
+    /// Allocates an address with tags.
+    pub fn allocate(&self, public_ip: IpAddr, tags: Tags) -> AllocationId {
+        let id = AllocationId(format!("eipalloc-{:08x}", self.bump()));
+        let eip = ElasticIp {
+            allocation_id: id.clone(),
+            public_ip,
+            association: None,
+            tags,
+        };
+        self.addresses
+            .lock()
+            .expect("poisoned")
+            .insert(id.clone(), eip);
+        id
+    }
+
+    /// Every address, for assertions.
+    pub fn all(&self) -> Vec<ElasticIp> {
+        self.addresses
+            .lock()
+            .expect("poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn bump(&self) -> u64 {
+        let mut n = self.next.lock().expect("poisoned");
+        *n += 1;
+        *n
+    }
+}
+
+#[async_trait]
+impl Addresses for MemoryAddresses {
+    async fn list(&self, filter: &TagFilter) -> Result<Vec<ElasticIp>> {
+        self.faults.enter("DescribeAddresses")?;
+        Ok(self
+            .addresses
+            .lock()
+            .expect("poisoned")
+            .values()
+            .filter(|a| filter.matches(&a.tags))
+            .cloned()
+            .collect())
+    }
+
+    async fn associate(
+        &self,
+        allocation: &AllocationId,
+        target: &AssociationTarget,
+    ) -> Result<String> {
+        self.faults.enter("AssociateAddress")?;
+        let association_id = format!("eipassoc-{:08x}", self.bump());
+        let mut all = self.addresses.lock().expect("poisoned");
+        let eip = all
+            .get_mut(allocation)
+            .ok_or_else(|| Error::not_found(format!("address {allocation}")))?;
+        if eip.association.is_some() {
+            return Err(Error::conflict(format!(
+                "address {allocation} is already associated"
+            )));
+        }
+        eip.association = Some(Association {
+            association_id: association_id.clone(),
+            instance_id: Some(target.instance_id.clone()),
+            network_interface_id: Some(target.network_interface_id.clone()),
+            private_ip: Some(target.private_ip),
+        });
+        Ok(association_id)
+    }
+
+    async fn disassociate(&self, association_id: &str) -> Result<()> {
+        self.faults.enter("DisassociateAddress")?;
+        let mut all = self.addresses.lock().expect("poisoned");
+        for eip in all.values_mut() {
+            if eip
+                .association
+                .as_ref()
+                .is_some_and(|a| a.association_id == association_id)
+            {
+                eip.association = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn tag(&self, allocation: &AllocationId, tags: &Tags) -> Result<()> {
+        self.faults.enter("CreateTags")?;
+        let mut all = self.addresses.lock().expect("poisoned");
+        let eip = all
+            .get_mut(allocation)
+            .ok_or_else(|| Error::not_found(format!("address {allocation}")))?;
+        eip.tags.extend(tags.clone());
+        Ok(())
+    }
+}

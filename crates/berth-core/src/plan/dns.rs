@@ -1,0 +1,112 @@
+//! DNS records, changed only where berth owns the name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Change, Plan};
+use crate::domain::{DnsRecord, Owner, RecordType};
+
+/// The records berth wants in one zone, and the names it wants gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsIntent {
+    /// The hosted zone id.
+    pub zone_id: String,
+    /// Whose records these are.
+    pub owner: Owner,
+    /// Record sets that should exist.
+    pub upsert: Vec<DnsRecord>,
+    /// Names whose records (and ownership marker) should be deleted.
+    pub delete: Vec<String>,
+}
+
+impl DnsIntent {
+    /// Every name planning must observe: the names and their ownership markers.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for name in self.upsert.iter().map(|r| r.name.clone()).chain(
+            self.delete
+                .iter()
+                .map(|n| DnsRecord::new(n, RecordType::A, 0, vec![]).name),
+        ) {
+            names.insert(DnsRecord::ownership_name(&name));
+            names.insert(name);
+        }
+        names.into_iter().collect()
+    }
+}
+
+/// Plans record changes from the intent and the record sets observed at its names.
+///
+/// A name is berth's when its ownership marker (`_berth.<name>` TXT) names this owner.
+/// - a wanted record is UPSERTed (never CREATEd: a retry must not fail) with its
+///   marker, when the name is free or already ours; a name someone else holds is
+///   skipped, never overwritten;
+/// - an unwanted name is deleted only if ours, records and marker together;
+/// - a record that already matches is left alone.
+pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
+    let mut plan = Plan::default();
+    let by_key: BTreeMap<(&str, RecordType), &DnsRecord> = observed
+        .iter()
+        .map(|r| ((r.name.as_str(), r.record_type), r))
+        .collect();
+    let owner_of = |name: &str| -> Option<&str> {
+        by_key
+            .get(&(DnsRecord::ownership_name(name).as_str(), RecordType::Txt))
+            .and_then(|r| r.owner())
+    };
+    let ttl_of = |r: &DnsRecord| r.ttl;
+
+    let mut upserts = Vec::new();
+    for want in &intent.upsert {
+        let ours = match owner_of(&want.name) {
+            Some(o) => o == intent.owner.as_str(),
+            None => !observed.iter().any(|r| r.name == want.name),
+        };
+        if !ours {
+            plan.skip(
+                &want.name,
+                "the name exists and berth does not own it; left unchanged",
+            );
+            continue;
+        }
+        let marker = DnsRecord::ownership(&want.name, &intent.owner, ttl_of(want));
+        if by_key.get(&(want.name.as_str(), want.record_type)) != Some(&want) {
+            upserts.push(want.clone());
+        }
+        if by_key
+            .get(&(marker.name.as_str(), RecordType::Txt))
+            .map(|r| r.values == marker.values)
+            != Some(true)
+        {
+            upserts.push(marker);
+        }
+    }
+
+    let mut deletes = Vec::new();
+    for name in &intent.delete {
+        let name = DnsRecord::new(name, RecordType::A, 0, vec![]).name;
+        match owner_of(&name) {
+            Some(o) if o == intent.owner.as_str() => {
+                deletes.extend(observed.iter().filter(|r| r.name == name).cloned());
+                if let Some(marker) =
+                    by_key.get(&(DnsRecord::ownership_name(&name).as_str(), RecordType::Txt))
+                {
+                    deletes.push((*marker).clone());
+                }
+            }
+            Some(_) => plan.skip(&name, "owned by another installation; not deleted"),
+            None if observed.iter().any(|r| r.name == name) => {
+                plan.skip(&name, "not created by berth; not deleted")
+            }
+            None => {}
+        }
+    }
+    plan.push(Change::UpsertRecords {
+        zone_id: intent.zone_id.clone(),
+        records: upserts,
+    });
+    plan.push(Change::DeleteRecords {
+        zone_id: intent.zone_id.clone(),
+        records: deletes,
+    });
+    plan
+}

@@ -1,0 +1,176 @@
+//! Target-group membership for many subjects and many groups at once.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Change, Plan};
+use crate::domain::{Registration, Target, TargetGroup, TargetGroupArn, TargetHealth, TargetState};
+use crate::provider::OwnedTargets;
+use crate::Result;
+
+/// What should be registered: per group, each target and its Availability Zone.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredMembership {
+    groups: HashMap<TargetGroupArn, HashMap<Target, Option<String>>>,
+}
+
+impl DesiredMembership {
+    /// An empty desire (every owned target is to be deregistered).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wants `id` in `group` on `port`, or on the group's own port when `port` is
+    /// `None` (a null port from Cast.ai means exactly that).
+    pub fn want(
+        &mut self,
+        group: &TargetGroup,
+        id: &str,
+        port: Option<u16>,
+        availability_zone: Option<String>,
+    ) -> Result<()> {
+        let port = group.resolve_port(port)?;
+        self.want_target(&group.arn, Target::new(id, port), availability_zone);
+        Ok(())
+    }
+
+    /// Wants an already resolved target in a group.
+    pub fn want_target(
+        &mut self,
+        group: &TargetGroupArn,
+        target: Target,
+        availability_zone: Option<String>,
+    ) {
+        self.groups
+            .entry(group.clone())
+            .or_default()
+            .insert(target, availability_zone);
+    }
+
+    /// Declares a group with no desired target (so owned targets in it are deregistered).
+    pub fn declare_group(&mut self, group: &TargetGroupArn) {
+        self.groups.entry(group.clone()).or_default();
+    }
+
+    /// The groups mentioned.
+    pub fn groups(&self) -> impl Iterator<Item = &TargetGroupArn> {
+        self.groups.keys()
+    }
+
+    /// Whether `target` is wanted in `group`.
+    pub fn contains(&self, group: &TargetGroupArn, target: &Target) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| g.contains_key(target))
+    }
+
+    /// Number of (group, target) pairs wanted.
+    pub fn len(&self) -> usize {
+        self.groups.values().map(HashMap::len).sum()
+    }
+
+    /// Whether nothing is wanted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What is registered now: per observed group, each target's state. A group that
+/// could not be observed is absent, and planning leaves it alone.
+#[derive(Debug, Clone, Default)]
+pub struct ObservedMembership {
+    groups: HashMap<TargetGroupArn, HashMap<Target, TargetState>>,
+}
+
+impl ObservedMembership {
+    /// Nothing observed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one group's `DescribeTargetHealth` answer.
+    pub fn observe(&mut self, group: &TargetGroupArn, health: Vec<TargetHealth>) {
+        let entry = self.groups.entry(group.clone()).or_default();
+        entry.clear();
+        entry.extend(health.into_iter().map(|h| (h.target, h.state)));
+    }
+
+    /// The state of a target, if it is in the group.
+    pub fn state(&self, group: &TargetGroupArn, target: &Target) -> Option<TargetState> {
+        self.groups.get(group).and_then(|g| g.get(target)).copied()
+    }
+
+    /// Whether the group was observed.
+    pub fn has_group(&self, group: &TargetGroupArn) -> bool {
+        self.groups.contains_key(group)
+    }
+}
+
+/// Plans membership changes for every group that is desired or owned.
+///
+/// - a desired target missing from its group is registered (on the resolved port);
+/// - a desired target that is `draining` is left alone until it has gone — it is never
+///   re-registered mid-drain (seed 000 did, cutting in-flight connections);
+/// - a target berth owns that is no longer desired is deregistered, unless it is
+///   already draining; once gone, its ownership record is forgotten;
+/// - a target berth does not own is never deregistered, whoever put it there;
+/// - a group that could not be observed is skipped entirely.
+pub fn plan_membership(
+    desired: &DesiredMembership,
+    observed: &ObservedMembership,
+    owned: &OwnedTargets,
+) -> Plan {
+    let mut plan = Plan::default();
+    let groups: BTreeSet<&TargetGroupArn> = desired.groups.keys().chain(owned.keys()).collect();
+    for group in groups {
+        let Some(present) = observed.groups.get(group) else {
+            plan.skip(
+                group.name(),
+                "membership could not be observed; nothing changed in this group",
+            );
+            continue;
+        };
+        let wanted = desired.groups.get(group);
+        let mut register = Vec::new();
+        for (target, az) in wanted.into_iter().flatten() {
+            match present.get(target) {
+                None => register.push(Registration {
+                    target: target.clone(),
+                    availability_zone: az.clone(),
+                }),
+                Some(state) if state.is_draining() => plan.skip(
+                    format!("{target} in {}", group.name()),
+                    "draining: not re-registered until it has left the group",
+                ),
+                Some(_) => {}
+            }
+        }
+        let mut deregister = Vec::new();
+        let mut forget = Vec::new();
+        for target in owned.get(group).into_iter().flatten() {
+            if wanted.is_some_and(|w| w.contains_key(target)) {
+                continue;
+            }
+            match present.get(target) {
+                None => forget.push(target.clone()),
+                Some(state) if state.is_draining() => {}
+                Some(_) => deregister.push(target.clone()),
+            }
+        }
+        register.sort_unstable();
+        deregister.sort_unstable();
+        forget.sort_unstable();
+        plan.push(Change::Deregister {
+            group: group.clone(),
+            targets: deregister,
+        });
+        plan.push(Change::Register {
+            group: group.clone(),
+            targets: register,
+        });
+        plan.push(Change::Forget {
+            group: group.clone(),
+            targets: forget,
+        });
+    }
+    plan
+}
