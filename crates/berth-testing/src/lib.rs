@@ -1,0 +1,31 @@
+//! Test harness for berth's AWS adapters and end-to-end tests (dev-only).
+//!
+//! - [`MotoServer`]: one real `moto_server` (the AWS emulator from PyPI) per
+//!   test binary, on a free loopback port, reset between tests.
+//! - [`FaultProxy`]: an HTTP/1.1 reverse proxy placed between an SDK client
+//!   (or a child process) and moto that injects throttling, 5xx answers,
+//!   connection resets, latency and canned answers, and counts the calls per
+//!   AWS operation.
+//! - [`aws_env`] and [`sdk_config`]: point a child process or an SDK client at
+//!   an endpoint with static test credentials.
+//!
+//! ```no_run
+//! use berth_testing::{sdk_config, FaultProxy, Fault, MotoServer, Rule};
+//!
+//! # async fn example() {
+//! let moto = MotoServer::isolated().await; // serialised with other tests, moto reset
+//! let proxy = FaultProxy::start(&moto.endpoint()).await;
+//! proxy.add(Rule::new("DescribeTargetHealth", Fault::Throttle).times(2));
+//! let config = sdk_config(&proxy.endpoint());
+//! // ... build an SDK client from `config`, call the adapter ...
+//! assert_eq!(proxy.count("DescribeTargetHealth"), 3);
+//! # }
+//! ```
+
+mod aws;
+mod moto;
+mod proxy;
+
+pub use aws::{aws_env, sdk_config, TEST_REGION};
+pub use moto::{MotoGuard, MotoServer};
+pub use proxy::{Fault, FaultProxy, Match, Rule, RuleId};
