@@ -5,6 +5,7 @@ mod address;
 mod dns;
 mod instance;
 mod ledger;
+mod node;
 mod owner;
 mod tags;
 mod target;
@@ -13,6 +14,7 @@ pub use address::{AllocationId, Association, AssociationTarget, ElasticIp};
 pub use dns::{DnsRecord, HostedZone, RecordType};
 pub use instance::{Instance, InstanceId, InstanceState, NetworkInterface, PodEndpoint};
 pub use ledger::{LedgerRecord, WriteCondition};
+pub use node::{Node, Taint, TaintEffect};
 pub use owner::Owner;
 pub use tags::{TagFilter, TagMatch, Tags};
 pub use target::{
