@@ -2,6 +2,7 @@
 //! jittered backoff, and reported change by change.
 
 mod limiter;
+mod membership;
 mod report;
 mod retry;
 mod wait;

@@ -25,6 +25,12 @@ pub struct MemoryDns {
 }
 
 impl MemoryDns {
+    /// Changes report `INSYNC` only after `polls` polls.
+    pub fn syncing_after(mut self, polls: u32) -> Self {
+        self.sync_after_polls = polls;
+        self
+    }
+
     /// Adds a zone.
     pub fn add_zone(&self, id: &str, name: &str) -> HostedZone {
         let zone = HostedZone {

@@ -51,6 +51,18 @@ impl Default for MemoryTargetGroups {
 }
 
 impl MemoryTargetGroups {
+    /// Newly registered targets start in `state` (`initial` to exercise health waits).
+    pub fn registering_as(mut self, state: TargetState) -> Self {
+        self.registered_state = state;
+        self
+    }
+
+    /// Deregistered targets drain or vanish.
+    pub fn deregistering(mut self, behaviour: DeregisterBehaviour) -> Self {
+        self.deregister = behaviour;
+        self
+    }
+
     /// Creates a group and returns it.
     pub fn add_group(&self, name: &str, target_type: TargetType, port: Option<u16>) -> TargetGroup {
         let mut groups = self.groups.lock().expect("poisoned");

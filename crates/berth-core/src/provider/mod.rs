@@ -148,3 +148,21 @@ impl Default for PollPolicy {
         }
     }
 }
+
+/// A shared ledger is a ledger (so one store can back several users, e.g. ownership
+/// and the address ledger).
+#[async_trait]
+impl<T: Ledger + ?Sized> Ledger for std::sync::Arc<T> {
+    async fn get(&self, key: &str) -> Result<Option<LedgerRecord>> {
+        (**self).get(key).await
+    }
+    async fn put(&self, record: LedgerRecord, condition: WriteCondition) -> Result<LedgerRecord> {
+        (**self).put(record, condition).await
+    }
+    async fn delete(&self, key: &str, condition: WriteCondition) -> Result<()> {
+        (**self).delete(key, condition).await
+    }
+    async fn scan(&self, prefix: &str) -> Result<Vec<LedgerRecord>> {
+        (**self).scan(prefix).await
+    }
+}
