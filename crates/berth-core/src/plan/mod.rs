@@ -4,6 +4,7 @@
 mod address;
 mod dns;
 mod membership;
+mod nodes;
 
 use std::fmt;
 
@@ -14,6 +15,10 @@ use crate::domain::{
 pub use address::{plan_address, AddressDecision, AddressPolicy};
 pub use dns::{plan_dns, DnsIntent};
 pub use membership::{plan_membership, DesiredMembership, ObservedMembership};
+pub use nodes::{
+    desire_nodes, owned_by_instances, LeaveReason, NodeDecision, NodeDesire, NodeGroup, NodeGroups,
+    NodeRules, NodeVerdict, TaintMatch, EXCLUDE_FROM_LOAD_BALANCERS, UNSCHEDULABLE_TAINT,
+};
 
 /// One change to the world. Target and record changes carry many items: the engine
 /// splits them into API-sized batches.
