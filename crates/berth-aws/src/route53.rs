@@ -1,0 +1,1 @@
+//! Route53 hosted zones: `Route53Zones` (in progress).
