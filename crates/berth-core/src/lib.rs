@@ -21,5 +21,6 @@ pub mod error;
 pub mod memory;
 pub mod plan;
 pub mod provider;
+pub mod workflow;
 
 pub use error::{Error, Result};

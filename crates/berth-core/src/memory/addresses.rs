@@ -10,7 +10,8 @@ use crate::provider::Addresses;
 use crate::{Error, Result};
 
 /// Elastic IPs in memory. Associating an address that is already associated fails, as
-/// it does in AWS without `AllowReassociation`.
+/// it does in AWS without `AllowReassociation`; associating one with a private IP that
+/// holds another replaces that one, as in AWS.
 #[derive(Default)]
 pub struct MemoryAddresses {
     addresses: Mutex<BTreeMap<AllocationId, ElasticIp>>,
@@ -84,6 +85,19 @@ impl Addresses for MemoryAddresses {
                 "address {allocation} is already associated"
             )));
         }
+        // As in EC2: a private IP holds one Elastic IP, so a new association replaces
+        // the address that was there (which stays allocated, unassociated).
+        for other in all.values_mut() {
+            if other.association.as_ref().is_some_and(|a| {
+                a.network_interface_id.as_deref() == Some(target.network_interface_id.as_str())
+                    && a.private_ip == Some(target.private_ip)
+            }) {
+                other.association = None;
+            }
+        }
+        let eip = all
+            .get_mut(allocation)
+            .ok_or_else(|| Error::not_found(format!("address {allocation}")))?;
         eip.association = Some(Association {
             association_id: association_id.clone(),
             instance_id: Some(target.instance_id.clone()),

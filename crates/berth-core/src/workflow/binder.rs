@@ -1,0 +1,630 @@
+//! [`AddressBinder`]: an Elastic IP, a DNS name and a ledger row for an instance.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::naming::DnsNameTemplate;
+use super::row::{AddressRow, RowState};
+use crate::domain::{
+    AllocationId, AssociationTarget, DnsRecord, ElasticIp, Instance, InstanceId, InstanceState,
+    Owner, RecordType, TagFilter,
+};
+use crate::plan::{
+    plan_address, plan_dns, AddressDecision, AddressPolicy, Change, DnsIntent, Plan,
+};
+use crate::provider::{Addresses, DnsChange, DnsZones, Instances, Ledger};
+use crate::{Error, Result};
+
+/// Every allocation id starts so; the ledger is scanned under this prefix.
+const ALLOCATION_PREFIX: &str = "eipalloc-";
+/// Compare-and-swap attempts on one row before giving up.
+const CAS_ATTEMPTS: usize = 5;
+
+/// What the binder is configured with (the Lambda reads it from its environment).
+#[derive(Debug, Clone)]
+pub struct BindingSettings {
+    /// Whose records and rows these are (the DNS ownership marker names it).
+    pub owner: Owner,
+    /// Which instances get an address; all clauses must match.
+    pub instance_filter: TagFilter,
+    /// The pool: Elastic IPs carrying all of these tags.
+    pub pool: TagFilter,
+    /// The Route53 hosted zone id.
+    pub zone_id: String,
+    /// The records are `<template>.<suffix>`.
+    pub dns_suffix: String,
+    /// The name template.
+    pub name_template: DnsNameTemplate,
+    /// Record TTL, seconds.
+    pub dns_ttl: u32,
+    /// Release on stop, or keep the address for the restart.
+    pub policy: AddressPolicy,
+    /// How long a claim holds if its caller never completes it.
+    pub claim_ttl: Duration,
+}
+
+/// An address bound to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The address.
+    pub allocation_id: AllocationId,
+    /// Its public IP.
+    pub public_ip: IpAddr,
+    /// EC2's association id.
+    pub association_id: String,
+    /// The DNS name berth owns for it, if it could write one.
+    pub dns_name: Option<String>,
+    /// Why the DNS name was not written, if it was not (the name belongs to someone else).
+    pub dns_skipped: Option<String>,
+}
+
+/// What handling one instance event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The instance holds a pool address with its record and row.
+    Bound {
+        /// The binding.
+        binding: Binding,
+        /// `true` if this call associated the address, `false` if it was already there.
+        newly: bool,
+    },
+    /// The instance's addresses were released (none if it held none: already released).
+    Released {
+        /// Addresses disassociated or whose rows were freed.
+        addresses: Vec<AllocationId>,
+        /// DNS names deleted.
+        dns_names: Vec<String>,
+    },
+    /// Nothing to do, and why.
+    Ignored {
+        /// The reason.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// A one-word label for logs: `bound`, `already_bound`, `released`, `ignored`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Bound { newly: true, .. } => "bound",
+            Outcome::Bound { newly: false, .. } => "already_bound",
+            Outcome::Released { .. } => "released",
+            Outcome::Ignored { .. } => "ignored",
+        }
+    }
+
+    fn ignored(reason: impl Into<String>) -> Self {
+        Outcome::Ignored {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Unix seconds now; replaceable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Binds a pool Elastic IP, a DNS record and a ledger row to a running instance, and
+/// releases them when it goes. Every step is safe to repeat and safe to race:
+///
+/// - an address is claimed with a conditional ledger write before it is associated,
+///   so of many concurrent callers exactly one gets it; a claim that is never
+///   completed lapses after [`BindingSettings::claim_ttl`];
+/// - association never takes an address from anyone (no reassociation), and EC2 is
+///   asked again afterwards: its answer, not the ledger or tags, decides;
+/// - DNS is UPSERTed with an ownership marker, and only names berth owns are changed;
+/// - invocations for the same instance (at-least-once delivery) converge on the
+///   same address: an address claimed for the instance is tried first.
+pub struct AddressBinder {
+    instances: Arc<dyn Instances>,
+    addresses: Arc<dyn Addresses>,
+    dns: Arc<dyn DnsZones>,
+    ledger: Arc<dyn Ledger>,
+    settings: BindingSettings,
+    clock: Clock,
+}
+
+/// The ledger's rows, decoded, and the ones berth must not touch.
+struct Rows {
+    rows: BTreeMap<AllocationId, AddressRow>,
+    foreign: BTreeSet<AllocationId>,
+}
+
+impl AddressBinder {
+    /// A binder over these providers.
+    pub fn new(
+        instances: Arc<dyn Instances>,
+        addresses: Arc<dyn Addresses>,
+        dns: Arc<dyn DnsZones>,
+        ledger: Arc<dyn Ledger>,
+        settings: BindingSettings,
+    ) -> Self {
+        AddressBinder {
+            instances,
+            addresses,
+            dns,
+            ledger,
+            settings,
+            clock: Arc::new(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            }),
+        }
+    }
+
+    /// Replaces the clock (Unix seconds).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &BindingSettings {
+        &self.settings
+    }
+
+    /// Handles one state change of one instance.
+    pub async fn handle(&self, instance: &InstanceId, state: InstanceState) -> Result<Outcome> {
+        match state {
+            InstanceState::Running => self.bind(instance).await,
+            s if s.is_terminating()
+                || (s.is_stopping() && self.settings.policy.release_on_stop) =>
+            {
+                self.release(instance, s).await
+            }
+            s if s.is_stopping() => Ok(Outcome::ignored(
+                "a stopped instance keeps its address (release on stop is off)",
+            )),
+            s => Ok(Outcome::ignored(format!(
+                "the instance is {s}; its address is bound once it is running"
+            ))),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    fn exhausted(&self) -> Error {
+        Error::PoolExhausted {
+            pool: self.settings.pool.to_string(),
+        }
+    }
+
+    async fn bind(&self, id: &InstanceId) -> Result<Outcome> {
+        let described = self.instances.describe(std::slice::from_ref(id)).await?;
+        let Some(instance) = described.into_iter().find(|i| &i.id == id) else {
+            return Ok(Outcome::ignored(format!("EC2 does not know instance {id}")));
+        };
+        if !self.settings.instance_filter.matches(&instance.tags) {
+            return Ok(Outcome::ignored(format!(
+                "the instance's tags do not match {}",
+                self.settings.instance_filter
+            )));
+        }
+        if instance.state.is_terminating() || instance.state.is_stopping() {
+            return Ok(Outcome::ignored(format!(
+                "the event says running but EC2 says {}",
+                instance.state
+            )));
+        }
+        // The ledger is read before EC2: an address seen unassociated *after* its row
+        // was read really was unassociated when that row was current.
+        let rows = self.rows().await?;
+        let pool = self.addresses.list(&self.settings.pool).await?;
+        let now = self.now();
+        let unavailable: BTreeSet<AllocationId> = rows
+            .rows
+            .values()
+            .filter(|r| r.held_by_other(id, now))
+            .map(|r| r.allocation_id.clone())
+            .chain(rows.foreign.iter().cloned())
+            .collect();
+        let decision = plan_address(
+            id,
+            InstanceState::Running,
+            Some(&instance),
+            &pool,
+            &unavailable,
+            self.settings.policy,
+        )?;
+        match decision {
+            AddressDecision::Keep(eip) => {
+                let row = rows.rows.get(&eip.allocation_id).cloned();
+                self.settle(&instance, &eip, row, false).await
+            }
+            AddressDecision::Exhausted => Err(self.exhausted()),
+            AddressDecision::Bind {
+                target,
+                mut candidates,
+            } => {
+                // A retried or duplicate invocation continues the claim made for this
+                // instance instead of taking a second address (stable sort: the
+                // per-instance order is kept otherwise).
+                candidates.sort_by_key(|a| !rows.rows.get(a).is_some_and(|r| r.held_by(id, now)));
+                for allocation in candidates {
+                    let Some(eip) = pool.iter().find(|a| a.allocation_id == allocation) else {
+                        continue;
+                    };
+                    if let Some(outcome) = self
+                        .try_candidate(&instance, eip, rows.rows.get(&allocation), &target, now)
+                        .await?
+                    {
+                        return Ok(outcome);
+                    }
+                }
+                Err(self.exhausted())
+            }
+            AddressDecision::Release(_) | AddressDecision::Nothing(_) => {
+                Ok(Outcome::ignored("nothing to bind for a running instance"))
+            }
+        }
+    }
+
+    /// Claims, associates and re-checks one candidate. `Ok(None)`: someone else got it
+    /// first, try the next one (our claim is withdrawn).
+    async fn try_candidate(
+        &self,
+        instance: &Instance,
+        eip: &ElasticIp,
+        row: Option<&AddressRow>,
+        target: &AssociationTarget,
+        now: u64,
+    ) -> Result<Option<Outcome>> {
+        // Render first: a template that cannot be rendered fails before any change.
+        self.dns_name(instance, eip.public_ip)?;
+        let Some(claimed) = self.claim(eip, row, &instance.id, now).await? else {
+            return Ok(None);
+        };
+        match self.addresses.associate(&eip.allocation_id, target).await {
+            // A conflict is settled by the re-check: a duplicate invocation for this
+            // instance may have associated it already.
+            Ok(_) | Err(Error::Conflict { .. }) => {}
+            Err(e) => {
+                self.unclaim(&claimed).await;
+                return Err(e);
+            }
+        }
+        // AWS is the truth: ask EC2 where the pool's addresses are now.
+        let pool = self.addresses.list(&self.settings.pool).await?;
+        let on_target: Vec<&ElasticIp> = pool.iter().filter(|a| holds(a, target)).collect();
+        if let Some(ours) = on_target
+            .iter()
+            .find(|a| a.allocation_id == eip.allocation_id)
+        {
+            return self
+                .settle(instance, ours, Some(claimed), true)
+                .await
+                .map(Some);
+        }
+        self.unclaim(&claimed).await;
+        if let Some(other) = on_target.first() {
+            // Another invocation for this instance bound a different address.
+            let row = self.read_row(&other.allocation_id).await?;
+            return self.settle(instance, other, row, false).await.map(Some);
+        }
+        tracing::info!(
+            allocation_id = %eip.allocation_id,
+            instance_id = %instance.id,
+            "address taken by someone else before association; trying the next one"
+        );
+        Ok(None)
+    }
+
+    /// Writes the claim, conditional on the row being as read (or absent). When the
+    /// write loses, the row is read again: a claim another invocation made for the
+    /// same instance is continued (duplicate delivery must not take a second
+    /// address); a claim or binding for another instance means `None`.
+    async fn claim(
+        &self,
+        eip: &ElasticIp,
+        row: Option<&AddressRow>,
+        id: &InstanceId,
+        now: u64,
+    ) -> Result<Option<AddressRow>> {
+        let mut current = row.cloned();
+        for _ in 0..CAS_ATTEMPTS {
+            if current.as_ref().is_some_and(|r| r.held_by_other(id, now)) {
+                return Ok(None);
+            }
+            let mut next = current
+                .clone()
+                .unwrap_or_else(|| AddressRow::new(eip.allocation_id.clone(), Some(eip.public_ip)));
+            next.state = RowState::Claimed;
+            next.public_ip = Some(eip.public_ip);
+            next.instance_id = Some(id.clone());
+            next.association_id = None;
+            next.claim_expires_at = Some(now + self.settings.claim_ttl.as_secs().max(1));
+            match self.write(&next).await {
+                Ok(row) => return Ok(Some(row)),
+                Err(Error::Conflict { .. }) => match self.read_row(&eip.allocation_id).await {
+                    Ok(row) => current = row,
+                    Err(Error::Conflict { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Withdraws a claim we made (best effort: an unwithdrawn claim lapses anyway).
+    async fn unclaim(&self, claimed: &AddressRow) {
+        let free = AddressRow {
+            version: claimed.version,
+            ..AddressRow::new(claimed.allocation_id.clone(), claimed.public_ip)
+        };
+        if let Err(error) = self.write(&free).await {
+            tracing::warn!(allocation_id = %claimed.allocation_id, %error,
+                "could not withdraw a claim; it lapses on its own");
+        }
+    }
+
+    /// Makes the DNS record and the row match an address EC2 shows on the instance.
+    async fn settle(
+        &self,
+        instance: &Instance,
+        eip: &ElasticIp,
+        row: Option<AddressRow>,
+        newly: bool,
+    ) -> Result<Outcome> {
+        let association_id = eip
+            .association
+            .as_ref()
+            .map(|a| a.association_id.clone())
+            .unwrap_or_default();
+        let name = self.dns_name(instance, eip.public_ip)?;
+        let dns_skipped = self.upsert_dns(&name, eip.public_ip).await?;
+        let dns_name = dns_skipped.is_none().then_some(name);
+        let bound = AddressRow {
+            state: RowState::Bound,
+            instance_id: Some(instance.id.clone()),
+            association_id: Some(association_id.clone()),
+            dns_name: dns_name.clone(),
+            claim_expires_at: None,
+            ..AddressRow::new(eip.allocation_id.clone(), Some(eip.public_ip))
+        };
+        self.store(&bound, row, |_| true).await?;
+        Ok(Outcome::Bound {
+            binding: Binding {
+                allocation_id: eip.allocation_id.clone(),
+                public_ip: eip.public_ip,
+                association_id,
+                dns_name,
+                dns_skipped,
+            },
+            newly,
+        })
+    }
+
+    async fn release(&self, id: &InstanceId, state: InstanceState) -> Result<Outcome> {
+        let rows = self.rows().await?;
+        let pool = self.addresses.list(&self.settings.pool).await?;
+        let held = match plan_address(
+            id,
+            state,
+            None,
+            &pool,
+            &BTreeSet::new(),
+            self.settings.policy,
+        )? {
+            AddressDecision::Release(held) => held,
+            _ => Vec::new(),
+        };
+        // Rows for this instance whose address EC2 does not show on another instance
+        // (if it does, the row is stale and that instance's own events fix it).
+        let mine: Vec<&AddressRow> = rows
+            .rows
+            .values()
+            .filter(|r| r.instance_id.as_ref() == Some(id) && r.state != RowState::Free)
+            .filter(|r| {
+                !pool.iter().any(|a| {
+                    a.allocation_id == r.allocation_id
+                        && a.association.as_ref().is_some_and(|x| {
+                            x.instance_id.as_ref().is_some_and(|other| other != id)
+                        })
+                })
+            })
+            .collect();
+        for eip in &held {
+            if let Some(association) = &eip.association {
+                self.addresses
+                    .disassociate(&association.association_id)
+                    .await?;
+            }
+        }
+        let names: Vec<String> = mine.iter().filter_map(|r| r.dns_name.clone()).collect();
+        let dns_names = if names.is_empty() {
+            Vec::new()
+        } else {
+            self.delete_dns(names).await?
+        };
+        for row in &mine {
+            let free = AddressRow::new(row.allocation_id.clone(), row.public_ip);
+            self.store(&free, Some((*row).clone()), |current| {
+                current.instance_id.as_ref() == Some(id) && current.state != RowState::Free
+            })
+            .await?;
+        }
+        let mut addresses: BTreeSet<AllocationId> =
+            held.iter().map(|a| a.allocation_id.clone()).collect();
+        addresses.extend(mine.iter().map(|r| r.allocation_id.clone()));
+        Ok(Outcome::Released {
+            addresses: addresses.into_iter().collect(),
+            dns_names,
+        })
+    }
+
+    /// Writes `desired` over `current` with compare-and-swap, re-reading on conflict
+    /// while `still_ours` holds for the row found. A row that already says the same is
+    /// not written again.
+    async fn store(
+        &self,
+        desired: &AddressRow,
+        mut current: Option<AddressRow>,
+        still_ours: impl Fn(&AddressRow) -> bool,
+    ) -> Result<()> {
+        for _ in 0..CAS_ATTEMPTS {
+            if let Some(c) = &current {
+                if c.same_binding(desired) {
+                    return Ok(());
+                }
+                if !still_ours(c) {
+                    return Ok(());
+                }
+            }
+            let next = AddressRow {
+                version: current.as_ref().and_then(|c| c.version),
+                ..desired.clone()
+            };
+            match self.write(&next).await {
+                Ok(_) => return Ok(()),
+                Err(Error::Conflict { .. }) => {
+                    current = self.read_row(&desired.allocation_id).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::conflict(format!(
+            "ledger row {} kept changing under us",
+            desired.allocation_id
+        )))
+    }
+
+    /// One conditional write: on the version read, or on absence for a new row.
+    async fn write(&self, row: &AddressRow) -> Result<AddressRow> {
+        let condition = match row.version {
+            Some(v) => crate::domain::WriteCondition::Version(v),
+            None => crate::domain::WriteCondition::Absent,
+        };
+        let stored = self
+            .ledger
+            .put(row.encode(&self.settings.owner, self.now()), condition)
+            .await?;
+        AddressRow::decode(&stored)
+    }
+
+    async fn read_row(&self, allocation: &AllocationId) -> Result<Option<AddressRow>> {
+        match self.ledger.get(&allocation.0).await? {
+            Some(r) if r.owner == self.settings.owner => AddressRow::decode(&r).map(Some),
+            Some(_) => Err(Error::conflict(format!(
+                "ledger row {allocation} belongs to another owner"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn rows(&self) -> Result<Rows> {
+        let mut rows = Rows {
+            rows: BTreeMap::new(),
+            foreign: BTreeSet::new(),
+        };
+        for record in self.ledger.scan(ALLOCATION_PREFIX).await? {
+            let id = AllocationId(record.key.clone());
+            if record.owner != self.settings.owner {
+                rows.foreign.insert(id);
+                continue;
+            }
+            match AddressRow::decode(&record) {
+                Ok(row) => {
+                    rows.rows.insert(id, row);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable ledger row; its address is left alone");
+                    rows.foreign.insert(id);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn dns_name(&self, instance: &Instance, ip: IpAddr) -> Result<String> {
+        self.settings
+            .name_template
+            .render(instance, ip, &self.settings.dns_suffix)
+    }
+
+    /// UPSERTs the record and its ownership marker unless another system owns the
+    /// name; returns why it was skipped, if it was.
+    async fn upsert_dns(&self, name: &str, ip: IpAddr) -> Result<Option<String>> {
+        let record_type = if ip.is_ipv4() {
+            RecordType::A
+        } else {
+            RecordType::Aaaa
+        };
+        let intent = DnsIntent {
+            zone_id: self.settings.zone_id.clone(),
+            owner: self.settings.owner.clone(),
+            upsert: vec![DnsRecord::new(
+                name,
+                record_type,
+                self.settings.dns_ttl,
+                vec![ip.to_string()],
+            )],
+            delete: Vec::new(),
+        };
+        let plan = self.apply_dns(&intent).await?;
+        Ok(plan.skipped.first().map(|s| s.reason.clone()))
+    }
+
+    /// Deletes the names berth owns; returns those deleted.
+    async fn delete_dns(&self, names: Vec<String>) -> Result<Vec<String>> {
+        let intent = DnsIntent {
+            zone_id: self.settings.zone_id.clone(),
+            owner: self.settings.owner.clone(),
+            upsert: Vec::new(),
+            delete: names,
+        };
+        let plan = self.apply_dns(&intent).await?;
+        let deleted: BTreeSet<String> = plan
+            .changes
+            .iter()
+            .flat_map(|c| match c {
+                Change::DeleteRecords { records, .. } => records.clone(),
+                _ => Vec::new(),
+            })
+            .filter(|r| r.owner().is_none())
+            .map(|r| r.name)
+            .collect();
+        Ok(deleted.into_iter().collect())
+    }
+
+    /// Observes the intent's names, plans, and applies the plan as one atomic batch.
+    async fn apply_dns(&self, intent: &DnsIntent) -> Result<Plan> {
+        let observed = self.dns.records(&intent.zone_id, &intent.names()).await?;
+        let plan = plan_dns(intent, &observed);
+        let changes: Vec<DnsChange> = plan
+            .changes
+            .iter()
+            .flat_map(|c| match c {
+                Change::UpsertRecords { records, .. } => {
+                    records.iter().cloned().map(DnsChange::Upsert).collect()
+                }
+                Change::DeleteRecords { records, .. } => {
+                    records.iter().cloned().map(DnsChange::Delete).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        if !changes.is_empty() {
+            self.dns.change(&intent.zone_id, &changes).await?;
+        }
+        for skip in &plan.skipped {
+            tracing::warn!(%skip, "DNS name left alone");
+        }
+        Ok(plan)
+    }
+}
+
+/// Whether `eip` is on the association target: its interface, or its instance when
+/// EC2 did not say which interface.
+fn holds(eip: &ElasticIp, target: &AssociationTarget) -> bool {
+    eip.is_on_interface(&target.network_interface_id)
+        || (eip.is_on(&target.instance_id)
+            && eip
+                .association
+                .as_ref()
+                .is_some_and(|a| a.network_interface_id.is_none()))
+}

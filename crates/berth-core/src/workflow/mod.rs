@@ -1,0 +1,14 @@
+//! Workflows: policy that strings observe, plan and apply together for one event.
+//!
+//! - [`AddressBinder`]: an Elastic IP from a tagged pool, a DNS record and a ledger row
+//!   for a running EC2 instance, released when it goes (berth-lambda's policy).
+
+mod binder;
+mod naming;
+mod row;
+#[cfg(test)]
+mod tests;
+
+pub use binder::{AddressBinder, Binding, BindingSettings, Clock, Outcome};
+pub use naming::DnsNameTemplate;
+pub use row::{attr, AddressRow, RowState};
