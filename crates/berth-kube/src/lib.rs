@@ -1,0 +1,26 @@
+//! berth-kube: berth's Kubernetes adapters, over kube-rs. No policy lives here: the
+//! rules about when a node is registered or deregistered are in berth-core.
+//!
+//! - [`node_from_k8s`]: a `core/v1` Node as a [`berth_core::domain::Node`];
+//! - [`watch::watch_nodes`]: a stream of node changes (all nodes, or one by name),
+//!   backed by a reflector cache;
+//! - [`leader::LeaderElector`]: leader election over a `coordination.k8s.io/v1` Lease;
+//! - [`events::EventRecorder`]: Events on Nodes (`kubectl describe node` shows them);
+//! - [`ownership::ConfigMapOwnership`]: [`berth_core::provider::TargetOwnership`] kept
+//!   in a ConfigMap, so ownership survives restarts and leader changes.
+//!
+//! With the `test-util` feature, [`fake::FakeApiServer`] is a loopback API server that
+//! speaks real list/watch to a real `kube::Client`.
+#![warn(missing_docs)]
+
+mod error;
+pub mod events;
+#[cfg(feature = "test-util")]
+pub mod fake;
+pub mod leader;
+mod node;
+pub mod ownership;
+pub mod watch;
+
+pub use error::Error;
+pub use node::node_from_k8s;
