@@ -1,6 +1,8 @@
 //! Target-group membership for many subjects and many groups at once.
 
+use std::collections::btree_map::{self, BTreeMap};
 use std::collections::{BTreeSet, HashMap};
+use std::iter::Peekable;
 
 use super::{Change, Plan};
 use crate::domain::{Registration, Target, TargetGroup, TargetGroupArn, TargetHealth, TargetState};
@@ -8,9 +10,11 @@ use crate::provider::OwnedTargets;
 use crate::Result;
 
 /// What should be registered: per group, each target and its Availability Zone.
+/// Targets are kept sorted so planning walks them in step with the (sorted) ownership
+/// records instead of hashing each one twice.
 #[derive(Debug, Clone, Default)]
 pub struct DesiredMembership {
-    groups: HashMap<TargetGroupArn, HashMap<Target, Option<String>>>,
+    groups: HashMap<TargetGroupArn, BTreeMap<Target, Option<String>>>,
 }
 
 impl DesiredMembership {
@@ -65,7 +69,7 @@ impl DesiredMembership {
 
     /// Number of (group, target) pairs wanted.
     pub fn len(&self) -> usize {
-        self.groups.values().map(HashMap::len).sum()
+        self.groups.values().map(BTreeMap::len).sum()
     }
 
     /// Whether nothing is wanted.
@@ -74,11 +78,11 @@ impl DesiredMembership {
     }
 }
 
-/// What is registered now: per observed group, each target's state. A group that
-/// could not be observed is absent, and planning leaves it alone.
+/// What is registered now: per observed group, each target's state, sorted by target.
+/// A group that could not be observed is absent, and planning leaves it alone.
 #[derive(Debug, Clone, Default)]
 pub struct ObservedMembership {
-    groups: HashMap<TargetGroupArn, HashMap<Target, TargetState>>,
+    groups: HashMap<TargetGroupArn, Vec<(Target, TargetState)>>,
 }
 
 impl ObservedMembership {
@@ -89,14 +93,20 @@ impl ObservedMembership {
 
     /// Records one group's `DescribeTargetHealth` answer.
     pub fn observe(&mut self, group: &TargetGroupArn, health: Vec<TargetHealth>) {
-        let entry = self.groups.entry(group.clone()).or_default();
-        entry.clear();
-        entry.extend(health.into_iter().map(|h| (h.target, h.state)));
+        let mut members: Vec<(Target, TargetState)> =
+            health.into_iter().map(|h| (h.target, h.state)).collect();
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|a, b| a.0 == b.0);
+        self.groups.insert(group.clone(), members);
     }
 
     /// The state of a target, if it is in the group.
     pub fn state(&self, group: &TargetGroupArn, target: &Target) -> Option<TargetState> {
-        self.groups.get(group).and_then(|g| g.get(target)).copied()
+        let members = self.groups.get(group)?;
+        members
+            .binary_search_by(|(t, _)| t.cmp(target))
+            .ok()
+            .map(|i| members[i].1)
     }
 
     /// Whether the group was observed.
@@ -131,8 +141,9 @@ pub fn plan_membership(
         };
         let wanted = desired.groups.get(group);
         let mut register = Vec::new();
+        let mut cursor = Cursor::new(present);
         for (target, az) in wanted.into_iter().flatten() {
-            match present.get(target) {
+            match cursor.state(target) {
                 None => register.push(Registration {
                     target: target.clone(),
                     availability_zone: az.clone(),
@@ -146,19 +157,23 @@ pub fn plan_membership(
         }
         let mut deregister = Vec::new();
         let mut forget = Vec::new();
+        let mut wanted_keys = wanted.map(|w| w.keys().peekable());
+        let mut cursor = Cursor::new(present);
         for target in owned.get(group).into_iter().flatten() {
-            if wanted.is_some_and(|w| w.contains_key(target)) {
+            if wanted_keys
+                .as_mut()
+                .is_some_and(|keys| advance_to(keys, target))
+            {
                 continue;
             }
-            match present.get(target) {
+            match cursor.state(target) {
                 None => forget.push(target.clone()),
                 Some(state) if state.is_draining() => {}
                 Some(_) => deregister.push(target.clone()),
             }
         }
-        register.sort_unstable();
-        deregister.sort_unstable();
-        forget.sort_unstable();
+        // `register` follows the desired map's order, the others the ownership set's:
+        // all three are sorted already.
         plan.push(Change::Deregister {
             group: group.clone(),
             targets: deregister,
@@ -173,4 +188,45 @@ pub fn plan_membership(
         });
     }
     plan
+}
+
+/// A forward-only walk over a group's sorted members, queried with sorted targets.
+struct Cursor<'a> {
+    members: &'a [(Target, TargetState)],
+}
+
+impl<'a> Cursor<'a> {
+    fn new(members: &'a [(Target, TargetState)]) -> Self {
+        Cursor { members }
+    }
+
+    /// The state of `target`; targets must be asked for in ascending order.
+    fn state(&mut self, target: &Target) -> Option<TargetState> {
+        while let Some(((t, s), rest)) = self.members.split_first() {
+            match t.cmp(target) {
+                std::cmp::Ordering::Less => self.members = rest,
+                std::cmp::Ordering::Equal => return Some(*s),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+}
+
+/// Moves the sorted key iterator up to `target`; true if `target` is among the keys.
+/// Owned targets arrive sorted too, so the whole walk is one merge, not a lookup each.
+fn advance_to(
+    keys: &mut Peekable<btree_map::Keys<'_, Target, Option<String>>>,
+    target: &Target,
+) -> bool {
+    while let Some(next) = keys.peek() {
+        match (*next).cmp(target) {
+            std::cmp::Ordering::Less => {
+                keys.next();
+            }
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Greater => return false,
+        }
+    }
+    false
 }
