@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticloadbalancingv2::types::{
     TargetDescription, TargetHealthDescription, TargetHealthStateEnum,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use berth_core::domain::{
     Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,
     TargetType,
@@ -94,12 +96,13 @@ impl ElbTargetGroups {
             TargetGroupRef::Arn(arn) => request.target_group_arns(arn.as_str()),
             TargetGroupRef::Name(name) => request.names(name),
         };
-        let output = request.send().await.map_err(|e| {
-            match failed("DescribeTargetGroups", e) {
+        let output = request
+            .send()
+            .await
+            .map_err(|e| match failed("DescribeTargetGroups", e) {
                 Error::NotFound { .. } => Error::not_found(format!("target group {group}")),
                 other => other,
-            }
-        })?;
+            })?;
         let found = output
             .target_groups()
             .first()
@@ -110,9 +113,7 @@ impl ElbTargetGroups {
             .map_or(Ok(TargetType::Instance), |t| t.as_str().parse())?;
         let port = found
             .port()
-            .map(|p| {
-                u16::try_from(p).map_err(|_| Error::invalid(format!("target group port {p}")))
-            })
+            .map(|p| u16::try_from(p).map_err(|_| Error::invalid(format!("target group port {p}"))))
             .transpose()?;
         let deregistration_delay = self.deregistration_delay(&arn).await?;
         Ok(TargetGroup {
@@ -141,9 +142,10 @@ impl ElbTargetGroups {
             .and_then(|a| a.value());
         match value {
             None => Ok(DEFAULT_DEREGISTRATION_DELAY),
-            Some(seconds) => seconds.parse().map(Duration::from_secs).map_err(|_| {
-                Error::invalid(format!("{DEREGISTRATION_DELAY_KEY} is {seconds:?}"))
-            }),
+            Some(seconds) => seconds
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|_| Error::invalid(format!("{DEREGISTRATION_DELAY_KEY} is {seconds:?}"))),
         }
     }
 }
@@ -195,45 +197,90 @@ impl TargetGroups for ElbTargetGroups {
         Ok(())
     }
 
+    /// ELBv2 refuses the whole call with `InvalidTarget` when one target is not
+    /// registered, but the trait promises that deregistering an absent target
+    /// succeeds. So on `InvalidTarget` the membership is read (one call) and the call
+    /// is repeated once with the targets still in the group; if every target was
+    /// there, the refusal was about something else and is returned.
     async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
         if targets.is_empty() {
             return Ok(());
         }
-        let descriptions = targets
+        let refusal = match self.deregister_call(group, targets).await {
+            Ok(()) => return Ok(()),
+            Err(Refused::InvalidTarget(refusal)) => refusal,
+            Err(Refused::Other(err)) => return Err(err),
+        };
+        let members = self.health(group).await?;
+        let present: Vec<Target> = targets
             .iter()
-            .map(|t| describe_target(t, None))
+            .filter(|t| members.iter().any(|m| &m.target == *t))
+            .cloned()
             .collect();
-        self.client
+        if present.len() == targets.len() {
+            return Err(refusal);
+        }
+        if present.is_empty() {
+            return Ok(());
+        }
+        self.deregister_call(group, &present)
+            .await
+            .map_err(Refused::into_error)
+    }
+}
+
+/// Why `DeregisterTargets` failed.
+enum Refused {
+    /// `InvalidTarget`: a target is not registered (or not in the group's VPC).
+    InvalidTarget(Error),
+    /// Anything else.
+    Other(Error),
+}
+
+impl Refused {
+    fn into_error(self) -> Error {
+        match self {
+            Refused::InvalidTarget(err) | Refused::Other(err) => err,
+        }
+    }
+}
+
+impl ElbTargetGroups {
+    async fn deregister_call(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Target],
+    ) -> std::result::Result<(), Refused> {
+        let descriptions = targets.iter().map(|t| describe_target(t, None)).collect();
+        let result = self
+            .client
             .deregister_targets()
             .target_group_arn(group.as_str())
             .set_targets(Some(descriptions))
             .send()
-            .await
-            .map_err(|e| failed("DeregisterTargets", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let invalid_target =
+                    err.as_service_error().and_then(|e| e.code()) == Some("InvalidTarget");
+                let err = failed("DeregisterTargets", err);
+                Err(if invalid_target {
+                    Refused::InvalidTarget(err)
+                } else {
+                    Refused::Other(err)
+                })
+            }
+        }
     }
 }
 
 /// Maps an SDK error of an ELBv2 operation, naming its IAM action.
-fn failed<E>(
-    operation: &str,
-    err: aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> Error
+fn failed<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Error
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    from_sdk(
-        operation,
-        &format!("elasticloadbalancing:{operation}"),
-        err,
-    )
+    from_sdk(operation, &format!("elasticloadbalancing:{operation}"), err)
 }
 
 fn describe_target(target: &Target, zone: Option<&str>) -> TargetDescription {
@@ -256,7 +303,9 @@ fn target_health(description: &TargetHealthDescription) -> Result<TargetHealth> 
         state: health
             .and_then(|h| h.state())
             .map_or(TargetState::Unavailable, target_state),
-        reason: health.and_then(|h| h.reason()).map(|r| r.as_str().to_owned()),
+        reason: health
+            .and_then(|h| h.reason())
+            .map(|r| r.as_str().to_owned()),
     })
 }
 
@@ -278,6 +327,16 @@ fn target_state(state: &TargetHealthStateEnum) -> TargetState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_carry_port_and_zone() {
+        let target = Target::new("10.1.2.3", 8080);
+        let described = describe_target(&target, Some("all"));
+        assert_eq!(described.id(), Some("10.1.2.3"));
+        assert_eq!(described.port(), Some(8080));
+        assert_eq!(described.availability_zone(), Some("all"));
+        assert_eq!(describe_target(&target, None).availability_zone(), None);
+    }
 
     #[test]
     fn draining_variants_are_draining() {

@@ -1,0 +1,355 @@
+//! `ElbTargetGroups` against a real moto server: resources are created with the raw
+//! SDK, changed through the adapter (or berth-core's engine over it) and read back
+//! with the raw SDK.
+//!
+//! moto registers targets as `healthy` at once and forgets deregistered ones at once
+//! (no `initial`/`draining`); those states are covered in `tests/faults.rs` with
+//! canned answers. moto also keys targets by id alone and drops the
+//! AvailabilityZone, so zones are checked on the request (unit test in `elbv2.rs`).
+#![cfg(feature = "elbv2")]
+
+mod fixtures;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
+use berth_aws::elbv2::ElbTargetGroups;
+use berth_aws::CallCounter;
+use berth_core::domain::{
+    Registration, Target, TargetGroupArn, TargetGroupRef, TargetState, TargetType,
+};
+use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::plan::{Change, Plan};
+use berth_core::provider::TargetGroups;
+use berth_core::Error;
+use berth_testing::{sdk_config, MotoServer};
+use fixtures::*;
+
+struct Setup {
+    elb: ElbClient,
+    adapter: ElbTargetGroups,
+    counter: CallCounter,
+    vpc: String,
+}
+
+async fn setup(moto: &MotoServer) -> Setup {
+    let config = sdk_config(&moto.endpoint());
+    let counter = CallCounter::new();
+    Setup {
+        elb: ElbClient::new(&config),
+        adapter: ElbTargetGroups::new(&config, counter.clone()),
+        vpc: vpc(&config).await,
+        counter,
+    }
+}
+
+fn registrations(ids: &[String], port: u16) -> Vec<Registration> {
+    ids.iter()
+        .map(|id| Registration::from(Target::new(id, port)))
+        .collect()
+}
+
+#[tokio::test]
+async fn resolve_reads_type_port_and_deregistration_delay_once_per_group() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let arn = target_group(&s.elb, &s.vpc, "web", TargetTypeEnum::Instance, 30080).await;
+    set_deregistration_delay(&s.elb, &arn, 45).await;
+
+    let by_name = s
+        .adapter
+        .resolve(&TargetGroupRef::Name("web".into()))
+        .await
+        .unwrap();
+    assert_eq!(by_name.arn, arn);
+    assert_eq!(by_name.name, "web");
+    assert_eq!(by_name.target_type, TargetType::Instance);
+    assert_eq!(by_name.port, Some(30080));
+    assert_eq!(by_name.deregistration_delay, Duration::from_secs(45));
+
+    // Cached under both its name and its ARN.
+    let by_arn = s
+        .adapter
+        .resolve(&TargetGroupRef::Arn(arn.clone()))
+        .await
+        .unwrap();
+    assert_eq!(by_arn, by_name);
+    s.adapter
+        .resolve(&TargetGroupRef::Name("web".into()))
+        .await
+        .unwrap();
+    assert_eq!(s.counter.get("DescribeTargetGroups"), 1);
+    assert_eq!(s.counter.get("DescribeTargetGroupAttributes"), 1);
+
+    // An IP group with moto's default delay, resolved by ARN first.
+    let ip_arn = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 8080).await;
+    let pods = s
+        .adapter
+        .resolve(&TargetGroupRef::Arn(ip_arn))
+        .await
+        .unwrap();
+    assert_eq!(pods.target_type, TargetType::Ip);
+    assert_eq!(pods.deregistration_delay, Duration::from_secs(300));
+    assert_iam_listed(&s.counter, "elbv2", "elasticloadbalancing");
+}
+
+#[tokio::test]
+async fn resolving_an_unknown_group_is_not_found_naming_it() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let err = s
+        .adapter
+        .resolve(&TargetGroupRef::Name("missing".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { what } if what.contains("missing")),
+        "{err:?}"
+    );
+    let arn = TargetGroupArn::new(
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gone/0123456789abcdef",
+    )
+    .unwrap();
+    let err = s
+        .adapter
+        .resolve(&TargetGroupRef::Arn(arn))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn registers_and_deregisters_instances_and_ips_with_ports_and_zones() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let nodes = target_group(&s.elb, &s.vpc, "nodes", TargetTypeEnum::Instance, 30080).await;
+    let pods = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 8080).await;
+    let ids = instance_ids(3);
+
+    let instances = vec![
+        Registration::from(Target::new(&ids[0], 30080)),
+        Registration::from(Target::new(&ids[1], 30443)),
+        Registration {
+            target: Target::new(&ids[2], 30080),
+            availability_zone: Some("us-east-1a".into()),
+        },
+    ];
+    s.adapter.register(&nodes, &instances).await.unwrap();
+    let ips = vec![
+        Registration {
+            target: Target::new("10.0.1.10", 8080),
+            availability_zone: Some("all".into()),
+        },
+        Registration::from(Target::new("10.0.1.11", 9090)),
+    ];
+    s.adapter.register(&pods, &ips).await.unwrap();
+
+    let expected_nodes = [
+        (ids[0].clone(), 30080),
+        (ids[1].clone(), 30443),
+        (ids[2].clone(), 30080),
+    ];
+    assert_eq!(
+        members(&s.elb, &nodes).await,
+        expected_nodes.into_iter().collect()
+    );
+    assert_eq!(
+        members(&s.elb, &pods).await,
+        [
+            ("10.0.1.10".to_owned(), 8080),
+            ("10.0.1.11".to_owned(), 9090)
+        ]
+        .into_iter()
+        .collect()
+    );
+
+    // The adapter reads the same membership, with states.
+    let health = s.adapter.health(&nodes).await.unwrap();
+    assert_eq!(health.len(), 3);
+    assert!(health.iter().all(|h| h.state == TargetState::Healthy));
+    assert!(health
+        .iter()
+        .any(|h| h.target == Target::new(&ids[1], 30443)));
+
+    s.adapter
+        .deregister(&nodes, &[Target::new(&ids[0], 30080)])
+        .await
+        .unwrap();
+    s.adapter
+        .deregister(&pods, &[Target::new("10.0.1.11", 9090)])
+        .await
+        .unwrap();
+    assert_eq!(
+        members(&s.elb, &nodes).await,
+        [(ids[1].clone(), 30443), (ids[2].clone(), 30080)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        members(&s.elb, &pods).await,
+        [("10.0.1.10".to_owned(), 8080)].into_iter().collect()
+    );
+
+    // Empty changes cost nothing.
+    let before = s.counter.total();
+    s.adapter.register(&nodes, &[]).await.unwrap();
+    s.adapter.deregister(&nodes, &[]).await.unwrap();
+    assert_eq!(s.counter.total(), before);
+    assert_iam_listed(&s.counter, "elbv2", "elasticloadbalancing");
+}
+
+#[tokio::test]
+async fn deregistering_absent_targets_succeeds() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "nodes", TargetTypeEnum::Instance, 30080).await;
+    let ids = instance_ids(3);
+    s.adapter
+        .register(&group, &registrations(&ids[..2], 30080))
+        .await
+        .unwrap();
+
+    // One present, one never registered: the present one goes, no error.
+    s.adapter
+        .deregister(
+            &group,
+            &[Target::new(&ids[0], 30080), Target::new(&ids[2], 30080)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        members(&s.elb, &group).await,
+        [(ids[1].clone(), 30080)].into_iter().collect()
+    );
+    // Nothing present: success, nothing changed.
+    s.adapter
+        .deregister(&group, &[Target::new(&ids[0], 30080)])
+        .await
+        .unwrap();
+    assert_eq!(members(&s.elb, &group).await.len(), 1);
+    // The fallback is bounded: per refused call one membership read and at most one
+    // more call (moto removes the targets before the refused one, so the first
+    // deregistration needs no second call there; AWS refuses atomically).
+    let deregister_calls = s.counter.get("DeregisterTargets");
+    assert!((2..=3).contains(&deregister_calls), "{deregister_calls}");
+    assert_eq!(s.counter.get("DescribeTargetHealth"), 2);
+}
+
+#[tokio::test]
+async fn membership_of_500_targets_is_one_call() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "big", TargetTypeEnum::Instance, 30080).await;
+    let ids = instance_ids(500);
+    // Registered with the raw SDK, so only the read is counted.
+    for chunk in ids.chunks(250) {
+        let targets = chunk
+            .iter()
+            .map(|id| {
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(id)
+                    .port(30080)
+                    .build()
+            })
+            .collect();
+        s.elb
+            .register_targets()
+            .target_group_arn(group.as_str())
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .expect("RegisterTargets");
+    }
+
+    let health = s.adapter.health(&group).await.unwrap();
+    assert_eq!(health.len(), 500);
+    assert_eq!(s.counter.get("DescribeTargetHealth"), 1);
+    assert_eq!(s.counter.total(), 1);
+}
+
+#[tokio::test]
+async fn engine_registers_and_deregisters_500_targets_in_ceil_batches() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "big", TargetTypeEnum::Instance, 30080).await;
+    let ids = instance_ids(500);
+    let adapter = Arc::new(s.adapter);
+    let options = ApplyOptions {
+        target_batch_size: 200,
+        ..ApplyOptions::default()
+    };
+    let engine = Engine::new(
+        Providers {
+            targets: Some(adapter.clone()),
+            ..Providers::default()
+        },
+        options,
+    );
+
+    let register = Plan {
+        changes: vec![Change::Register {
+            group: group.clone(),
+            targets: registrations(&ids, 30080),
+        }],
+        ..Plan::default()
+    };
+    let report = engine.apply(&register).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(s.counter.get("RegisterTargets"), 3); // ceil(500 / 200)
+    assert_eq!(members(&s.elb, &group).await.len(), 500);
+
+    let deregister = Plan {
+        changes: vec![Change::Deregister {
+            group: group.clone(),
+            targets: ids[..450].iter().map(|id| Target::new(id, 30080)).collect(),
+        }],
+        ..Plan::default()
+    };
+    let report = engine.apply(&deregister).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(s.counter.get("DeregisterTargets"), 3); // ceil(450 / 200)
+    let left = members(&s.elb, &group).await;
+    let expected: std::collections::BTreeSet<(String, u16)> =
+        ids[450..].iter().map(|id| (id.clone(), 30080)).collect();
+    assert_eq!(left, expected);
+    assert_iam_listed(&s.counter, "elbv2", "elasticloadbalancing");
+}
+
+#[tokio::test]
+async fn waits_end_as_soon_as_moto_reports_the_state() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "nodes", TargetTypeEnum::Instance, 30080).await;
+    let targets: Vec<Target> = instance_ids(2)
+        .iter()
+        .map(|id| Target::new(id, 30080))
+        .collect();
+    let registrations: Vec<Registration> =
+        targets.iter().cloned().map(Registration::from).collect();
+    s.adapter.register(&group, &registrations).await.unwrap();
+
+    let poll = quick_poll(Duration::from_secs(5));
+    s.adapter
+        .wait_healthy(&group, &targets, poll)
+        .await
+        .unwrap();
+    assert_eq!(s.counter.get("DescribeTargetHealth"), 1);
+
+    s.adapter.deregister(&group, &targets).await.unwrap();
+    s.adapter.wait_gone(&group, &targets, poll).await.unwrap();
+    assert_eq!(s.counter.get("DescribeTargetHealth"), 2);
+
+    // Never healthy: a target that is not registered times out at the deadline.
+    let err = s
+        .adapter
+        .wait_healthy(
+            &group,
+            &targets[..1],
+            quick_poll(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
