@@ -90,6 +90,9 @@ mod tests {
         let options = AwsOptions::default();
         let timeouts = timeout_config(&options);
         assert_eq!(timeouts.connect_timeout(), Some(options.connect_timeout));
-        assert_eq!(timeouts.operation_timeout(), Some(options.operation_timeout));
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(options.operation_timeout)
+        );
     }
 }

@@ -220,36 +220,66 @@ mod tests {
 
     #[test]
     fn server_errors_are_retryable() {
-        assert!(matches!(service(500, "InternalFailure"), Error::Unavailable { .. }));
+        assert!(matches!(
+            service(500, "InternalFailure"),
+            Error::Unavailable { .. }
+        ));
         assert!(matches!(service(503, ""), Error::Unavailable { .. }));
-        assert!(matches!(service(502, "Whatever"), Error::Unavailable { .. }));
+        assert!(matches!(
+            service(502, "Whatever"),
+            Error::Unavailable { .. }
+        ));
         assert!(service(503, "ServiceUnavailable").is_retryable());
     }
 
     #[test]
     fn client_errors_are_classified() {
-        assert!(matches!(service(400, "TargetGroupNotFound"), Error::NotFound { .. }));
-        assert!(matches!(service(400, "InvalidInstanceID.NotFound"), Error::NotFound { .. }));
-        assert!(matches!(service(404, "NoSuchHostedZone"), Error::NotFound { .. }));
+        assert!(matches!(
+            service(400, "TargetGroupNotFound"),
+            Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            service(400, "InvalidInstanceID.NotFound"),
+            Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            service(404, "NoSuchHostedZone"),
+            Error::NotFound { .. }
+        ));
         assert!(matches!(
             service(400, "ConditionalCheckFailedException"),
             Error::Conflict { .. }
         ));
-        assert!(matches!(service(400, "Resource.AlreadyAssociated"), Error::Conflict { .. }));
+        assert!(matches!(
+            service(400, "Resource.AlreadyAssociated"),
+            Error::Conflict { .. }
+        ));
         assert!(matches!(service(400, "ValidationError"), Error::Invalid(_)));
-        assert!(matches!(service(400, "InvalidChangeBatch"), Error::Invalid(_)));
+        assert!(matches!(
+            service(400, "InvalidChangeBatch"),
+            Error::Invalid(_)
+        ));
         let other = service(400, "SomethingElse");
-        assert!(matches!(other, Error::Provider { retryable: false, .. }));
+        assert!(matches!(
+            other,
+            Error::Provider {
+                retryable: false,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn transport_failures_are_retryable() {
         let reset: SdkError<ErrorMetadata, HttpResponse> =
             SdkError::dispatch_failure(ConnectorError::io("connection reset".into()));
-        let err = from_sdk("RegisterTargets", "elasticloadbalancing:RegisterTargets", reset);
+        let err = from_sdk(
+            "RegisterTargets",
+            "elasticloadbalancing:RegisterTargets",
+            reset,
+        );
         assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
-        let timeout: SdkError<ErrorMetadata, HttpResponse> =
-            SdkError::timeout_error("too slow");
+        let timeout: SdkError<ErrorMetadata, HttpResponse> = SdkError::timeout_error("too slow");
         assert!(from_sdk("GetChange", "route53:GetChange", timeout).is_retryable());
         let user: SdkError<ErrorMetadata, HttpResponse> =
             SdkError::dispatch_failure(ConnectorError::user("bad uri".into()));

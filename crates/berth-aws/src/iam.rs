@@ -16,6 +16,7 @@ const ELBV2: &[&str] = &[
 const EC2: &[&str] = &[
     "ec2:DescribeInstances",
     "ec2:DescribeAddresses",
+    "ec2:DescribeNetworkInterfaces",
     "ec2:AssociateAddress",
     "ec2:DisassociateAddress",
     "ec2:CreateTags",
