@@ -23,9 +23,11 @@
 //! ```
 
 mod aws;
+mod lambda_runtime_api;
 mod moto;
 mod proxy;
 
 pub use aws::{aws_env, sdk_config, TEST_REGION};
+pub use lambda_runtime_api::{InvocationResult, LambdaRuntimeApi};
 pub use moto::{MotoGuard, MotoServer};
 pub use proxy::{Fault, FaultProxy, Match, Rule, RuleId};

@@ -1,0 +1,188 @@
+//! One invocation: parse the event, run the binder, answer, and print one JSON line.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use berth_aws::config::{load_sdk_config, AwsOptions};
+use berth_aws::dynamodb::DynamoLedger;
+use berth_aws::ec2::{Ec2Addresses, Ec2Instances};
+use berth_aws::route53::Route53Zones;
+use berth_aws::CallCounter;
+use berth_core::workflow::{AddressBinder, Outcome};
+use lambda_runtime::Diagnostic;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, LEDGER_KEY};
+use crate::event;
+
+/// The function's state across invocations: the binder, or why there is none.
+pub(crate) struct Handler {
+    app: Result<App, ConfigError>,
+}
+
+struct App {
+    binder: AddressBinder,
+    counter: CallCounter,
+}
+
+impl Handler {
+    /// Reads the configuration and builds the AWS clients. A configuration error is
+    /// kept and returned by every invocation (nothing is changed), so it shows up in
+    /// the function's errors and logs rather than as an opaque init failure.
+    pub(crate) async fn from_env() -> Handler {
+        let config = match Config::from_env() {
+            Ok(config) => config,
+            Err(error) => {
+                log(&json!({
+                    "level": "error",
+                    "message": "berth-lambda is misconfigured; every invocation will fail",
+                    "error": error.to_string(),
+                    "variable": error.variable,
+                }));
+                return Handler { app: Err(error) };
+            }
+        };
+        let sdk = load_sdk_config(&AwsOptions::default()).await;
+        let counter = CallCounter::new();
+        let binder = AddressBinder::new(
+            Arc::new(Ec2Instances::new(&sdk, counter.clone())),
+            Arc::new(Ec2Addresses::new(&sdk, counter.clone())),
+            Arc::new(Route53Zones::new(&sdk, counter.clone())),
+            Arc::new(DynamoLedger::new(
+                &sdk,
+                counter.clone(),
+                config.table,
+                LEDGER_KEY,
+            )),
+            config.settings,
+        );
+        Handler {
+            app: Ok(App { binder, counter }),
+        }
+    }
+
+    /// Handles one event: the outcome as the response, or an error with a type
+    /// (`InvalidEvent`, `Configuration`, `PoolExhausted`, ...) and a clear message.
+    pub(crate) async fn handle(
+        &self,
+        payload: Value,
+        request_id: &str,
+    ) -> Result<Value, Diagnostic> {
+        let started = Instant::now();
+        let mut line = Map::new();
+        line.insert("request_id".into(), request_id.into());
+        let result = self.run(payload, &mut line).await;
+        let level = if result.is_ok() { "info" } else { "error" };
+        let mut record = Map::new();
+        record.insert("level".into(), level.into());
+        record.insert("message".into(), "instance state change handled".into());
+        record.extend(line.clone());
+        match &result {
+            Ok(()) => {}
+            Err(d) => {
+                record.insert("outcome".into(), "error".into());
+                record.insert("error_type".into(), d.error_type.clone().into());
+                record.insert("error".into(), d.error_message.clone().into());
+            }
+        }
+        record.insert(
+            "duration_ms".into(),
+            u64::try_from(started.elapsed().as_millis())
+                .unwrap_or(u64::MAX)
+                .into(),
+        );
+        log(&Value::Object(record));
+        result.map(|()| Value::Object(line))
+    }
+
+    async fn run(&self, payload: Value, line: &mut Map<String, Value>) -> Result<(), Diagnostic> {
+        let app = self.app.as_ref().map_err(|e| Diagnostic {
+            error_type: "Configuration".into(),
+            error_message: e.to_string(),
+        })?;
+        let change = event::parse(payload).map_err(|e| Diagnostic {
+            error_type: "InvalidEvent".into(),
+            error_message: e.to_string(),
+        })?;
+        if let Some(id) = &change.event_id {
+            line.insert("event_id".into(), id.clone().into());
+        }
+        line.insert("instance_id".into(), change.instance_id.to_string().into());
+        line.insert("state".into(), change.state.as_str().into());
+        let before = app.counter.snapshot();
+        let result = app.binder.handle(&change.instance_id, change.state).await;
+        let calls = delta(&before, &app.counter.snapshot());
+        line.insert("aws_calls".into(), calls.values().sum::<u64>().into());
+        line.insert("aws_calls_by_operation".into(), json!(calls));
+        let outcome = result.map_err(|e| Diagnostic {
+            error_type: error_type(&e).into(),
+            error_message: e.to_string(),
+        })?;
+        line.insert("outcome".into(), outcome.kind().into());
+        describe(&outcome, line);
+        Ok(())
+    }
+}
+
+fn describe(outcome: &Outcome, line: &mut Map<String, Value>) {
+    match outcome {
+        Outcome::Bound { binding, .. } => {
+            line.insert(
+                "allocation_id".into(),
+                binding.allocation_id.0.clone().into(),
+            );
+            line.insert("public_ip".into(), binding.public_ip.to_string().into());
+            line.insert(
+                "association_id".into(),
+                binding.association_id.clone().into(),
+            );
+            line.insert("dns_name".into(), json!(binding.dns_name));
+            if let Some(why) = &binding.dns_skipped {
+                line.insert("dns_skipped".into(), why.clone().into());
+            }
+        }
+        Outcome::Released {
+            addresses,
+            dns_names,
+        } => {
+            let ids: Vec<&str> = addresses.iter().map(|a| a.0.as_str()).collect();
+            line.insert("released".into(), json!(ids));
+            line.insert("dns_deleted".into(), json!(dns_names));
+        }
+        Outcome::Ignored { reason } => {
+            line.insert("reason".into(), reason.clone().into());
+        }
+    }
+}
+
+/// The error's kind, for Lambda's `errorType` and the log line.
+fn error_type(e: &berth_core::Error) -> &'static str {
+    use berth_core::Error as E;
+    match e {
+        E::PoolExhausted { .. } => "PoolExhausted",
+        E::Throttled { .. } => "Throttled",
+        E::Unavailable { .. } => "Unavailable",
+        E::Timeout { .. } => "Timeout",
+        E::AccessDenied { .. } => "AccessDenied",
+        E::NotFound { .. } => "NotFound",
+        E::Conflict { .. } => "Conflict",
+        E::Invalid(_) => "Invalid",
+        _ => "ProviderError",
+    }
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(op, n)| {
+            let d = n - before.get(op).copied().unwrap_or(0);
+            (d > 0).then(|| (op.clone(), d))
+        })
+        .collect()
+}
+
+/// One JSON object per line on stdout, which Lambda sends to CloudWatch Logs.
+fn log(record: &Value) {
+    println!("{record}");
+}
