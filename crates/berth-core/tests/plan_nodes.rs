@@ -230,7 +230,11 @@ fn cordon_can_be_configured_to_keep_the_node() {
         deregister_on_cordon: false,
         ..NodeRules::default()
     };
-    let plan = world.plan(std::slice::from_ref(&n), &one(&n, serving(&[(&tg, None)])), &rules);
+    let plan = world.plan(
+        std::slice::from_ref(&n),
+        &one(&n, serving(&[(&tg, None)])),
+        &rules,
+    );
     assert!(plan.is_empty(), "{plan}");
 }
 
@@ -318,7 +322,9 @@ fn not_ready_is_held_within_the_grace_and_deregistered_after_it() {
     n.ready = false;
     n.ready_since = Some(now() - Duration::from_secs(60));
     let groups = one(&n, serving(&[(&tg, None)]));
-    assert!(world.plan(std::slice::from_ref(&n), &groups, &rules).is_empty());
+    assert!(world
+        .plan(std::slice::from_ref(&n), &groups, &rules)
+        .is_empty());
     n.ready_since = Some(now() - Duration::from_secs(121));
     assert_eq!(
         deregistered(&world.plan(std::slice::from_ref(&n), &groups, &rules)).len(),
@@ -386,7 +392,11 @@ fn unknown_groups_hold_what_is_registered_and_never_deregister() {
     assert!(plan_membership(&desire.membership, &world.observed, &world.owned).is_empty());
     // A node absent from the resolution is unknown too, not "matches nothing".
     assert!(world
-        .plan(std::slice::from_ref(&n), &BTreeMap::new(), &NodeRules::default())
+        .plan(
+            std::slice::from_ref(&n),
+            &BTreeMap::new(),
+            &NodeRules::default()
+        )
         .is_empty());
     // But a leaving node leaves even while its groups are unknown.
     let mut cordoned = n;
