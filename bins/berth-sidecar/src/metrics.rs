@@ -1,0 +1,196 @@
+//! Prometheus metrics served on `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Reads the AWS calls made so far, per operation (berth_aws::CallCounter::snapshot).
+pub(crate) type CallSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
+
+type GroupLabel = [(&'static str, String); 1];
+type StageLabel = [(&'static str, &'static str); 1];
+
+/// The sidecar's metrics.
+pub(crate) struct Metrics {
+    registry: Registry,
+    registrations: Family<GroupLabel, Counter>,
+    deregistrations: Family<GroupLabel, Counter>,
+    failures: Family<StageLabel, Counter>,
+    ready: Gauge,
+    time_to_healthy: Gauge<f64, AtomicU64>,
+    drain: Gauge<f64, AtomicU64>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Metrics with the AWS call counts read from `calls` at each scrape.
+    pub(crate) fn new(calls: CallSource) -> Self {
+        let mut registry = Registry::with_prefix("berth_sidecar");
+        let metrics = Metrics {
+            registrations: Family::default(),
+            deregistrations: Family::default(),
+            failures: Family::default(),
+            ready: Gauge::default(),
+            time_to_healthy: Gauge::default(),
+            drain: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "registrations",
+            "Targets registered, per target group",
+            metrics.registrations.clone(),
+        );
+        registry.register(
+            "deregistrations",
+            "Targets deregistered, per target group",
+            metrics.deregistrations.clone(),
+        );
+        registry.register(
+            "failures",
+            "Failures, per stage (resolve, pre_register_hook, register, wait_healthy, \
+             deregister, drain, post_deregister_hook)",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while /readyz answers 200",
+            metrics.ready.clone(),
+        );
+        registry.register(
+            "time_to_healthy_seconds",
+            "From the start of registration until healthy in every group",
+            metrics.time_to_healthy.clone(),
+        );
+        registry.register(
+            "drain_seconds",
+            "From the signal until the target left every group (or the drain bound)",
+            metrics.drain.clone(),
+        );
+        registry.register_collector(Box::new(AwsCalls(calls)));
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts a registration in `group`.
+    pub(crate) fn registered(&self, group: &str) {
+        self.registrations
+            .get_or_create(&[("target_group", group.to_owned())])
+            .inc();
+    }
+
+    /// Counts a deregistration from `group`.
+    pub(crate) fn deregistered(&self, group: &str) {
+        self.deregistrations
+            .get_or_create(&[("target_group", group.to_owned())])
+            .inc();
+    }
+
+    /// Counts a failure at `stage`.
+    pub(crate) fn failed(&self, stage: &'static str) {
+        self.failures.get_or_create(&[("stage", stage)]).inc();
+    }
+
+    /// Sets readiness.
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Records the time to healthy.
+    pub(crate) fn healthy_after(&self, took: Duration) {
+        self.time_to_healthy.set(took.as_secs_f64());
+    }
+
+    /// Records the drain time.
+    pub(crate) fn drained_after(&self, took: Duration) {
+        self.drain.set(took.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `berth_sidecar_aws_calls_total{operation=...}`, read from the call counter at
+/// scrape time (it is the one place that sees SDK retries).
+struct AwsCalls(CallSource);
+
+impl fmt::Debug for AwsCalls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwsCalls")
+    }
+}
+
+impl Collector for AwsCalls {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let counts = (self.0)();
+        let probe = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "aws_calls",
+            "AWS API requests sent (retries included), per operation",
+            None,
+            probe.metric_type(),
+        )?;
+        for (operation, count) in counts {
+            let labels = [("operation", operation)];
+            let metric = family.encode_family(&labels)?;
+            ConstCounter::new(count).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric() {
+        let calls: CallSource = Arc::new(|| {
+            BTreeMap::from([
+                ("RegisterTargets".to_owned(), 2),
+                ("DescribeTargetHealth".to_owned(), 5),
+            ])
+        });
+        let m = Metrics::new(calls);
+        m.registered("web");
+        m.registered("web");
+        m.deregistered("web");
+        m.failed("register");
+        m.set_ready(true);
+        m.healthy_after(Duration::from_millis(1500));
+        m.drained_after(Duration::from_secs(3));
+        let text = m.render();
+        for line in [
+            "berth_sidecar_registrations_total{target_group=\"web\"} 2",
+            "berth_sidecar_deregistrations_total{target_group=\"web\"} 1",
+            "berth_sidecar_failures_total{stage=\"register\"} 1",
+            "berth_sidecar_ready 1",
+            "berth_sidecar_time_to_healthy_seconds 1.5",
+            "berth_sidecar_drain_seconds 3.0",
+            "berth_sidecar_aws_calls_total{operation=\"RegisterTargets\"} 2",
+            "berth_sidecar_aws_calls_total{operation=\"DescribeTargetHealth\"} 5",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
