@@ -1,0 +1,337 @@
+//! `Route53Zones` against a real moto server: zones and foreign records are created
+//! with the raw SDK, changed through the adapter (or berth-core's engine over it)
+//! and read back with the raw SDK.
+//!
+//! moto reports every change `INSYNC` at once (`PENDING` is covered in
+//! `tests/faults.rs` with a canned answer) and accepts CREATE over existing names;
+//! berth only ever UPSERTs and DELETEs.
+#![cfg(feature = "route53")]
+
+mod fixtures;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_route53::types::{
+    Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use aws_sdk_route53::Client as Route53Client;
+use berth_aws::route53::Route53Zones;
+use berth_aws::CallCounter;
+use berth_core::domain::{DnsRecord, Owner, RecordType};
+use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::plan::{plan_dns, Change, DnsIntent, Plan};
+use berth_core::provider::{DnsChange, DnsZones};
+use berth_core::Error;
+use berth_testing::{sdk_config, MotoServer};
+use fixtures::*;
+
+struct Setup {
+    route53: Route53Client,
+    adapter: Route53Zones,
+    counter: CallCounter,
+    zone_id: String,
+}
+
+async fn setup(moto: &MotoServer) -> Setup {
+    let config = sdk_config(&moto.endpoint());
+    let counter = CallCounter::new();
+    let route53 = Route53Client::new(&config);
+    let zone_id = hosted_zone(&route53, "example.com").await;
+    Setup {
+        adapter: Route53Zones::new(&config, counter.clone()),
+        route53,
+        counter,
+        zone_id,
+    }
+}
+
+fn a(name: &str, ttl: u32, ip: &str) -> DnsRecord {
+    DnsRecord::new(name, RecordType::A, ttl, vec![ip.to_owned()])
+}
+
+/// Creates a record set with the raw SDK, as someone other than berth would.
+async fn foreign_record(
+    route53: &Route53Client,
+    zone_id: &str,
+    name: &str,
+    kind: RrType,
+    value: &str,
+) {
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(kind)
+        .ttl(300)
+        .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+        .build()
+        .unwrap();
+    route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    SdkChange::builder()
+                        .action(ChangeAction::Create)
+                        .resource_record_set(set)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("ChangeResourceRecordSets");
+}
+
+/// The zone's records except its NS and SOA.
+async fn berth_visible(route53: &Route53Client, zone_id: &str) -> Vec<String> {
+    zone_records(route53, zone_id)
+        .await
+        .into_iter()
+        .filter(|r| !r.contains(" NS ") && !r.contains(" SOA "))
+        .collect()
+}
+
+#[tokio::test]
+async fn finds_zones_by_id_and_by_name() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    hosted_zone(&s.route53, "other.org").await;
+
+    let zone = s.adapter.zone(&s.zone_id).await.unwrap();
+    assert_eq!(zone.id, s.zone_id);
+    assert_eq!(zone.name, "example.com.");
+    let by_id_with_prefix = s
+        .adapter
+        .zone(&format!("/hostedzone/{}", s.zone_id))
+        .await
+        .unwrap();
+    assert_eq!(by_id_with_prefix, zone);
+    assert_eq!(s.adapter.find_zone("Example.com").await.unwrap(), zone);
+    assert_eq!(s.adapter.find_zone("example.com.").await.unwrap(), zone);
+
+    let err = s.adapter.find_zone("example.net").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = s.adapter.zone("ZNOSUCHZONE").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { what } if what.contains("ZNOSUCHZONE")),
+        "{err:?}"
+    );
+    assert_eq!(s.counter.get("ListHostedZonesByName"), 3);
+    assert_iam_listed(&s.counter, "route53", "route53");
+}
+
+#[tokio::test]
+async fn reads_only_the_given_names_one_call_each() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    for (name, kind, value) in [
+        ("a.example.com", RrType::A, "10.0.0.1"),
+        ("a.example.com", RrType::Txt, "\"hello\""),
+        ("a.example.com", RrType::Mx, "10 mail.example.com"),
+        ("b.example.com", RrType::A, "10.0.0.2"),
+        ("c.example.com", RrType::Cname, "b.example.com"),
+        ("d.example.com", RrType::A, "10.0.0.4"),
+    ] {
+        foreign_record(&s.route53, &s.zone_id, name, kind, value).await;
+    }
+
+    let records = s
+        .adapter
+        .records(
+            &s.zone_id,
+            &[
+                "A.example.com".into(),
+                "c.example.com.".into(),
+                "missing.example.com".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut got: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "a.example.com. 300 A 10.0.0.1",
+            "a.example.com. 300 TXT \"hello\"",
+            "c.example.com. 300 CNAME b.example.com",
+        ]
+    );
+    // One call per name, never a listing of the zone.
+    assert_eq!(s.counter.get("ListResourceRecordSets"), 3);
+}
+
+#[tokio::test]
+async fn upserts_replaces_and_deletes_records_and_reports_sync() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let owner = Owner::new("berth/test").unwrap();
+    let record = a("node-1.example.com", 60, "192.0.2.10");
+    let marker = DnsRecord::ownership("node-1.example.com", &owner, 60);
+
+    let change_id = s
+        .adapter
+        .change(
+            &s.zone_id,
+            &[
+                DnsChange::Upsert(record.clone()),
+                DnsChange::Upsert(marker.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!change_id.is_empty() && !change_id.starts_with('/'));
+    assert!(s.adapter.is_in_sync(&change_id).await.unwrap());
+    s.adapter
+        .wait_in_sync(&change_id, quick_poll(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        berth_visible(&s.route53, &s.zone_id).await,
+        [
+            "_berth.node-1.example.com. TXT 60 \"berth-owner=berth/test\"",
+            "node-1.example.com. A 60 192.0.2.10",
+        ]
+    );
+
+    // UPSERT replaces; the adapter reads back what it wrote.
+    let moved = a("node-1.example.com", 60, "192.0.2.99");
+    s.adapter
+        .change(&s.zone_id, &[DnsChange::Upsert(moved.clone())])
+        .await
+        .unwrap();
+    let names = [record.name.clone(), marker.name.clone()];
+    let mut read = s.adapter.records(&s.zone_id, &names).await.unwrap();
+    read.sort();
+    assert_eq!(read, vec![marker.clone(), moved.clone()]);
+    assert_eq!(read[0].owner(), Some("berth/test"));
+
+    s.adapter
+        .change(
+            &s.zone_id,
+            &[DnsChange::Delete(moved), DnsChange::Delete(marker)],
+        )
+        .await
+        .unwrap();
+    assert!(berth_visible(&s.route53, &s.zone_id).await.is_empty());
+    assert_iam_listed(&s.counter, "route53", "route53");
+}
+
+#[tokio::test]
+async fn ownership_markers_keep_berth_off_names_it_did_not_create() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    foreign_record(
+        &s.route53,
+        &s.zone_id,
+        "taken.example.com",
+        RrType::A,
+        "198.51.100.1",
+    )
+    .await;
+    let owner = Owner::new("berth/test").unwrap();
+    let engine = Engine::new(
+        Providers {
+            dns: Some(Arc::new(s.adapter.clone())),
+            ..Providers::default()
+        },
+        ApplyOptions::default(),
+    );
+
+    let intent = DnsIntent {
+        zone_id: s.zone_id.clone(),
+        owner: owner.clone(),
+        upsert: vec![
+            a("taken.example.com", 60, "192.0.2.1"),
+            a("mine.example.com", 60, "192.0.2.2"),
+        ],
+        delete: vec![],
+    };
+    let observed = s
+        .adapter
+        .records(&s.zone_id, &intent.names())
+        .await
+        .unwrap();
+    let plan = plan_dns(&intent, &observed);
+    assert_eq!(plan.skipped.len(), 1, "{plan:?}");
+    let report = engine.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        berth_visible(&s.route53, &s.zone_id).await,
+        [
+            "_berth.mine.example.com. TXT 60 \"berth-owner=berth/test\"",
+            "mine.example.com. A 60 192.0.2.2",
+            "taken.example.com. A 300 198.51.100.1",
+        ]
+    );
+
+    // Deleting both names removes only berth's, marker included.
+    let intent = DnsIntent {
+        upsert: vec![],
+        delete: vec!["taken.example.com".into(), "mine.example.com".into()],
+        ..intent
+    };
+    let observed = s
+        .adapter
+        .records(&s.zone_id, &intent.names())
+        .await
+        .unwrap();
+    let report = engine.apply(&plan_dns(&intent, &observed)).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        berth_visible(&s.route53, &s.zone_id).await,
+        ["taken.example.com. A 300 198.51.100.1"]
+    );
+}
+
+#[tokio::test]
+async fn engine_writes_1200_records_in_batches_within_route53_limits() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let records: Vec<DnsRecord> = (0..1200)
+        .map(|i| {
+            a(
+                &format!("n{i}.example.com"),
+                60,
+                &format!("10.1.{}.{}", i / 250, i % 250),
+            )
+        })
+        .collect();
+    let engine = Engine::new(
+        Providers {
+            dns: Some(Arc::new(s.adapter.clone())),
+            ..Providers::default()
+        },
+        ApplyOptions {
+            dns_batch_size: 500,
+            dns_sync: Some(quick_poll(Duration::from_secs(5))),
+            ..ApplyOptions::default()
+        },
+    );
+    let plan = Plan {
+        changes: vec![Change::UpsertRecords {
+            zone_id: s.zone_id.clone(),
+            records: records.clone(),
+        }],
+        ..Plan::default()
+    };
+    let report = engine.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(s.counter.get("ChangeResourceRecordSets"), 3); // ceil(1200 / 500)
+    assert_eq!(s.counter.get("GetChange"), 3);
+    assert_eq!(berth_visible(&s.route53, &s.zone_id).await.len(), 1200);
+
+    // A batch Route53 would refuse is refused before it is sent.
+    let too_big: Vec<DnsChange> = records[..501]
+        .iter()
+        .cloned()
+        .map(DnsChange::Upsert)
+        .collect();
+    let before = s.counter.total();
+    let err = s.adapter.change(&s.zone_id, &too_big).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert_eq!(s.counter.total(), before);
+}
