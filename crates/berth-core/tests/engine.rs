@@ -196,7 +196,7 @@ async fn dry_run_changes_nothing() {
         ..ApplyOptions::default()
     });
     let (plan, report) = engine
-        .reconcile_membership(&desire(&[g.clone()], 3))
+        .reconcile_membership(&desire(std::slice::from_ref(&g), 3))
         .await
         .unwrap();
     assert_eq!(plan.len(), 3);
@@ -212,7 +212,7 @@ async fn deregisters_only_its_own_targets_and_releases_ownership() {
     let g = w.tg.add_group("web", TargetType::Instance, Some(80));
     let engine = w.engine(ApplyOptions::default());
     engine
-        .reconcile_membership(&desire(&[g.clone()], 2))
+        .reconcile_membership(&desire(std::slice::from_ref(&g), 2))
         .await
         .unwrap();
     w.tg.set_state(&g.arn, Target::new("i-other", 80), TargetState::Healthy);
@@ -256,7 +256,7 @@ async fn a_crash_between_claim_and_register_is_repaired_by_the_next_plan() {
     w.tg.faults
         .fail("RegisterTargets", Error::invalid("simulated crash"), 1);
     let engine = w.engine(ApplyOptions::default());
-    let desired = desire(&[g.clone()], 1);
+    let desired = desire(std::slice::from_ref(&g), 1);
     let (_, report) = engine.reconcile_membership(&desired).await.unwrap();
     assert_eq!(report.failed(), 1);
     assert_eq!(
@@ -321,7 +321,7 @@ async fn waits_with_backoff_for_healthy_and_for_drained() {
             tg.set_state(&arn, t, TargetState::Healthy);
         })
     };
-    let took = wait_for_targets(tg.as_ref(), &g.arn, &[t.clone()], WaitFor::Healthy, policy)
+    let took = wait_for_targets(tg.as_ref(), &g.arn, std::slice::from_ref(&t), WaitFor::Healthy, policy)
         .await
         .unwrap();
     flip.await.unwrap();
@@ -332,8 +332,8 @@ async fn waits_with_backoff_for_healthy_and_for_drained() {
         tg.faults.calls("DescribeTargetHealth")
     );
 
-    tg.deregister(&g.arn, &[t.clone()]).await.unwrap();
-    let err = wait_for_targets(tg.as_ref(), &g.arn, &[t.clone()], WaitFor::Gone, policy)
+    tg.deregister(&g.arn, std::slice::from_ref(&t)).await.unwrap();
+    let err = wait_for_targets(tg.as_ref(), &g.arn, std::slice::from_ref(&t), WaitFor::Gone, policy)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
@@ -349,7 +349,7 @@ async fn moto_like_vanishing_deregistration_is_gone_at_once() {
     let g = tg.add_group("web", TargetType::Ip, Some(80));
     let t = Target::new("10.0.0.1", 80);
     tg.register(&g.arn, &[t.clone().into()]).await.unwrap();
-    tg.deregister(&g.arn, &[t.clone()]).await.unwrap();
+    tg.deregister(&g.arn, std::slice::from_ref(&t)).await.unwrap();
     assert!(tg.members(&g.arn).is_empty());
 }
 

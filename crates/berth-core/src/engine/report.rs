@@ -23,7 +23,7 @@ pub struct Outcome {
     pub change: Change,
     /// Done, planned or failed.
     pub status: Status,
-    /// API attempts spent on it (retries included).
+    /// Calls spent on it: retries and ownership writes included.
     pub attempts: u32,
 }
 
@@ -82,7 +82,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for o in &self.outcomes {
             match &o.status {
-                Status::Done => writeln!(f, "done     {} ({} attempt(s))", o.change, o.attempts)?,
+                Status::Done => writeln!(f, "done     {} ({} call(s))", o.change, o.attempts)?,
                 Status::Planned => writeln!(f, "planned  {}", o.change)?,
                 Status::Failed(e) => {
                     writeln!(f, "FAILED   {}: {e} ({} attempt(s))", o.change, o.attempts)?
