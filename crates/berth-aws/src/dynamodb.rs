@@ -87,7 +87,7 @@ impl DynamoLedger {
         Ok(item)
     }
 
-    fn from_item(&self, operation: &str, item: &Item) -> Result<LedgerRecord> {
+    fn record_of(&self, operation: &str, item: &Item) -> Result<LedgerRecord> {
         let invalid = |message: String| Error::Provider {
             operation: operation.to_owned(),
             message: format!("table {}: {message}", self.table),
@@ -197,7 +197,7 @@ impl Ledger for DynamoLedger {
             .map_err(|e| from_sdk("GetItem", "dynamodb:GetItem", e))?;
         output
             .item()
-            .map(|item| self.from_item("GetItem", item))
+            .map(|item| self.record_of("GetItem", item))
             .transpose()
     }
 
@@ -274,7 +274,7 @@ impl Ledger for DynamoLedger {
                 .await
                 .map_err(|e| from_sdk("Scan", "dynamodb:Scan", e))?;
             for item in page.items() {
-                records.push(self.from_item("Scan", item)?);
+                records.push(self.record_of("Scan", item)?);
             }
             match page.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start_key = Some(key.clone()),

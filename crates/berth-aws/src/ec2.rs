@@ -232,6 +232,63 @@ impl Ec2Addresses {
             client: client(config, counter),
         }
     }
+
+    /// Names the instance of associations that report an interface but no instance,
+    /// from the interfaces' attachments (one `DescribeNetworkInterfaces`, only when
+    /// needed). EC2 names the instance itself; moto leaves it empty after an
+    /// association by interface, which is how berth associates.
+    async fn fill_instance_ids(&self, addresses: &mut [ElasticIp]) -> Result<()> {
+        let enis: Vec<String> = addresses
+            .iter()
+            .filter_map(|a| a.association.as_ref())
+            .filter(|a| a.instance_id.is_none())
+            .filter_map(|a| a.network_interface_id.clone())
+            .collect();
+        if enis.is_empty() {
+            return Ok(());
+        }
+        let mut owners = std::collections::BTreeMap::new();
+        for chunk in enis.chunks(MAX_FILTER_VALUES) {
+            // A filter, not `NetworkInterfaceIds`: an interface deleted meanwhile
+            // must not fail the listing.
+            let output = self
+                .client
+                .describe_network_interfaces()
+                .filters(
+                    Filter::builder()
+                        .name("network-interface-id")
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| {
+                    from_sdk(
+                        "DescribeNetworkInterfaces",
+                        "ec2:DescribeNetworkInterfaces",
+                        e,
+                    )
+                })?;
+            for eni in output.network_interfaces() {
+                let instance = eni
+                    .attachment()
+                    .and_then(|a| a.instance_id())
+                    .filter(|id| !id.is_empty());
+                if let (Some(eni_id), Some(instance)) = (eni.network_interface_id(), instance) {
+                    owners.insert(eni_id.to_owned(), InstanceId::new(instance)?);
+                }
+            }
+        }
+        for association in addresses.iter_mut().filter_map(|a| a.association.as_mut()) {
+            if association.instance_id.is_none() {
+                association.instance_id = association
+                    .network_interface_id
+                    .as_ref()
+                    .and_then(|eni| owners.get(eni).cloned());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -251,6 +308,7 @@ impl Addresses for Ec2Addresses {
                 addresses.push(eip);
             }
         }
+        self.fill_instance_ids(&mut addresses).await?;
         Ok(addresses)
     }
 

@@ -74,6 +74,12 @@ async fn instances_of_a_group_carry_lifecycle_state_zone_and_health() {
     let autoscaling = AutoScaling::new(&config, counter.clone());
     let mut instances = autoscaling.instances(GROUP).await.unwrap();
     assert_eq!(counter.get("DescribeAutoScalingGroups"), 1);
+    for operation in counter.snapshot().keys() {
+        assert!(
+            berth_aws::iam::iam_action("autoscaling", operation).is_some(),
+            "{operation} is missing from the autoscaling IAM actions"
+        );
+    }
     instances.sort_by_key(|i| ids.iter().position(|id| id == i.id.as_str()));
 
     let summary: Vec<(String, LifecycleState, bool)> = instances

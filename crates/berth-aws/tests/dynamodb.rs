@@ -59,6 +59,17 @@ async fn raw_item(client: &Client, key: &str) -> Option<HashMap<String, Attribut
         .cloned()
 }
 
+/// Every operation the ledger called is in the IAM action list.
+fn assert_declared(counter: &CallCounter) {
+    assert!(counter.total() > 0);
+    for operation in counter.snapshot().keys() {
+        assert!(
+            berth_aws::iam::iam_action("dynamodb", operation).is_some(),
+            "{operation} is missing from the dynamodb IAM actions"
+        );
+    }
+}
+
 fn s(text: &str) -> AttributeValue {
     AttributeValue::S(text.into())
 }
@@ -142,6 +153,7 @@ async fn get_reads_rows_written_by_the_sdk() {
 
     assert_eq!(ledger.get("dns/absent").await.unwrap(), None);
     assert_eq!(counter.get("GetItem"), 2);
+    assert_declared(&counter);
 }
 
 #[tokio::test]
@@ -251,13 +263,15 @@ async fn delete_honours_conditions_and_an_absent_row_is_success() {
         .await
         .unwrap();
     assert_eq!(counter.get("DeleteItem"), 4);
+    assert_declared(&counter);
 }
 
 #[tokio::test]
 async fn scan_returns_every_row_with_the_prefix() {
     let moto = MotoServer::isolated().await;
     let (client, config) = table(&moto).await;
-    let ledger = DynamoLedger::new(&config, CallCounter::new(), TABLE, KEY);
+    let counter = CallCounter::new();
+    let ledger = DynamoLedger::new(&config, counter.clone(), TABLE, KEY);
     for key in ["eip/b", "eip/a", "dns/a", "eipx", "targets/arn"] {
         ledger
             .put(claim(key, "i-1"), WriteCondition::Absent)
@@ -289,6 +303,8 @@ async fn scan_returns_every_row_with_the_prefix() {
     let other = ledger.scan("eip/c").await.unwrap();
     assert_eq!(other[0].owner, owner("other"));
     assert_eq!(other[0].version, 3);
+    assert_eq!(counter.get("Scan"), 5);
+    assert_declared(&counter);
 }
 
 #[tokio::test]

@@ -154,6 +154,16 @@ impl Fixture {
     }
 }
 
+/// Every operation the adapters called is in the IAM action list.
+fn assert_declared(counter: &CallCounter) {
+    for operation in counter.snapshot().keys() {
+        assert!(
+            berth_aws::iam::iam_action("ec2", operation).is_some(),
+            "{operation} is missing from the ec2 IAM actions"
+        );
+    }
+}
+
 fn id(text: &str) -> InstanceId {
     InstanceId::new(text).unwrap()
 }
@@ -390,6 +400,19 @@ async fn list_filters_the_pool_by_tags_and_reports_associations() {
     assert_eq!(association.network_interface_id.as_deref(), Some(eni));
     assert_eq!(association.private_ip, Some(ip(private_ip)));
     assert!(taken_eip.is_on_interface(eni));
+    // moto leaves `InstanceId` empty after an association by interface (EC2 fills
+    // it); the adapter names the instance from the interface's attachment.
+    assert_eq!(
+        fx.raw_address(&taken)
+            .await
+            .instance_id()
+            .unwrap_or_default(),
+        ""
+    );
+    assert_eq!(association.instance_id, Some(id(&instance_id)));
+    assert!(taken_eip.is_on(&id(&instance_id)));
+    assert_eq!(counter.get("DescribeNetworkInterfaces"), 1);
+    assert_declared(&counter);
     assert_eq!(taken_eip.tags.get("extra").map(String::as_str), Some("x"));
 
     // Presence-only clauses work for addresses too.
@@ -464,6 +487,7 @@ async fn associate_binds_the_primary_interface_and_never_takes_an_associated_add
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_declared(&counter);
 }
 
 #[tokio::test]
@@ -507,7 +531,8 @@ async fn tag_adds_tags_to_an_address() {
     let fx = fixture(&moto).await;
     let allocation = fx.address(&[("berth/pool", "edge")]).await;
 
-    let addresses = Ec2Addresses::new(&fx.config, CallCounter::new());
+    let counter = CallCounter::new();
+    let addresses = Ec2Addresses::new(&fx.config, counter.clone());
     let tags: Tags = [
         ("berth/owner".to_owned(), "berth/prod/lambda".to_owned()),
         ("berth/instance".to_owned(), "i-0abc".to_owned()),
@@ -541,6 +566,9 @@ async fn tag_adds_tags_to_an_address() {
         .unwrap();
     assert_eq!(by_owner.len(), 1);
     assert_eq!(by_owner[0].allocation_id.0, allocation);
+    // Nothing associated: no interface lookup.
+    assert_eq!(counter.get("DescribeNetworkInterfaces"), 0);
+    assert_declared(&counter);
     // The raw filter agrees.
     let raw_found = fx
         .client
