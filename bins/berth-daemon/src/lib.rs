@@ -8,13 +8,56 @@
 //! planning in `berth_core::plan::plan_membership`, the apply in `berth_core::Engine`.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod events;
+pub mod http;
 pub mod metrics;
 pub mod reconcile;
 pub mod resolve;
+pub mod run;
 pub mod static_config;
 
-/// Runs the daemon and returns the process exit code.
+use clap::Parser as _;
+
+/// Parses the command line, runs the daemon and returns the process exit code: 0 on a
+/// clean stop, 1 on failure (the error chain is printed), 2 on bad usage.
 pub fn main_exit_code() -> i32 {
-    0
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version exit 0; usage errors exit 2.
+        Err(e) => e.exit(),
+    };
+    if let Err(message) = cli.validate() {
+        eprintln!("berth-daemon: {message}");
+        return 2;
+    }
+    init_tracing(cli.debug);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth-daemon: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth-daemon: error: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_tracing(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

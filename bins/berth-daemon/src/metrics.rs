@@ -106,6 +106,13 @@ impl Metrics {
         self.errors.get_or_create(&labels).inc();
     }
 
+    /// Counts an error that is not a berth-core error (e.g. a Kubernetes watch error).
+    pub fn error_kind(&self, kind: &str) {
+        self.errors
+            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .inc();
+    }
+
     /// Brings the AWS call counters up to a per-operation snapshot of cumulative counts.
     pub fn observe_aws_calls(&self, snapshot: &BTreeMap<String, u64>) {
         let mut seen = self.aws_seen.lock().unwrap_or_else(|e| e.into_inner());

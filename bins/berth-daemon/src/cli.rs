@@ -1,0 +1,226 @@
+//! Command line and environment. The seed's variables keep working: `CLUSTER_NAME`,
+//! `AWS_REGION`, `CLUSTER_API_KEY`, `CLUSTER_ID`, `SLEEP_INTERVAL`, `DEBUG`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_castai::ApiKey;
+use clap::builder::BoolishValueParser;
+use clap::{Parser, ValueEnum};
+
+/// Which nodes this replica handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// DaemonSet: its own node (`NODE_NAME`), plus the IMDS spot interruption notice.
+    Node,
+    /// Deployment: every node, while holding the Lease.
+    Cluster,
+}
+
+/// Keeps every node's EC2 instance in its ALB/NLB target groups.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "berth-daemon", version, about)]
+pub struct Cli {
+    /// `node` (DaemonSet, one node) or `cluster` (leader-elected Deployment, all nodes).
+    #[arg(long, env = "BERTH_MODE", value_enum, default_value = "node")]
+    pub mode: Mode,
+
+    /// This node's name (node mode; from the Downward API `spec.nodeName`).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// The cluster's name: berth's ownership records are per cluster, so two clusters
+    /// sharing a target group never deregister each other's nodes.
+    #[arg(long, env = "CLUSTER_NAME")]
+    pub cluster_name: String,
+
+    /// AWS region (else the standard chain).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Cast.ai cluster id; with the API key, enables Cast.ai node configurations.
+    #[arg(long, env = "CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
+    /// Cast.ai API key (from a Secret). Never logged.
+    #[arg(long = "castai-api-key", env = "CLUSTER_API_KEY", hide_env_values = true, value_parser = parse_api_key)]
+    pub castai_api_key: Option<ApiKey>,
+
+    /// Cast.ai API base URL.
+    #[arg(long, env = "CASTAI_API_URL", default_value = berth_castai::DEFAULT_BASE_URL)]
+    pub castai_api_url: String,
+
+    /// Static rules (YAML) mapping node label selectors to target groups.
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Seconds between full resyncs (drift repair); node changes act at once.
+    #[arg(long = "sleep-interval", env = "SLEEP_INTERVAL", default_value_t = 300)]
+    pub sleep_interval: u64,
+
+    /// Debug logging.
+    #[arg(long, env = "DEBUG", value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub debug: bool,
+
+    /// Print each plan and change nothing (no AWS writes, no ownership writes, no
+    /// Events, no Lease).
+    #[arg(long, env = "BERTH_DRY_RUN", value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: bool,
+
+    /// Run one pass (once the node list is in) and exit: 0 if everything was applied.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Address for `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "BERTH_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Namespace of the ownership ConfigMap(s) and the Lease (the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
+    pub namespace: String,
+
+    /// This replica's identity for leader election and Events (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Name of the Lease (cluster mode).
+    #[arg(long, env = "BERTH_LEASE_NAME", default_value = "berth-daemon")]
+    pub lease_name: String,
+
+    /// Deregister cordoned nodes.
+    #[arg(long, env = "BERTH_DEREGISTER_ON_CORDON", value_parser = BoolishValueParser::new(), default_value = "true", num_args = 0..=1, default_missing_value = "true")]
+    pub deregister_on_cordon: bool,
+
+    /// How long a node may be NotReady before it is deregistered.
+    #[arg(long, env = "BERTH_NOT_READY_GRACE", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub not_ready_grace: Duration,
+
+    /// How long to gather node changes before acting on them.
+    #[arg(long, env = "BERTH_DEBOUNCE", value_parser = humantime::parse_duration, default_value = "200ms")]
+    pub debounce: Duration,
+
+    /// How often node mode polls IMDS for a spot interruption notice.
+    #[arg(long, env = "BERTH_SPOT_POLL", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub spot_poll: Duration,
+
+    /// IMDS endpoint override (tests); default: the standard one.
+    #[arg(long, env = "BERTH_IMDS_ENDPOINT", hide = true)]
+    pub imds_endpoint: Option<String>,
+
+    /// Targets per RegisterTargets/DeregisterTargets call.
+    #[arg(long, env = "BERTH_BATCH_SIZE", default_value_t = 200)]
+    pub batch_size: usize,
+}
+
+impl Cli {
+    /// Checks combinations clap cannot express; the message says what to set.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mode == Mode::Node && self.node_name.as_deref().is_none_or(str::is_empty) {
+            return Err("--mode node needs NODE_NAME (the Downward API's spec.nodeName)".into());
+        }
+        if self.cluster_name.trim().is_empty() {
+            return Err("CLUSTER_NAME is empty".into());
+        }
+        match (&self.cluster_id, &self.castai_api_key) {
+            (Some(_), None) => return Err("CLUSTER_ID is set but CLUSTER_API_KEY is not".into()),
+            (None, Some(_)) => return Err("CLUSTER_API_KEY is set but CLUSTER_ID is not".into()),
+            _ => {}
+        }
+        if self.cluster_id.is_none() && self.config.is_none() {
+            return Err(
+                "no source of target groups: set CLUSTER_ID and CLUSTER_API_KEY (Cast.ai) and/or --config".into(),
+            );
+        }
+        if self.sleep_interval == 0 {
+            return Err("SLEEP_INTERVAL must be at least 1 second".into());
+        }
+        if !(1..=500).contains(&self.batch_size) {
+            return Err("--batch-size must be between 1 and 500 (the ELBv2 limit)".into());
+        }
+        Ok(())
+    }
+
+    /// The owner id of this installation's ownership records.
+    pub fn owner_id(&self) -> String {
+        format!("berth-daemon/{}", self.cluster_name.trim())
+    }
+}
+
+/// The key is wrapped at once, so `Debug` of the whole command line shows `***`.
+fn parse_api_key(text: &str) -> Result<ApiKey, String> {
+    ApiKey::new(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth-daemon").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn seed_variables_and_defaults() {
+        let cli = parse(&[
+            "--cluster-name",
+            "prod",
+            "--cluster-id",
+            "c",
+            "--castai-api-key",
+            "k",
+            "--node-name",
+            "n",
+        ]);
+        assert_eq!(cli.sleep_interval, 300);
+        assert!(cli.deregister_on_cordon);
+        assert!(!cli.debug);
+        assert_eq!(cli.mode, Mode::Node);
+        cli.validate().unwrap();
+        assert_eq!(cli.owner_id(), "berth-daemon/prod");
+    }
+
+    #[test]
+    fn validation_names_what_is_missing() {
+        let cli = parse(&["--cluster-name", "prod", "--config", "x.yaml"]);
+        assert!(cli.validate().unwrap_err().contains("NODE_NAME"));
+        let cli = parse(&["--cluster-name", "prod", "--mode", "cluster"]);
+        assert!(cli.validate().unwrap_err().contains("--config"));
+        let cli = parse(&[
+            "--cluster-name",
+            "prod",
+            "--mode",
+            "cluster",
+            "--cluster-id",
+            "c",
+        ]);
+        assert!(cli.validate().unwrap_err().contains("CLUSTER_API_KEY"));
+        let cli = parse(&[
+            "--cluster-name",
+            "p",
+            "--mode",
+            "cluster",
+            "--config",
+            "c",
+            "--debug",
+            "--deregister-on-cordon",
+            "false",
+        ]);
+        assert!(cli.debug);
+        assert!(!cli.deregister_on_cordon);
+    }
+
+    #[test]
+    fn the_api_key_never_shows_in_debug_output() {
+        let cli = parse(&[
+            "--cluster-name",
+            "p",
+            "--cluster-id",
+            "c",
+            "--castai-api-key",
+            "s3cr3t-key",
+        ]);
+        assert_eq!(cli.castai_api_key.as_ref().unwrap().expose(), "s3cr3t-key");
+        assert!(!format!("{cli:?}").contains("s3cr3t"), "{cli:?}");
+    }
+}
