@@ -342,7 +342,7 @@ async fn refused_permissions_name_the_iam_action_and_are_not_retried() {
     );
     denied(
         instances
-            .describe(&[instance.id.clone()])
+            .describe(std::slice::from_ref(&instance.id))
             .await
             .unwrap_err(),
         "ec2:DescribeInstances",
