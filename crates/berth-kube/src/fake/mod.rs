@@ -211,6 +211,22 @@ impl FakeApiServer {
         self.lock().close_watches();
     }
 
+    /// How many watches are open now.
+    pub fn open_watches(&self) -> usize {
+        self.lock().open_watches()
+    }
+
+    /// Waits (up to 10 s) until at least `count` watches are open; `false` on timeout.
+    pub async fn wait_for_watches(&self, count: usize) -> bool {
+        for _ in 0..1000 {
+            if self.open_watches() >= count {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     /// Every request received so far, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()

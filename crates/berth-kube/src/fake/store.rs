@@ -243,6 +243,11 @@ impl Store {
         rx
     }
 
+    /// How many watches are open (a closed client connection counts until the next write).
+    pub(crate) fn open_watches(&self) -> usize {
+        self.watchers.iter().filter(|w| !w.tx.is_closed()).count()
+    }
+
     /// Ends every open watch (as a dropped connection would); clients re-watch.
     pub(crate) fn close_watches(&mut self) {
         self.watchers.clear();

@@ -1,0 +1,286 @@
+//! berth-kube against FakeApiServer: a real kube::Client doing real list/watch,
+//! Lease elections between two candidates, concurrent ownership writers, Events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_core::domain::{Owner, Target, TargetGroupArn};
+use berth_core::provider::TargetOwnership;
+use berth_kube::events::{EventRecorder, EventType};
+use berth_kube::fake::{ready_node, FakeApiServer};
+use berth_kube::leader::{LeaderElector, LeaseConfig};
+use berth_kube::ownership::ConfigMapOwnership;
+use berth_kube::watch::{watch_nodes, NodeChange, NodeScope};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+
+type Changes = BoxStream<'static, Result<NodeChange, berth_kube::Error>>;
+
+async fn next(changes: &mut Changes) -> NodeChange {
+    tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .expect("a node change within 10 s")
+        .expect("the stream does not end")
+        .expect("no watch error")
+}
+
+fn server() -> FakeApiServer {
+    FakeApiServer::start().expect("start the fake API server")
+}
+
+#[tokio::test]
+async fn cluster_scope_lists_then_streams_changes() {
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[("pool", "a")]));
+    api.add_node(ready_node("n-2", "i-02", &[]));
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+
+    let NodeChange::Synced(nodes) = next(&mut changes).await else {
+        panic!("the first change is the initial listing")
+    };
+    let mut names: Vec<_> = nodes.iter().map(|n| n.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["n-1", "n-2"]);
+    assert_eq!(
+        nodes[0].instance_id.as_ref().map(|i| i.as_str().to_owned()),
+        Some("i-01".to_owned())
+    );
+    cache.wait_until_ready().await.unwrap();
+    assert_eq!(cache.nodes().len(), 2);
+
+    api.add_node(ready_node("n-3", "i-03", &[]));
+    let NodeChange::Applied(n3) = next(&mut changes).await else {
+        panic!("n-3 is applied")
+    };
+    assert_eq!(n3.name, "n-3");
+    assert!(n3.ready);
+
+    let mut cordoned = api.node("n-1").unwrap();
+    cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+    api.update_node(cordoned);
+    let NodeChange::Applied(n1) = next(&mut changes).await else {
+        panic!("n-1 is applied")
+    };
+    assert!(n1.unschedulable);
+    assert_eq!(n1.label("pool"), Some("a"));
+    assert!(cache.get("n-1").unwrap().unschedulable);
+
+    assert!(api.delete_node("n-2"));
+    let NodeChange::Deleted(n2) = next(&mut changes).await else {
+        panic!("n-2 is deleted")
+    };
+    assert_eq!(n2.name, "n-2");
+    assert!(cache.get("n-2").is_none());
+    assert_eq!(cache.nodes().len(), 2);
+}
+
+#[tokio::test]
+async fn node_scope_sees_only_its_node_via_a_field_selector() {
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[]));
+    api.add_node(ready_node("n-2", "i-02", &[]));
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::Named("n-1".into()));
+    let NodeChange::Synced(nodes) = next(&mut changes).await else {
+        panic!("initial listing first")
+    };
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].name, "n-1");
+
+    // A change to another node is not seen; the next change is n-1's.
+    api.update_node(ready_node("n-2", "i-02", &[("x", "y")]));
+    api.update_node(ready_node("n-1", "i-01", &[("x", "y")]));
+    let NodeChange::Applied(n) = next(&mut changes).await else {
+        panic!("n-1 applied")
+    };
+    assert_eq!((n.name.as_str(), n.label("x")), ("n-1", Some("y")));
+    assert_eq!(cache.nodes().len(), 1);
+    let node_requests: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /api/v1/nodes?"))
+        .collect();
+    assert!(
+        node_requests.len() >= 2,
+        "a list and a watch: {node_requests:?}"
+    );
+    assert!(
+        node_requests
+            .iter()
+            .all(|r| r.contains("fieldSelector=metadata.name%3Dn-1")),
+        "every list/watch carried the field selector: {:?}",
+        api.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_watch_resumes_without_losing_changes() {
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[]));
+    let (_cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    assert!(matches!(next(&mut changes).await, NodeChange::Synced(_)));
+    // Poll the stream while waiting: the watch request is made when it is polled.
+    let opened = tokio::select! {
+        opened = api.wait_for_watches(1) => opened,
+        change = changes.next() => panic!("unexpected change {change:?}"),
+    };
+    assert!(opened, "the watch opened: {:?}", api.requests());
+    api.close_watches();
+    api.add_node(ready_node("n-2", "i-02", &[]));
+    let change = next(&mut changes).await;
+    assert!(
+        matches!(&change, NodeChange::Applied(n) if n.name == "n-2"),
+        "resumed from the last resourceVersion, no re-list: {change:?}"
+    );
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/nodes?") && !r.contains("watch=true"))
+        .count();
+    assert_eq!(lists, 1, "{:?}", api.requests());
+    let watches = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/nodes?") && r.contains("watch=true"))
+        .count();
+    assert_eq!(
+        watches,
+        2,
+        "the closed watch was re-opened: {:?}",
+        api.requests()
+    );
+}
+
+fn candidate(api: &FakeApiServer, identity: &str) -> Arc<LeaderElector> {
+    let mut config = LeaseConfig::new("kube-system", "berth-daemon", identity);
+    config.lease_duration = Duration::from_secs(1);
+    config.renew_deadline = Duration::from_millis(700);
+    config.retry_period = Duration::from_millis(100);
+    Arc::new(LeaderElector::new(api.client(), config))
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_a_release_hands_over() {
+    let api = server();
+    let a = candidate(&api, "pod-a");
+    let b = candidate(&api, "pod-b");
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    // a keeps renewing; b never gets it while a lives.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(a.try_acquire_or_renew().await.unwrap());
+        assert!(!b.try_acquire_or_renew().await.unwrap());
+    }
+    a.release().await.unwrap();
+    assert!(!a.is_leader());
+    assert!(b.try_acquire_or_renew().await.unwrap());
+    let lease: Lease = api.get(Some("kube-system"), "berth-daemon").unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("pod-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+}
+
+#[tokio::test]
+async fn a_crashed_leader_is_replaced_after_the_lease_expires() {
+    let api = server();
+    let a = candidate(&api, "pod-a");
+    let b = candidate(&api, "pod-b");
+    let mut b_changes = b.subscribe();
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    drop(a); // crashed: no release, no renewal
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.run(async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let started = std::time::Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        b_changes.wait_for(|leading| *leading),
+    )
+    .await
+    .expect("b leads within 5 s")
+    .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "b waited out the 1 s lease ({:?})",
+        started.elapsed()
+    );
+    let _ = stop.send(());
+    runner.await.unwrap();
+    // run() releases on shutdown.
+    assert!(!b.is_leader());
+    let lease: Lease = api.get(Some("kube-system"), "berth-daemon").unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity, None);
+}
+
+#[tokio::test]
+async fn concurrent_ownership_writers_never_lose_claims_and_restart_remembers() {
+    let api = server();
+    let owner = Owner::new("berth/test/daemon").unwrap();
+    let group = TargetGroupArn::new(
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/1a2b",
+    )
+    .unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let ownership = ConfigMapOwnership::new(api.client(), "berth", owner.clone());
+            let group = group.clone();
+            tokio::spawn(async move {
+                ownership
+                    .claim(&group, &[Target::new(format!("i-{i:02}"), 80)])
+                    .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+    // A new instance (a restart, a new leader) reads the same ownership.
+    let restarted = ConfigMapOwnership::new(api.client(), "berth", owner.clone());
+    let owned = restarted.owned().await.unwrap();
+    assert_eq!(owned[&group].len(), 8);
+    restarted
+        .release(&group, &[Target::new("i-03", 80)])
+        .await
+        .unwrap();
+    let owned = restarted.owned().await.unwrap();
+    assert_eq!(owned[&group].len(), 7);
+    assert!(!owned[&group].contains(&Target::new("i-03", 80)));
+
+    // Another owner sees nothing of ours.
+    let other = ConfigMapOwnership::new(api.client(), "berth", Owner::new("someone/else").unwrap());
+    assert!(other.owned().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn events_land_on_the_server() {
+    let api = server();
+    let recorder = EventRecorder::new(api.client(), "berth-daemon", None);
+    recorder
+        .publish(
+            "n-1",
+            EventType::Normal,
+            "Registered",
+            "RegisterTargets",
+            "registered i-01:80 in web",
+        )
+        .await
+        .unwrap();
+    let events = api.events();
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event.reason.as_deref(), Some("Registered"));
+    assert_eq!(event.note.as_deref(), Some("registered i-01:80 in web"));
+    assert_eq!(
+        event.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("n-1")
+    );
+}
