@@ -386,7 +386,33 @@ impl AddressBinder {
             claim_expires_at: None,
             ..AddressRow::new(eip.allocation_id.clone(), Some(eip.public_ip))
         };
-        self.store(&bound, row, |_| true).await?;
+        // After a lost write, a row another invocation bound to this instance stands,
+        // unless it names another association: then two invocations associated in
+        // turn, and EC2 says which association is current.
+        let mut bound = bound;
+        let mut current = row;
+        for _ in 0..CAS_ATTEMPTS {
+            let yielded = self
+                .store(&bound, current.take(), |c| {
+                    !(c.state == RowState::Bound && c.instance_id.as_ref() == Some(&instance.id))
+                })
+                .await?;
+            let Some(found) = yielded else { break };
+            if found.association_id == bound.association_id {
+                break;
+            }
+            let pool = self.addresses.list(&self.settings.pool).await?;
+            let Some(now) = pool
+                .iter()
+                .find(|a| a.allocation_id == eip.allocation_id && a.is_on(&instance.id))
+                .and_then(|a| a.association.as_ref())
+            else {
+                break;
+            };
+            bound.association_id = Some(now.association_id.clone());
+            current = Some(found);
+        }
+        let association_id = bound.association_id.clone().unwrap_or_default();
         Ok(Outcome::Bound {
             binding: Binding {
                 allocation_id: eip.allocation_id.clone(),
@@ -457,22 +483,23 @@ impl AddressBinder {
         })
     }
 
-    /// Writes `desired` over `current` with compare-and-swap, re-reading on conflict
-    /// while `still_ours` holds for the row found. A row that already says the same is
-    /// not written again.
+    /// Writes `desired` over `current` with compare-and-swap. On conflict the row is
+    /// read again and written again only while `still_ours` holds for what was found.
+    /// A row that already says the same is not written again. Returns the row found
+    /// when it yielded to it.
     async fn store(
         &self,
         desired: &AddressRow,
         mut current: Option<AddressRow>,
         still_ours: impl Fn(&AddressRow) -> bool,
-    ) -> Result<()> {
-        for _ in 0..CAS_ATTEMPTS {
+    ) -> Result<Option<AddressRow>> {
+        for attempt in 0..CAS_ATTEMPTS {
             if let Some(c) = &current {
                 if c.same_binding(desired) {
-                    return Ok(());
+                    return Ok(None);
                 }
-                if !still_ours(c) {
-                    return Ok(());
+                if attempt > 0 && !still_ours(c) {
+                    return Ok(current);
                 }
             }
             let next = AddressRow {
@@ -480,7 +507,7 @@ impl AddressBinder {
                 ..desired.clone()
             };
             match self.write(&next).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(None),
                 Err(Error::Conflict { .. }) => {
                     current = self.read_row(&desired.allocation_id).await?;
                 }
