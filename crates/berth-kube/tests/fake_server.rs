@@ -284,3 +284,44 @@ async fn events_land_on_the_server() {
         Some("n-1")
     );
 }
+
+#[tokio::test]
+async fn repeated_events_fold_into_a_series() {
+    let api = server();
+    let recorder = EventRecorder::new(api.client(), "berth-daemon", None);
+    for _ in 0..3 {
+        recorder
+            .publish(
+                "n-1",
+                EventType::Warning,
+                "NoConfiguration",
+                "Skip",
+                "no label",
+            )
+            .await
+            .unwrap();
+    }
+    let events = api.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].series.as_ref().map(|s| s.count), Some(3));
+}
+
+#[tokio::test]
+async fn the_written_kubeconfig_reaches_the_server() {
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[]));
+    let path =
+        std::env::temp_dir().join(format!("berth-kube-test-{}.kubeconfig", std::process::id()));
+    api.write_kubeconfig(&path).unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).unwrap();
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    let list = nodes.list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert!(list.metadata.resource_version.is_some());
+}
