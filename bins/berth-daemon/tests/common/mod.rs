@@ -1,0 +1,305 @@
+//! End-to-end harness: the compiled `berth-daemon` against real peers on loopback —
+//! berth-kube's fake API server (real list/watch), berth-castai's FakeCastAi, and moto
+//! (behind berth-testing's FaultProxy, which counts every AWS call the daemon makes).
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
+use berth_kube::fake::{ready_node, FakeApiServer};
+use berth_testing::{aws_env, sdk_config, FaultProxy, MotoGuard, MotoServer};
+use k8s_openapi::api::core::v1 as core;
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Every peer of one test.
+pub struct World {
+    pub moto: MotoGuard,
+    pub proxy: FaultProxy,
+    pub kube: FakeApiServer,
+    pub elb: ElbClient,
+    pub vpc: String,
+    pub dir: PathBuf,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let moto = MotoServer::isolated().await;
+        let proxy = FaultProxy::start(&moto.endpoint()).await;
+        let config = sdk_config(&moto.endpoint());
+        let elb = ElbClient::new(&config);
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .expect("CreateVpc")
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .expect("VPC id")
+            .to_owned();
+        let kube = FakeApiServer::start().expect("fake Kubernetes API server");
+        let dir = std::env::temp_dir().join(format!(
+            "berth-daemon-e2e-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        kube.write_kubeconfig(&dir.join("kubeconfig"))
+            .expect("kubeconfig");
+        World {
+            moto,
+            proxy,
+            kube,
+            elb,
+            vpc,
+            dir,
+        }
+    }
+
+    /// An instance target group on `port`; returns its ARN.
+    pub async fn group(&self, name: &str, port: i32) -> String {
+        let created = self
+            .elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Tcp)
+            .port(port)
+            .vpc_id(&self.vpc)
+            .target_type(TargetTypeEnum::Instance)
+            .send()
+            .await
+            .expect("CreateTargetGroup");
+        created.target_groups()[0]
+            .target_group_arn()
+            .expect("ARN")
+            .to_owned()
+    }
+
+    /// Registers a target directly, as another system would.
+    pub async fn register_foreign(&self, arn: &str, id: &str, port: i32) {
+        self.elb
+            .register_targets()
+            .target_group_arn(arn)
+            .targets(TargetDescription::builder().id(id).port(port).build())
+            .send()
+            .await
+            .expect("RegisterTargets");
+    }
+
+    /// `id:port` of every target in a group, straight from moto.
+    pub async fn members(&self, arn: &str) -> BTreeSet<String> {
+        let out = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .expect("DescribeTargetHealth");
+        out.target_health_descriptions()
+            .iter()
+            .filter_map(|d| d.target())
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    t.id().unwrap_or_default(),
+                    t.port().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    pub fn add_node(&self, name: &str, instance: &str, labels: &[(&str, &str)]) {
+        self.kube.add_node(ready_node(name, instance, labels));
+    }
+
+    /// Changes a node through `edit` (the watcher sees MODIFIED).
+    pub fn edit_node(&self, name: &str, edit: impl FnOnce(&mut core::Node)) {
+        let mut node = self.kube.node(name).expect("node exists");
+        edit(&mut node);
+        self.kube.update_node(node);
+    }
+
+    /// Starts the daemon with the AWS endpoint at the proxy and the kubeconfig set.
+    pub fn daemon(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let log = self.dir.join(format!("daemon-{n}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth-daemon"));
+        cmd.envs(aws_env(&self.proxy.endpoint()))
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("CLUSTER_NAME", "e2e")
+            .env("POD_NAMESPACE", "default")
+            .env("POD_NAME", format!("berth-daemon-{n}"))
+            .env("RUST_LOG", "berth_daemon=debug,info")
+            .env_remove("CLUSTER_ID")
+            .env_remove("CLUSTER_API_KEY")
+            .env_remove("DEBUG")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().expect("spawn berth-daemon");
+        Daemon {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+}
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// GET a path on the daemon's HTTP endpoint: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.get(9..12)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        Some((status, body))
+    }
+
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").map(|(_, b)| b).unwrap_or_default()
+    }
+
+    /// A metric's value (first sample whose line starts with `prefix`).
+    pub fn metric(&self, prefix: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Reconcile passes completed so far.
+    pub fn passes(&self) -> u64 {
+        self.metric("berth_daemon_reconcile_duration_seconds_count")
+            .unwrap_or(0.0) as u64
+    }
+
+    /// Waits for `n` more passes than now.
+    pub async fn wait_passes(&self, more: u64, timeout: Duration) {
+        let target = self.passes() + more;
+        eventually(
+            timeout,
+            &format!("{more} more reconcile passes"),
+            self,
+            || async { self.passes() >= target },
+        )
+        .await;
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after 10 s).
+    pub fn terminate(&mut self) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
+    }
+
+    /// SIGKILL: a crash, nothing released.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it holds; panics with the daemon's log otherwise.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, daemon: &Daemon, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for: {what}\n--- daemon log ---\n{}",
+                tail(&daemon.log_text(), 8000)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn instance(i: usize) -> String {
+    format!("i-{i:017x}")
+}
+
+pub fn set(items: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    items.into_iter().collect()
+}

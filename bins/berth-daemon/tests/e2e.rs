@@ -1,0 +1,289 @@
+//! The compiled daemon against the fake Kubernetes API server, FakeCastAi and moto.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use berth_testing::{Fault, Rule};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(40);
+const EXCLUDE: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// Five groups; label `role` a|b|c picks two each; group 3 on an explicit port.
+async fn five_groups(w: &World) -> Vec<String> {
+    let mut arns = Vec::new();
+    for i in 0..5 {
+        arns.push(w.group(&format!("tg-{i}"), 30000 + i).await);
+    }
+    arns
+}
+
+fn role_groups(role: usize) -> [usize; 2] {
+    [[0, 1], [2, 3], [4, 0]][role]
+}
+
+fn port_of(group: usize) -> u16 {
+    if group == 3 {
+        8080
+    } else {
+        30000 + group as u16
+    }
+}
+
+fn static_config(arns: &[String]) -> String {
+    let mut text = String::from("rules:\n");
+    for role in 0..3 {
+        text.push_str(&format!(
+            "  - name: role-{role}\n    nodeSelector:\n      matchLabels:\n        role: r{role}\n    targetGroups:\n"
+        ));
+        for g in role_groups(role) {
+            if g == 3 {
+                text.push_str(&format!("      - arn: {}\n        port: 8080\n", arns[g]));
+            } else if g == 4 {
+                text.push_str("      - name: tg-4\n");
+            } else {
+                text.push_str(&format!("      - arn: {}\n", arns[g]));
+            }
+        }
+    }
+    text
+}
+
+/// What each group should hold when nodes `0..n` except `gone` serve, node i having
+/// role i % 3.
+fn expected(n: usize, gone: &[usize]) -> BTreeMap<usize, std::collections::BTreeSet<String>> {
+    let mut out: BTreeMap<usize, std::collections::BTreeSet<String>> =
+        (0..5).map(|g| (g, Default::default())).collect();
+    for i in (0..n).filter(|i| !gone.contains(i)) {
+        for g in role_groups(i % 3) {
+            out.get_mut(&g)
+                .unwrap()
+                .insert(format!("{}:{}", instance(i), port_of(g)));
+        }
+    }
+    out
+}
+
+async fn converged(
+    w: &World,
+    arns: &[String],
+    want: BTreeMap<usize, std::collections::BTreeSet<String>>,
+    extra: &[(usize, String)],
+) -> bool {
+    for (g, targets) in &want {
+        let mut targets = targets.clone();
+        for (eg, t) in extra {
+            if eg == g {
+                targets.insert(t.clone());
+            }
+        }
+        if w.members(&arns[*g]).await != targets {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_config_50_nodes_converge_then_cordon_exclusion_delete_and_restart() {
+    let w = World::new().await;
+    let arns = five_groups(&w).await;
+    // Someone else's target: berth must never remove it.
+    w.register_foreign(&arns[0], "i-0f0f0f0f0f0f0f0f0", 30000)
+        .await;
+    let foreign = [(0usize, "i-0f0f0f0f0f0f0f0f0:30000".to_owned())];
+    for i in 0..50 {
+        w.add_node(
+            &format!("node-{i}"),
+            &instance(i),
+            &[("role", &format!("r{}", i % 3))],
+        );
+    }
+    let config = w.write("config.yaml", &static_config(&arns));
+    let args = [
+        "--mode",
+        "cluster",
+        "--config",
+        config.to_str().unwrap(),
+        "--sleep-interval",
+        "3",
+    ];
+    let mut d = w.daemon(&args, &[]);
+    eventually(WAIT, "50 nodes in their groups", &d, || {
+        converged(&w, &arns, expected(50, &[]), &foreign)
+    })
+    .await;
+    assert_eq!(d.get("/readyz").map(|r| r.0), Some(200));
+
+    // One DescribeTargetHealth per group per resync, RegisterTargets in batches.
+    assert!(
+        w.proxy.count("RegisterTargets") <= 10,
+        "{:?}",
+        w.proxy.counts()
+    );
+    w.proxy.reset_counts();
+    d.wait_passes(1, WAIT).await;
+    let counts = w.proxy.counts();
+    assert!(
+        counts.get("DescribeTargetHealth").copied().unwrap_or(0) <= 5 * 2,
+        "{counts:?}"
+    );
+    assert_eq!(counts.get("RegisterTargets"), None, "{counts:?}");
+
+    // Cordon node 0, exclude node 1, delete node 2.
+    w.edit_node("node-0", |n| {
+        n.spec.get_or_insert_with(Default::default).unschedulable = Some(true)
+    });
+    w.edit_node("node-1", |n| {
+        n.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(EXCLUDE.into(), "true".into());
+    });
+    assert!(w.kube.delete_node("node-2"));
+    eventually(
+        WAIT,
+        "nodes 0, 1, 2 deregistered, the foreign target kept",
+        &d,
+        || converged(&w, &arns, expected(50, &[0, 1, 2]), &foreign),
+    )
+    .await;
+    let metrics = d.metrics();
+    assert!(
+        metrics.contains("berth_daemon_deregistrations_total 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("berth_daemon_aws_calls_total{operation=\"RegisterTargets\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("berth_daemon_leader 1"), "{metrics}");
+    let events: Vec<_> = w
+        .kube
+        .events()
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(events.iter().any(|r| r == "Registered"), "{events:?}");
+    assert!(events.iter().any(|r| r == "Deregistering"), "{events:?}");
+
+    // Restart: nothing is done again, ownership is kept (node 0 is uncordoned later
+    // and comes back, proving the new process still knows what it owns).
+    assert_eq!(d.terminate(), Some(0), "{}", d.log_text());
+    w.proxy.reset_counts();
+    let d2 = w.daemon(&args, &[]);
+    d2.wait_passes(1, WAIT).await;
+    let counts = w.proxy.counts();
+    assert_eq!(
+        counts.get("RegisterTargets"),
+        None,
+        "{counts:?}\n{}",
+        d2.log_text()
+    );
+    assert_eq!(counts.get("DeregisterTargets"), None, "{counts:?}");
+    w.edit_node("node-0", |n| {
+        n.spec.get_or_insert_with(Default::default).unschedulable = Some(false)
+    });
+    eventually(WAIT, "node 0 back after uncordon", &d2, || {
+        converged(&w, &arns, expected(50, &[1, 2]), &foreign)
+    })
+    .await;
+    // Node 1's label removed: it comes back as well.
+    w.edit_node("node-1", |n| {
+        n.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .remove(EXCLUDE);
+    });
+    eventually(WAIT, "node 1 back", &d2, || {
+        converged(&w, &arns, expected(50, &[2]), &foreign)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_target_is_not_re_registered() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    w.add_node("node-0", &instance(0), &[("role", "web")]);
+    let config = w.write(
+        "config.yaml",
+        "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n",
+    );
+    // AWS would show the target draining (moto cannot): a canned answer says so.
+    let draining = w.proxy.add(Rule::new(
+        "DescribeTargetHealth",
+        Fault::Respond {
+            status: 200,
+            body: format!(
+                "<DescribeTargetHealthResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">\
+                 <DescribeTargetHealthResult><TargetHealthDescriptions><member><Target><Id>{}</Id><Port>30080</Port></Target>\
+                 <TargetHealth><State>draining</State><Reason>Target.DeregistrationInProgress</Reason></TargetHealth></member>\
+                 </TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>canned</RequestId>\
+                 </ResponseMetadata></DescribeTargetHealthResponse>",
+                instance(0)
+            ),
+        },
+    ));
+    let d = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--sleep-interval",
+            "1",
+        ],
+        &[],
+    );
+    d.wait_passes(3, WAIT).await;
+    assert_eq!(w.proxy.count("RegisterTargets"), 0, "{}", d.log_text());
+    assert!(w.members(&arn).await.is_empty());
+    // Once it has drained (gone from the group), the node is registered again.
+    w.proxy.remove(draining);
+    eventually(WAIT, "registered after the drain", &d, || async {
+        w.members(&arn).await == set([format!("{}:30080", instance(0))])
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_mode_handles_only_its_own_node() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    for i in 0..3 {
+        w.add_node(&format!("node-{i}"), &instance(i), &[("role", "web")]);
+    }
+    let config = w.write(
+        "config.yaml",
+        "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n",
+    );
+    let d = w.daemon(
+        &[
+            "--mode",
+            "node",
+            "--config",
+            config.to_str().unwrap(),
+            "--imds-endpoint",
+            "http://127.0.0.1:9",
+            "--sleep-interval",
+            "1",
+        ],
+        &[("NODE_NAME", "node-1")],
+    );
+    eventually(WAIT, "node-1 registered", &d, || async {
+        w.members(&arn).await == set([format!("{}:30080", instance(1))])
+    })
+    .await;
+    d.wait_passes(1, WAIT).await;
+    assert_eq!(w.members(&arn).await.len(), 1);
+    let requests = w.kube.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/api/v1/nodes") && r.contains("metadata.name%3Dnode-1")),
+        "node mode watches its node only: {requests:?}"
+    );
+}
