@@ -15,6 +15,11 @@ use crate::process;
 /// Where artifacts go, relative to the workspace root.
 const DIST_DIR: &str = "dist";
 
+/// [`DIST_DIR`], for the other `dist` kinds.
+pub(crate) fn dist_dir() -> &'static str {
+    DIST_DIR
+}
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct DistArgs {
@@ -33,6 +38,8 @@ enum DistKind {
         #[arg(value_name = "NAME")]
         names: Vec<String>,
     },
+    /// berth-lambda for the `provided.al2023` runtime: `dist/berth-lambda.zip` holding `bootstrap`.
+    Lambda,
 }
 
 /// Runs `cargo xtask dist` in the workspace at `root`.
@@ -40,6 +47,7 @@ pub(crate) fn run(root: &Path, args: DistArgs) -> Result<()> {
     match args.kind {
         None => bins(root, &args.names),
         Some(DistKind::Bins { names }) => bins(root, &names),
+        Some(DistKind::Lambda) => crate::dist_lambda::run(root),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod ci;
 mod dist;
+mod dist_lambda;
 mod layering;
 mod process;
 
