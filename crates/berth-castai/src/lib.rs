@@ -8,7 +8,7 @@
 //! cached it fails with a *retryable* error — never with an empty list, because an
 //! outage must never look like "this node belongs in no group".
 //!
-//! With the `test-util` feature, [`fake::FakeCastAi`] serves node configurations on
+//! With the `test-util` feature, `fake::FakeCastAi` serves node configurations on
 //! loopback the way the real API does, with scripted faults.
 #![warn(missing_docs)]
 

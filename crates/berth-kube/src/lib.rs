@@ -9,7 +9,7 @@
 //! - [`ownership::ConfigMapOwnership`]: [`berth_core::provider::TargetOwnership`] kept
 //!   in a ConfigMap, so ownership survives restarts and leader changes.
 //!
-//! With the `test-util` feature, [`fake::FakeApiServer`] is a loopback API server that
+//! With the `test-util` feature, `fake::FakeApiServer` is a loopback API server that
 //! speaks real list/watch to a real `kube::Client`.
 #![warn(missing_docs)]
 
