@@ -325,3 +325,42 @@ async fn the_written_kubeconfig_reaches_the_server() {
     assert_eq!(list.items.len(), 1);
     assert!(list.metadata.resource_version.is_some());
 }
+
+#[tokio::test]
+async fn selectors_are_honoured_or_refused_never_ignored() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, ListParams};
+
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[("pool", "a")]));
+    api.add_node(ready_node("n-2", "i-02", &[("pool", "b")]));
+    api.add_node(ready_node("n-3", "i-03", &[]));
+    let nodes: Api<Node> = Api::all(api.client());
+    let names = |list: kube::core::ObjectList<Node>| {
+        list.items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    let by = |labels: &'static str| {
+        let nodes = nodes.clone();
+        async move { nodes.list(&ListParams::default().labels(labels)).await }
+    };
+    assert_eq!(names(by("pool=a").await.unwrap()), ["n-1"]);
+    assert_eq!(names(by("pool!=a").await.unwrap()), ["n-2", "n-3"]);
+    assert_eq!(names(by("pool").await.unwrap()), ["n-1", "n-2"]);
+    assert_eq!(names(by("!pool").await.unwrap()), ["n-3"]);
+    let err = by("pool in (a,b)").await.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 400),
+        "{err}"
+    );
+    let err = nodes
+        .list(&ListParams::default().fields("spec.unschedulable=true"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 400),
+        "{err}"
+    );
+}
