@@ -364,3 +364,41 @@ async fn selectors_are_honoured_or_refused_never_ignored() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_watch_relists_and_the_listing_shows_missed_deletions() {
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[]));
+    api.add_node(ready_node("n-2", "i-02", &[]));
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    assert!(matches!(next(&mut changes).await, NodeChange::Synced(n) if n.len() == 2));
+    let opened = tokio::select! {
+        opened = api.wait_for_watches(1) => opened,
+        change = changes.next() => panic!("unexpected change {change:?}"),
+    };
+    assert!(opened);
+    // The watch drops, n-1 goes away meanwhile, and the history is compacted.
+    api.close_watches();
+    assert!(api.delete_node("n-1"));
+    api.compact();
+    loop {
+        match next_item(&mut changes).await {
+            // The watcher reports the 410 and re-lists.
+            Err(_) => continue,
+            Ok(NodeChange::Synced(nodes)) => {
+                let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+                assert_eq!(names, ["n-2"]);
+                break;
+            }
+            Ok(other) => panic!("expected a fresh listing, got {other:?}"),
+        }
+    }
+    assert!(cache.get("n-1").is_none());
+}
+
+async fn next_item(changes: &mut Changes) -> Result<NodeChange, berth_kube::Error> {
+    tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .expect("a node change within 10 s")
+        .expect("the stream does not end")
+}

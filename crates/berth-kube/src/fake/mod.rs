@@ -211,6 +211,14 @@ impl FakeApiServer {
         self.lock().close_watches();
     }
 
+    /// Compacts the change history, as etcd does: a watch resuming from a
+    /// resourceVersion older than now gets 410 Gone and must list again. With
+    /// [`FakeApiServer::close_watches`] this simulates a client that was away long
+    /// enough to miss changes (e.g. a deletion) it can only notice by re-listing.
+    pub fn compact(&self) {
+        self.lock().compact();
+    }
+
     /// How many watches are open now.
     pub fn open_watches(&self) -> usize {
         self.lock().open_watches()

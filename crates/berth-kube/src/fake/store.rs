@@ -102,6 +102,8 @@ pub(crate) struct Store {
     history: Vec<Change>,
     watchers: Vec<Watcher>,
     next_uid: u64,
+    /// Watches from before this version get 410 Gone (history compacted).
+    compacted: u64,
     /// Every request line, `METHOD path?query`, for tests to inspect.
     pub(crate) requests: Vec<String>,
 }
@@ -222,6 +224,13 @@ impl Store {
         since: Option<u64>,
     ) -> mpsc::UnboundedReceiver<Bytes> {
         let (tx, rx) = mpsc::unbounded_channel();
+        if since.is_some_and(|s| s > 0 && s < self.compacted) {
+            // As etcd compaction does: the client must list again.
+            let gone = Failure::new(410, "Expired", "too old resource version");
+            let line = json!({"type": "ERROR", "object": gone.status()}).to_string() + "\n";
+            let _ = tx.send(Bytes::from(line));
+            return rx;
+        }
         let backlog: Vec<Bytes> = match since {
             Some(since) if since > 0 => self
                 .history
@@ -246,6 +255,13 @@ impl Store {
     /// How many watches are open (a closed client connection counts until the next write).
     pub(crate) fn open_watches(&self) -> usize {
         self.watchers.iter().filter(|w| !w.tx.is_closed()).count()
+    }
+
+    /// Forgets the history up to now: a watch resuming from an older resourceVersion
+    /// gets 410 Gone and must list again.
+    pub(crate) fn compact(&mut self) {
+        self.compacted = self.version + 1;
+        self.history.clear();
     }
 
     /// Ends every open watch (as a dropped connection would); clients re-watch.
