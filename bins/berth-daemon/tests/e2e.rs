@@ -287,3 +287,138 @@ async fn node_mode_handles_only_its_own_node() {
         "node mode watches its node only: {requests:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn castai_configurations_converge_with_null_ports_and_the_legacy_field_and_survive_an_outage()
+{
+    use berth_castai::fake::{FakeCastAi, Fault as CastFault};
+    let w = World::new().await;
+    let arns = five_groups(&w).await;
+    let castai = FakeCastAi::start("cluster-1", "key-1").expect("FakeCastAi");
+    // cfg-0: groups 0 (null port) and 1; cfg-1: groups 2 and 3 (port 8080);
+    // cfg-2: only the legacy single `eks.targetGroup` (seed 000 ignored it): group 4.
+    castai.set_target_groups("cfg-0", &[(&arns[0], None), (&arns[1], None)]);
+    castai.set_target_groups("cfg-1", &[(&arns[2], None), (&arns[3], Some(8080))]);
+    castai.set_legacy_target_group("cfg-2", &arns[4], None);
+    let label = "provisioner.cast.ai/node-configuration-id";
+    for i in 0..50 {
+        w.add_node(
+            &format!("node-{i}"),
+            &instance(i),
+            &[(label, &format!("cfg-{}", i % 3))],
+        );
+    }
+    let want = |gone: &[usize], extra: &[usize]| {
+        let mut out: BTreeMap<usize, std::collections::BTreeSet<String>> =
+            (0..5).map(|g| (g, Default::default())).collect();
+        for i in (0..50)
+            .chain(extra.iter().copied())
+            .filter(|i| !gone.contains(i))
+        {
+            let groups: &[usize] = [&[0usize, 1][..], &[2, 3][..], &[4][..]][i % 3];
+            for g in groups {
+                out.get_mut(g)
+                    .unwrap()
+                    .insert(format!("{}:{}", instance(i), port_of(*g)));
+            }
+        }
+        out
+    };
+    let env = [
+        ("CLUSTER_ID", "cluster-1"),
+        ("CLUSTER_API_KEY", "key-1"),
+        ("CASTAI_API_URL", &*castai.base_url()),
+    ];
+    let args = ["--mode", "cluster", "--sleep-interval", "1"];
+    let mut d = w.daemon(&args, &env);
+    eventually(WAIT, "50 Cast.ai nodes in their groups", &d, || {
+        converged(&w, &arns, want(&[], &[]), &[])
+    })
+    .await;
+    assert!(
+        castai.requests() <= 6,
+        "configurations are cached: {} requests",
+        castai.requests()
+    );
+    assert!(
+        !d.log_text().contains("key-1"),
+        "the API key never appears in logs"
+    );
+
+    // Cast.ai answers 500 for a while, and the daemon restarts meanwhile (no cache).
+    castai.set_outage(Some(CastFault::Status(500)));
+    assert_eq!(d.terminate(), Some(0));
+    w.proxy.reset_counts();
+    let mut d = w.daemon(&args, &env);
+    w.add_node("node-50", &instance(50), &[(label, "cfg-2")]);
+    d.wait_passes(3, WAIT).await;
+    assert!(d.is_running(), "no crash during the outage");
+    assert_eq!(
+        w.proxy.count("DeregisterTargets"),
+        0,
+        "nothing deregistered because of the outage"
+    );
+    assert!(
+        converged(&w, &arns, want(&[], &[]), &[]).await,
+        "membership unchanged during the outage"
+    );
+    assert!(d.metrics().contains("kind=\"castai\""), "{}", d.metrics());
+    castai.set_outage(None);
+    eventually(WAIT, "node-50 registered once Cast.ai is back", &d, || {
+        converged(&w, &arns, want(&[], &[50]), &[])
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_change_the_new_leader_continues() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    let config = w.write(
+        "config.yaml",
+        "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n",
+    );
+    for i in 0..3 {
+        w.add_node(&format!("node-{i}"), &instance(i), &[("role", "web")]);
+    }
+    let args = [
+        "--mode",
+        "cluster",
+        "--config",
+        config.to_str().unwrap(),
+        "--sleep-interval",
+        "1",
+    ];
+    let mut a = w.daemon(&args, &[]);
+    eventually(
+        WAIT,
+        "the first replica leads and registers",
+        &a,
+        || async { w.members(&arn).await.len() == 3 },
+    )
+    .await;
+    let b = w.daemon(&args, &[]);
+    eventually(
+        WAIT,
+        "the second replica is up as a follower",
+        &b,
+        || async { b.get("/readyz").is_some_and(|r| r.0 == 200) },
+    )
+    .await;
+    assert_eq!(a.metric("berth_daemon_leader"), Some(1.0));
+    assert_eq!(b.metric("berth_daemon_leader"), Some(0.0));
+    assert_eq!(b.passes(), 0, "a follower does not reconcile");
+    // The leader crashes (nothing released): the follower takes over once the Lease
+    // expires and continues.
+    a.kill();
+    w.add_node("node-3", &instance(3), &[("role", "web")]);
+    eventually(
+        Duration::from_secs(60),
+        "the new leader registers node-3",
+        &b,
+        || async { w.members(&arn).await.len() == 4 },
+    )
+    .await;
+    assert_eq!(b.metric("berth_daemon_leader"), Some(1.0));
+    assert_eq!(w.proxy.count("DeregisterTargets"), 0);
+}
