@@ -4,9 +4,9 @@
 //!
 //! | feature       | module          | implements                                  |
 //! |---------------|-----------------|---------------------------------------------|
-//! | `elbv2`       | [`elbv2`]       | `TargetGroups`                              |
+//! | `elbv2`       | `elbv2`         | `TargetGroups`                              |
 //! | `ec2`         | `ec2`           | `Instances`, `Addresses`                    |
-//! | `route53`     | [`route53`]     | `DnsZones`                                  |
+//! | `route53`     | `route53`       | `DnsZones`                                  |
 //! | `dynamodb`    | `dynamodb`      | `Ledger`                                    |
 //! | `autoscaling` | `autoscaling`   | instances of an Auto Scaling group          |
 //! | `imds`        | `imds`          | instance identity, spot interruption notice |
