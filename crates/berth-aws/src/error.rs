@@ -53,6 +53,10 @@ const CONFLICT_CODES: &[&str] = &[
     "Resource.AlreadyAssociated",
 ];
 
+/// Error codes of expired temporary credentials: the SDK's credentials cache fetches
+/// new ones (IRSA, Pod Identity), so the next attempt may pass.
+const EXPIRED_CREDENTIALS_CODES: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
+
 /// Error codes of a bad request that retrying cannot fix.
 const INVALID_CODES: &[&str] = &[
     "ValidationError",
@@ -74,6 +78,7 @@ const INVALID_CODES: &[&str] = &[
 /// - `AccessDenied`, `AccessDeniedException`, `UnauthorizedOperation` →
 ///   [`Error::AccessDenied`] naming `iam_action`;
 /// - `*NotFound*`, `NoSuch*` codes → [`Error::NotFound`];
+/// - expired temporary credentials → [`Error::Provider`], retryable;
 /// - conditional-check failures, `Resource.AlreadyAssociated` → [`Error::Conflict`];
 /// - validation and `Invalid*` codes → [`Error::Invalid`];
 /// - anything else → [`Error::Provider`], not retryable.
@@ -131,6 +136,12 @@ fn classify(operation: &str, iam_action: &str, status: u16, code: &str, message:
         Error::AccessDenied {
             action: iam_action.to_owned(),
             message: described(),
+        }
+    } else if EXPIRED_CREDENTIALS_CODES.contains(&code) {
+        Error::Provider {
+            operation,
+            message: described(),
+            retryable: true,
         }
     } else if CONFLICT_CODES.contains(&code) {
         Error::Conflict {
@@ -259,6 +270,7 @@ mod tests {
             service(400, "InvalidChangeBatch"),
             Error::Invalid(_)
         ));
+        assert!(service(400, "ExpiredToken").is_retryable());
         let other = service(400, "SomethingElse");
         assert!(matches!(
             other,

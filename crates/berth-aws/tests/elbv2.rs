@@ -83,6 +83,17 @@ async fn resolve_reads_type_port_and_deregistration_delay_once_per_group() {
     assert_eq!(s.counter.get("DescribeTargetGroups"), 1);
     assert_eq!(s.counter.get("DescribeTargetGroupAttributes"), 1);
 
+    // A changed group is read again once the cache is cleared.
+    set_deregistration_delay(&s.elb, &arn, 5).await;
+    s.adapter.clear_cache();
+    let reread = s
+        .adapter
+        .resolve(&TargetGroupRef::Arn(arn.clone()))
+        .await
+        .unwrap();
+    assert_eq!(reread.deregistration_delay, Duration::from_secs(5));
+    assert_eq!(s.counter.get("DescribeTargetGroups"), 2);
+
     // An IP group with moto's default delay, resolved by ARN first.
     let ip_arn = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 8080).await;
     let pods = s

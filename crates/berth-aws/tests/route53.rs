@@ -165,6 +165,57 @@ async fn reads_only_the_given_names_one_call_each() {
 }
 
 #[tokio::test]
+async fn a_name_with_more_record_sets_than_a_page_is_read_page_by_page() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let name = "multi.example.com";
+    for (kind, value) in [
+        (RrType::A, "10.0.0.1"),
+        (RrType::Aaaa, "2001:db8::1"),
+        (RrType::Caa, "0 issue \"amazon.com\""),
+        (RrType::Mx, "10 mail.example.com"),
+        (
+            RrType::Naptr,
+            "100 10 \"u\" \"E2U+sip\" \"!^.*$!sip:x@example.com!\" .",
+        ),
+        (RrType::Ptr, "host.example.com"),
+        (RrType::Spf, "\"v=spf1 -all\""),
+        (RrType::Srv, "1 1 5060 sip.example.com"),
+        (
+            RrType::Sshfp,
+            "1 1 0123456789abcdef0123456789abcdef01234567",
+        ),
+        (RrType::Tlsa, "3 1 1 0123456789abcdef"),
+        (RrType::Txt, "\"last\""),
+    ] {
+        foreign_record(&s.route53, &s.zone_id, name, kind, value).await;
+    }
+    foreign_record(
+        &s.route53,
+        &s.zone_id,
+        "next.example.com",
+        RrType::A,
+        "10.0.0.9",
+    )
+    .await;
+
+    let mut records = s.adapter.records(&s.zone_id, &[name.into()]).await.unwrap();
+    records.sort();
+    let got: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "multi.example.com. 300 A 10.0.0.1",
+            "multi.example.com. 300 AAAA 2001:db8::1",
+            "multi.example.com. 300 TXT \"last\"",
+        ]
+    );
+    // 11 record sets at the name, 10 per page: two pages, and no third for the
+    // next name.
+    assert_eq!(s.counter.get("ListResourceRecordSets"), 2);
+}
+
+#[tokio::test]
 async fn upserts_replaces_and_deletes_records_and_reports_sync() {
     let moto = MotoServer::isolated().await;
     let s = setup(&moto).await;
