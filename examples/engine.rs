@@ -20,8 +20,15 @@ async fn main() -> Result<(), berth_core::Error> {
     let groups = Arc::new(MemoryTargetGroups::default());
     let web = groups.add_group("web", TargetType::Instance, Some(30080));
     let api = groups.add_group("api", TargetType::Instance, Some(30443));
-    groups.set_state(&web.arn, Target::new("i-0manual", 30080), TargetState::Healthy);
-    let ownership = Arc::new(LedgerOwnership::new(Arc::new(MemoryLedger::default()), Owner::new("berth/example")?));
+    groups.set_state(
+        &web.arn,
+        Target::new("i-0manual", 30080),
+        TargetState::Healthy,
+    );
+    let ownership = Arc::new(LedgerOwnership::new(
+        Arc::new(MemoryLedger::default()),
+        Owner::new("berth/example")?,
+    ));
 
     // Desire: three nodes in web, two of them also in api on an explicit port.
     let mut desired = DesiredMembership::new();
@@ -33,13 +40,19 @@ async fn main() -> Result<(), berth_core::Error> {
     }
 
     let engine = Engine::new(
-        Providers { targets: Some(groups.clone()), ownership: Some(ownership.clone()), ..Providers::default() },
+        Providers {
+            targets: Some(groups.clone()),
+            ownership: Some(ownership.clone()),
+            ..Providers::default()
+        },
         ApplyOptions::default(),
     );
 
     // Observe, plan, print, apply, report.
     let owned = ownership.owned().await?;
-    let (observed, _) = engine.observe_membership(desired.groups().chain(owned.keys())).await?;
+    let (observed, _) = engine
+        .observe_membership(desired.groups().chain(owned.keys()))
+        .await?;
     let plan = plan_membership(&desired, &observed, &owned);
     println!("plan ({} changes):\n{plan}", plan.len());
     let report = engine.apply(&plan).await;
@@ -55,8 +68,12 @@ async fn main() -> Result<(), berth_core::Error> {
     let (plan, report) = engine.reconcile_membership(&fewer).await?;
     println!("after i-0ccc left, plan:\n{plan}report:\n{report}\n");
     for (name, g) in [("web", &web), ("api", &api)] {
-        let members: Vec<String> =
-            groups.health(&g.arn).await?.iter().map(|h| format!("{} {}", h.target, h.state)).collect();
+        let members: Vec<String> = groups
+            .health(&g.arn)
+            .await?
+            .iter()
+            .map(|h| format!("{} {}", h.target, h.state))
+            .collect();
         println!("{name}: {}", members.join(", "));
     }
     Ok(())

@@ -321,9 +321,15 @@ async fn waits_with_backoff_for_healthy_and_for_drained() {
             tg.set_state(&arn, t, TargetState::Healthy);
         })
     };
-    let took = wait_for_targets(tg.as_ref(), &g.arn, std::slice::from_ref(&t), WaitFor::Healthy, policy)
-        .await
-        .unwrap();
+    let took = wait_for_targets(
+        tg.as_ref(),
+        &g.arn,
+        std::slice::from_ref(&t),
+        WaitFor::Healthy,
+        policy,
+    )
+    .await
+    .unwrap();
     flip.await.unwrap();
     assert!(took >= Duration::from_secs(2));
     assert!(
@@ -332,10 +338,18 @@ async fn waits_with_backoff_for_healthy_and_for_drained() {
         tg.faults.calls("DescribeTargetHealth")
     );
 
-    tg.deregister(&g.arn, std::slice::from_ref(&t)).await.unwrap();
-    let err = wait_for_targets(tg.as_ref(), &g.arn, std::slice::from_ref(&t), WaitFor::Gone, policy)
+    tg.deregister(&g.arn, std::slice::from_ref(&t))
         .await
-        .unwrap_err();
+        .unwrap();
+    let err = wait_for_targets(
+        tg.as_ref(),
+        &g.arn,
+        std::slice::from_ref(&t),
+        WaitFor::Gone,
+        policy,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     tg.finish_draining();
     wait_for_targets(tg.as_ref(), &g.arn, &[t], WaitFor::Gone, policy)
@@ -349,7 +363,9 @@ async fn moto_like_vanishing_deregistration_is_gone_at_once() {
     let g = tg.add_group("web", TargetType::Ip, Some(80));
     let t = Target::new("10.0.0.1", 80);
     tg.register(&g.arn, &[t.clone().into()]).await.unwrap();
-    tg.deregister(&g.arn, std::slice::from_ref(&t)).await.unwrap();
+    tg.deregister(&g.arn, std::slice::from_ref(&t))
+        .await
+        .unwrap();
     assert!(tg.members(&g.arn).is_empty());
 }
 
