@@ -170,6 +170,41 @@ async fn bad_usage_exits_2_with_one_line_and_calls_nothing() {
     assert_eq!(proxy.total(), 0, "bad usage must not reach AWS");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_from_the_environment_dry_run_prints_the_plan_in_json_logs() {
+    let moto = MotoServer::isolated().await;
+    let groups = create_groups(&moto.endpoint()).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let mut cmd = Sidecar::command(&proxy.endpoint());
+    cmd.env("BERTH_TARGET_GROUP", format!("web,{}", groups.api))
+        .env("BERTH_PORT", "9000")
+        .env("BERTH_DRY_RUN", "true")
+        .env("BERTH_LOG_FORMAT", "json");
+    let mut sidecar = Sidecar::spawn(cmd);
+    let status = sidecar.wait(EXIT_WITHIN).await;
+    let (stdout, stderr) = (sidecar.stdout(), sidecar.stderr());
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(
+        stdout.contains(&format!("register {POD_IP}:9000 in web")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("register {POD_IP}:9000 in api")),
+        "{stdout}"
+    );
+    assert_eq!(proxy.count("RegisterTargets"), 0);
+    assert!(groups.targets(&groups.web).await.is_empty());
+    assert!(!stderr.trim().is_empty(), "no logs at all");
+    for line in stderr.lines() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            parsed["level"].is_string() && parsed["message"].is_string(),
+            "{line}"
+        );
+    }
+}
+
 /// A `DescribeTargetHealth` answer with one target in `state`.
 fn health_answer(ip: &str, port: u16, state: &str, reason: &str) -> String {
     format!(
@@ -283,30 +318,41 @@ async fn sigterm_waits_for_the_drain_before_exiting() {
 }
 
 /// The benchmark figure `docs/benchmarks-sidecar.md` reports: from `kill -TERM` to the
-/// `DeregisterTargets` request reaching the proxy, on the test harness's clock.
+/// `DeregisterTargets` request reaching the proxy, on the test harness's clock; five
+/// runs, each a fresh sidecar registered and ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_to_deregister_targets_is_quick() {
     let moto = MotoServer::isolated().await;
     let groups = create_groups(&moto.endpoint()).await;
     let proxy = FaultProxy::start(&moto.endpoint()).await;
-    let mut cmd = Sidecar::command(&proxy.endpoint());
-    cmd.args(["-target-group-name", "web", "--drain-timeout", "0s"]);
-    let mut sidecar = Sidecar::spawn(cmd);
-    sidecar.until_ready(READY_WITHIN).await;
     let mut samples = Vec::new();
-    let started = Instant::now();
-    sidecar.terminate();
-    while proxy.count("DeregisterTargets") == 0 && started.elapsed() < EXIT_WITHIN {
-        std::thread::sleep(Duration::from_micros(200));
+    for _ in 0..5 {
+        let mut cmd = Sidecar::command(&proxy.endpoint());
+        cmd.args(["-target-group-name", "web", "--drain-timeout", "0s"]);
+        let mut sidecar = Sidecar::spawn(cmd);
+        sidecar.until_ready(READY_WITHIN).await;
+        proxy.reset_counts();
+        let started = Instant::now();
+        sidecar.terminate();
+        while proxy.count("DeregisterTargets") == 0 && started.elapsed() < EXIT_WITHIN {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        samples.push(started.elapsed());
+        assert_eq!(sidecar.wait(EXIT_WITHIN).await.code(), Some(0));
+        assert!(groups.targets(&groups.web).await.is_empty());
     }
-    samples.push(started.elapsed());
-    assert_eq!(sidecar.wait(EXIT_WITHIN).await.code(), Some(0));
-    assert!(groups.targets(&groups.web).await.is_empty());
-    let took = samples[0];
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
-        "SIGTERM -> DeregisterTargets: {:.1} ms",
-        took.as_secs_f64() * 1000.0
+        "SIGTERM -> DeregisterTargets: min {:.1} ms, median {:.1} ms, max {:.1} ms ({} runs)",
+        ms(samples[0]),
+        ms(samples[samples.len() / 2]),
+        ms(samples[samples.len() - 1]),
+        samples.len()
     );
     // Generous for a loaded CI machine; the recorded figure is far lower.
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        samples[samples.len() / 2] < Duration::from_secs(2),
+        "{samples:?}"
+    );
 }

@@ -101,6 +101,7 @@ pub fn free_port() -> u16 {
 /// A running `berth-sidecar`.
 pub struct Sidecar {
     child: Child,
+    stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     pub listen: String,
 }
@@ -130,25 +131,19 @@ impl Sidecar {
         let listen = format!("127.0.0.1:{}", free_port());
         cmd.env("BERTH_LISTEN", &listen);
         let mut child = cmd.spawn().expect("spawn berth-sidecar");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = collect(child.stderr.take().expect("stderr"));
         Sidecar {
             child,
+            stdout,
             stderr,
             listen,
         }
+    }
+
+    /// Everything the sidecar wrote on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Everything the sidecar wrote on stderr so far.
@@ -227,6 +222,24 @@ impl Sidecar {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Reads a pipe into a shared string on a thread.
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
 }
 
 impl Drop for Sidecar {
