@@ -362,3 +362,79 @@ async fn dry_run_changes_nothing() {
     assert!(text.contains("register 10.0.0.7:8443 in api"), "{text}");
     assert_eq!(w.groups.faults.calls("RegisterTargets"), 0);
 }
+
+/// Records what is asked of `register`.
+struct Recording {
+    inner: Arc<MemoryTargetGroups>,
+    registered: std::sync::Mutex<Vec<Registration>>,
+}
+
+#[async_trait]
+impl TargetGroups for Recording {
+    async fn resolve(&self, group: &TargetGroupRef) -> berth_core::Result<TargetGroup> {
+        self.inner.resolve(group).await
+    }
+    async fn health(&self, group: &TargetGroupArn) -> berth_core::Result<Vec<TargetHealth>> {
+        self.inner.health(group).await
+    }
+    async fn register(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Registration],
+    ) -> berth_core::Result<()> {
+        self.registered.lock().unwrap().extend_from_slice(targets);
+        self.inner.register(group, targets).await
+    }
+    async fn deregister(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Target],
+    ) -> berth_core::Result<()> {
+        self.inner.deregister(group, targets).await
+    }
+}
+
+#[tokio::test]
+async fn explicit_port_and_availability_zone_reach_every_registration() {
+    let w = world(TargetState::Healthy, DeregisterBehaviour::Vanish);
+    let recording = Arc::new(Recording {
+        inner: w.groups.clone(),
+        registered: Default::default(),
+    });
+    let mut s = settings();
+    s.port = Some(9000);
+    s.availability_zone = Some("all".into());
+    let run = start(recording.clone(), s);
+    run.until_ready().await;
+    let mut seen: Vec<(String, Option<String>)> = recording
+        .registered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.target.to_string(), r.availability_zone.clone()))
+        .collect();
+    seen.sort();
+    let want = (format!("{IP}:9000"), Some("all".to_owned()));
+    assert_eq!(seen, [want.clone(), want]);
+    assert_eq!(state(&w, &w.web, 9000), Some(TargetState::Healthy));
+    assert_eq!(state(&w, &w.api, 9000), Some(TargetState::Healthy));
+    let (finish, _) = run.stop().await;
+    assert_eq!(finish.code, 0);
+}
+
+#[tokio::test]
+async fn instance_groups_are_refused_before_anything_is_registered() {
+    let w = world(TargetState::Healthy, DeregisterBehaviour::Vanish);
+    w.groups
+        .add_group("nodes", TargetType::Instance, Some(30080));
+    let mut s = settings();
+    s.groups.push(TargetGroupRef::Name("nodes".into()));
+    let finish = start(w.groups.clone(), s).finish().await;
+    assert_eq!(finish.code, 1);
+    let error = format!("{:#}", finish.error.expect("an error"));
+    assert!(
+        error.contains("nodes") && error.contains("instance"),
+        "{error}"
+    );
+    assert_eq!(w.groups.faults.calls("RegisterTargets"), 0);
+}
