@@ -246,8 +246,60 @@ async fn readyz_waits_until_the_target_leaves_initial() {
         "/readyz never said it was waiting for health: {before:?}"
     );
     assert_eq!(groups.targets(&groups.web).await, [format!("{POD_IP}:80")]);
-    sidecar.terminate();
+    // SIGINT shuts down like SIGTERM.
+    sidecar.interrupt();
     assert_eq!(sidecar.wait(EXIT_WITHIN).await.code(), Some(0));
+    assert!(groups.targets(&groups.web).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_turns_healthy_is_deregistered_and_exits_1() {
+    let moto = MotoServer::isolated().await;
+    let groups = create_groups(&moto.endpoint()).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    // Every health read after the first (the observation before registering) says
+    // `unhealthy`, as AWS does when health checks fail.
+    proxy.add(
+        Rule::new(
+            "DescribeTargetHealth",
+            Fault::Respond {
+                status: 200,
+                body: health_answer(POD_IP, 80, "unhealthy", "Target.FailedHealthChecks"),
+            },
+        )
+        .after(1),
+    );
+    let mut cmd = Sidecar::command(&proxy.endpoint());
+    cmd.args([
+        "-target-group-name",
+        "web",
+        "-wait-in-service-timeout",
+        "2s",
+        "--drain-timeout",
+        "1s",
+        "-post-deregister-command",
+        "echo must-not-run",
+    ]);
+    let mut sidecar = Sidecar::spawn(cmd);
+    let status = sidecar.wait(EXIT_WITHIN).await;
+    let stderr = sidecar.stderr();
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("did not become healthy within 2s")
+            && last.contains("unhealthy (Target.FailedHealthChecks)"),
+        "{last}"
+    );
+    assert!(
+        !stderr.contains("post-deregister"),
+        "the post hook ran after a failure"
+    );
+    assert_eq!(proxy.count("RegisterTargets"), 1);
+    assert_eq!(proxy.count("DeregisterTargets"), 1);
+    assert!(
+        groups.targets(&groups.web).await.is_empty(),
+        "left registered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

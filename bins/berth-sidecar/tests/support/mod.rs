@@ -191,11 +191,20 @@ impl Sidecar {
 
     /// Sends SIGTERM with `kill(1)`.
     pub fn terminate(&self) {
+        self.kill("-TERM");
+    }
+
+    /// Sends SIGINT with `kill(1)` (what Ctrl-C does).
+    pub fn interrupt(&self) {
+        self.kill("-INT");
+    }
+
+    fn kill(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// Whether it is still running.
