@@ -1,4 +1,4 @@
-//! Figures for docs/benchmarks-daemon.md: AWS calls per resync for 500 nodes × 10
+//! Figures for docs/benchmarks.md (berth-daemon): AWS calls per resync for 500 nodes × 10
 //! groups in cluster mode, and the time from a node turning Ready to its
 //! RegisterTargets call. Run: `cargo test -p berth-daemon --release --test benchmark -- --nocapture`.
 

@@ -786,7 +786,7 @@ async fn missing_configuration_fails_every_invocation_naming_the_variable() {
 }
 
 /// Init time: process start to the first `/next`. The figure is printed for
-/// docs/benchmarks-lambda.md; the bound here is loose because test builds are
+/// docs/benchmarks.md (berth-lambda); the bound here is loose because test builds are
 /// unoptimised and the machine is shared.
 #[tokio::test(flavor = "multi_thread")]
 async fn init_time_from_process_start_to_first_next() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures the figures in docs/benchmarks-sidecar.md on this machine:
+# Measures the figures in docs/benchmarks.md (berth-sidecar) on this machine:
 #   1. resident memory (VmRSS, VmHWM) of the idle release sidecar, registered in two
 #      groups of a local moto_server, plus /usr/bin/time -v's maximum RSS for the
 #      whole run;

@@ -369,7 +369,7 @@ async fn sigterm_waits_for_the_drain_before_exiting() {
     let _ = std::fs::remove_file(&post_marker);
 }
 
-/// The benchmark figure `docs/benchmarks-sidecar.md` reports: from `kill -TERM` to the
+/// The benchmark figure `docs/benchmarks.md (berth-sidecar)` reports: from `kill -TERM` to the
 /// `DeregisterTargets` request reaching the proxy, on the test harness's clock; five
 /// runs, each a fresh sidecar registered and ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
