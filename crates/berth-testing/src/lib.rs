@@ -6,6 +6,8 @@
 //!   (or a child process) and moto that injects throttling, 5xx answers,
 //!   connection resets, latency and canned answers, and counts the calls per
 //!   AWS operation.
+//! - [`imds::FakeImds`]: an IMDSv2-only instance metadata service (identity,
+//!   spot interruption notice) on a loopback port.
 //! - [`aws_env`] and [`sdk_config`]: point a child process or an SDK client at
 //!   an endpoint with static test credentials.
 //!
@@ -23,6 +25,7 @@
 //! ```
 
 mod aws;
+pub mod imds;
 mod lambda_runtime_api;
 mod moto;
 mod proxy;

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
 use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
@@ -134,12 +134,85 @@ impl World {
         self.kube.update_node(node);
     }
 
+    /// Sets a group's deregistration delay (ELBv2 default: 300 s).
+    pub async fn set_deregistration_delay(&self, arn: &str, seconds: u32) {
+        self.elb
+            .modify_target_group_attributes()
+            .target_group_arn(arn)
+            .attributes(
+                aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                    .key("deregistration_delay.timeout_seconds")
+                    .value(seconds.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("ModifyTargetGroupAttributes");
+    }
+
+    /// The targets (`id:port`) an ownership ConfigMap in `default` records, across
+    /// groups; `None` if the ConfigMap does not exist.
+    pub fn owned(&self, config_map: &str) -> Option<BTreeSet<String>> {
+        let cm: core::ConfigMap = self.kube.get(Some("default"), config_map)?;
+        Some(
+            cm.data
+                .unwrap_or_default()
+                .values()
+                .flat_map(|v| v.split_whitespace().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// `reason: message` of every Event about `node`.
+    pub fn events_of(&self, node: &str) -> Vec<String> {
+        self.kube
+            .events()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(node))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Sets a node's Ready condition, turned to `ready` at `since` (as the node
+    /// lifecycle controller does when the kubelet stops posting status).
+    pub fn set_ready(&self, name: &str, ready: bool, since: SystemTime) {
+        let since = humantime::format_rfc3339_seconds(since).to_string();
+        let conditions = serde_json::json!([{
+            "type": "Ready",
+            "status": if ready { "True" } else { "False" },
+            "reason": if ready { "KubeletReady" } else { "NodeStatusUnknown" },
+            "lastTransitionTime": since,
+            "lastHeartbeatTime": since,
+        }]);
+        self.edit_node(name, |n| {
+            n.status.get_or_insert_with(Default::default).conditions =
+                Some(serde_json::from_value(conditions).expect("conditions"));
+        });
+    }
+
+    /// Whether the fake API server has `name` with condition Ready=True.
+    pub fn is_ready(&self, name: &str) -> bool {
+        self.kube
+            .node(name)
+            .and_then(|n| n.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+
     /// Starts the daemon with the AWS endpoint at the proxy and the kubeconfig set.
     pub fn daemon(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let n = RUNS.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.join(format!("daemon-{n}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
+        let out = self.dir.join(format!("daemon-{n}.out"));
+        let stdout = std::fs::File::create(&out).expect("stdout file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth-daemon"));
         cmd.envs(aws_env(&self.proxy.endpoint()))
             .env("KUBECONFIG", self.dir.join("kubeconfig"))
@@ -153,13 +226,14 @@ impl World {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr);
         let child = cmd.spawn().expect("spawn berth-daemon");
         Daemon {
             child: Some(child),
             port,
             log,
+            out,
         }
     }
 }
@@ -169,6 +243,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
+    /// Standard output (the `--dry-run` plans).
+    pub out: PathBuf,
 }
 
 impl Daemon {
@@ -225,6 +301,26 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit on its own; its exit code, or `None` if it is
+    /// still running after `timeout` (it is then killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 10 s).
@@ -303,3 +399,19 @@ pub fn instance(i: usize) -> String {
 pub fn set(items: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     items.into_iter().collect()
 }
+
+/// A `DescribeTargetHealth` answer showing one target `draining`, as AWS shows it
+/// during the deregistration delay (moto removes a target at once).
+pub fn draining_health(id: &str, port: u16) -> String {
+    format!(
+        "<DescribeTargetHealthResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">\
+         <DescribeTargetHealthResult><TargetHealthDescriptions><member><Target><Id>{id}</Id><Port>{port}</Port></Target>\
+         <TargetHealth><State>draining</State><Reason>Target.DeregistrationInProgress</Reason></TargetHealth></member>\
+         </TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>canned</RequestId>\
+         </ResponseMetadata></DescribeTargetHealthResponse>"
+    )
+}
+
+/// A static config putting nodes labelled `role: web` in the group named `web`.
+pub const WEB_CONFIG: &str =
+    "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n";

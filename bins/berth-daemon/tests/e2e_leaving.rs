@@ -1,0 +1,91 @@
+//! The compiled daemon taking nodes out of their groups: ahead of a spot interruption
+//! (IMDSv2).
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use berth_testing::imds::{FakeImds, IDENTITY_PATH, SPOT_ACTION_PATH};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_mode_deregisters_ahead_of_a_spot_interruption_while_the_node_is_still_ready() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    w.add_node("node-0", &instance(0), &[("role", "web")]);
+    let imds = FakeImds::start();
+    imds.set_identity(&instance(0), "eu-west-1", "10.0.0.10");
+    let config = w.write("config.yaml", WEB_CONFIG);
+    let d = w.daemon(
+        &[
+            "--mode",
+            "node",
+            "--config",
+            config.to_str().unwrap(),
+            "--imds-endpoint",
+            &imds.endpoint(),
+            "--spot-poll",
+            "200ms",
+            "--sleep-interval",
+            "1",
+        ],
+        &[("NODE_NAME", "node-0")],
+    );
+    let mine = set([format!("{}:30080", instance(0))]);
+    let ownership = "berth-daemon-node-node-0";
+    eventually(WAIT, "node-0 registered and owned", &d, || async {
+        w.members(&arn).await == mine && w.owned(ownership).as_ref() == Some(&mine)
+    })
+    .await;
+    eventually(WAIT, "the spot notice polled", &d, || async {
+        imds.gets(SPOT_ACTION_PATH) >= 2
+    })
+    .await;
+    assert_eq!(
+        w.members(&arn).await,
+        mine,
+        "no notice yet: still registered"
+    );
+
+    // EC2 schedules the interruption two minutes ahead; the Node object is untouched.
+    let when = SystemTime::now() + Duration::from_secs(120);
+    imds.set_spot_action(
+        "terminate",
+        &humantime::format_rfc3339_seconds(when).to_string(),
+    );
+    eventually(WAIT, "deregistered and released", &d, || async {
+        w.members(&arn).await.is_empty() && w.owned(ownership).unwrap_or_default().is_empty()
+    })
+    .await;
+    assert!(w.is_ready("node-0"), "deregistered while still Ready");
+    // Later resyncs do not put it back.
+    d.wait_passes(2, WAIT).await;
+    assert!(w.members(&arn).await.is_empty());
+    assert_eq!(
+        w.proxy.count("RegisterTargets"),
+        1,
+        "{:?}",
+        w.proxy.counts()
+    );
+    assert_eq!(w.proxy.count("DeregisterTargets"), 1);
+
+    let events = w.events_of("node-0");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Deregistering") && e.contains("spot-interruption")),
+        "{events:?}"
+    );
+    assert!(
+        d.log_text().contains("spot interruption notice"),
+        "{}",
+        d.log_text()
+    );
+    // IMDSv2 only: every request carried a session token.
+    let seen = imds.requests();
+    assert!(seen.rejected.is_empty(), "{:?}", seen.rejected);
+    assert!(seen.tokens_issued >= 1);
+    assert!(imds.gets(IDENTITY_PATH) >= 1, "{:?}", seen.authorised_gets);
+}
