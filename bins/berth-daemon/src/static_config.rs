@@ -262,6 +262,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_rules_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/daemon/rules.yaml");
+        let cfg = StaticConfig::load(&path).expect("examples/daemon/rules.yaml must stay valid");
+        assert_eq!(cfg.rules.len(), 1);
+        assert_eq!(
+            cfg.bindings_for(&labels(&[("node-role/web", "true")]))
+                .len(),
+            2
+        );
+    }
+
+    #[test]
     fn parses_rules_by_arn_and_name_with_optional_port() {
         let cfg = StaticConfig::parse(
             "c.yaml",
