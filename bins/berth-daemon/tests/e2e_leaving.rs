@@ -1,9 +1,9 @@
 //! The compiled daemon taking nodes out of their groups: ahead of a spot interruption
-//! (IMDSv2).
+//! (IMDSv2) and after a NotReady grace.
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_testing::imds::{FakeImds, IDENTITY_PATH, SPOT_ACTION_PATH};
 use common::*;
@@ -88,4 +88,82 @@ async fn node_mode_deregisters_ahead_of_a_spot_interruption_while_the_node_is_st
     assert!(seen.rejected.is_empty(), "{:?}", seen.rejected);
     assert!(seen.tokens_issued >= 1);
     assert!(imds.gets(IDENTITY_PATH) >= 1, "{:?}", seen.authorised_gets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notready_past_the_grace_is_deregistered_and_a_shorter_notready_is_kept() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    for i in 0..3 {
+        w.add_node(&format!("node-{i}"), &instance(i), &[("role", "web")]);
+    }
+    let config = w.write("config.yaml", WEB_CONFIG);
+    // No periodic resync during the test: the grace expiry must schedule its own pass.
+    let d = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--not-ready-grace",
+            "6s",
+            "--sleep-interval",
+            "300",
+        ],
+        &[],
+    );
+    let member = |i: usize| format!("{}:30080", instance(i));
+    eventually(WAIT, "3 nodes registered", &d, || async {
+        w.members(&arn).await.len() == 3
+    })
+    .await;
+
+    // node-0 has been NotReady for an hour; node-1 and node-2 just turned NotReady.
+    let now = SystemTime::now();
+    w.set_ready("node-0", false, now - Duration::from_secs(3600));
+    w.set_ready("node-1", false, now);
+    w.set_ready("node-2", false, now);
+    let down = Instant::now();
+    eventually(WAIT, "node-0 deregistered", &d, || async {
+        w.members(&arn).await == set([member(1), member(2)])
+    })
+    .await;
+    assert!(
+        down.elapsed() < Duration::from_secs(5),
+        "node-0 is acted on at once, node-1/node-2 must still be within their grace: {:?}",
+        down.elapsed()
+    );
+    // node-1 recovers within its grace: it is never deregistered.
+    w.set_ready("node-1", true, SystemTime::now());
+    // node-2 stays NotReady: deregistered once its grace runs out, with no node change
+    // and no resync to prompt it.
+    eventually(WAIT, "node-2 deregistered after its grace", &d, || async {
+        w.members(&arn).await == set([member(1)])
+    })
+    .await;
+    assert!(
+        down.elapsed() >= Duration::from_secs(4),
+        "node-2 left before its 6 s grace (transition times have 1 s precision): {:?}",
+        down.elapsed()
+    );
+    assert_eq!(
+        w.proxy.count("DeregisterTargets"),
+        2,
+        "{:?}",
+        w.proxy.counts()
+    );
+    let events = w.events_of("node-2");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Deregistering") && e.contains("NotReady")),
+        "{events:?}"
+    );
+    assert!(
+        !w.events_of("node-1")
+            .iter()
+            .any(|e| e.starts_with("Deregistering")),
+        "{:?}",
+        w.events_of("node-1")
+    );
 }
