@@ -30,6 +30,11 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Nodes skipped in the last pass (no instance id, no group).
     pub skipped_nodes: Gauge,
+    /// Targets deregistered and not yet seen gone from their group (draining for the
+    /// group's deregistration delay).
+    pub draining_targets: Gauge,
+    /// Targets seen gone from their group after a deregistration: done.
+    pub drained: Counter,
     aws_seen: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -50,6 +55,8 @@ impl Metrics {
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let leader = Gauge::default();
         let skipped_nodes = Gauge::default();
+        let draining_targets = Gauge::default();
+        let drained = Counter::default();
         registry.register(
             "registrations",
             "Targets registered in target groups",
@@ -81,6 +88,16 @@ impl Metrics {
             "Nodes skipped in the last reconcile pass",
             skipped_nodes.clone(),
         );
+        registry.register(
+            "draining_targets",
+            "Targets deregistered and still draining (deregistration delay not over)",
+            draining_targets.clone(),
+        );
+        registry.register(
+            "drained",
+            "Deregistered targets seen gone from their group (deregistration done)",
+            drained.clone(),
+        );
         Metrics {
             registry,
             registrations,
@@ -90,6 +107,8 @@ impl Metrics {
             reconcile_duration,
             leader,
             skipped_nodes,
+            draining_targets,
+            drained,
             aws_seen: Mutex::new(BTreeMap::new()),
         }
     }

@@ -330,6 +330,7 @@ impl Reconciler {
                     fresh.push(t);
                 }
             }
+            self.metrics.draining_targets.set(draining.len() as i64);
         }
         if fresh.is_empty() {
             return;
@@ -341,6 +342,7 @@ impl Reconciler {
         let provider = self.targets.clone();
         let events = self.events.clone();
         let draining = self.draining.clone();
+        let metrics = self.metrics.clone();
         let policy = PollPolicy {
             deadline: delay + self.drain_poll.deadline,
             ..self.drain_poll
@@ -349,7 +351,14 @@ impl Reconciler {
             let result =
                 wait_for_targets(provider.as_ref(), &group, &fresh, WaitFor::Gone, policy).await;
             for (t, node) in fresh.iter().zip(nodes) {
-                lock(&draining).remove(&(group.clone(), t.clone()));
+                {
+                    let mut draining = lock(&draining);
+                    draining.remove(&(group.clone(), t.clone()));
+                    metrics.draining_targets.set(draining.len() as i64);
+                }
+                if result.is_ok() {
+                    metrics.drained.inc();
+                }
                 let (severity, reason, text) = match &result {
                     Ok(took) => (
                         Severity::Normal,

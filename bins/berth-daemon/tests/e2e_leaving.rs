@@ -1,11 +1,12 @@
 //! The compiled daemon taking nodes out of their groups: ahead of a spot interruption
-//! (IMDSv2) and after a NotReady grace.
+//! (IMDSv2), after a NotReady grace, and waiting out the deregistration delay.
 
 mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_testing::imds::{FakeImds, IDENTITY_PATH, SPOT_ACTION_PATH};
+use berth_testing::{Fault, Rule};
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -166,4 +167,94 @@ async fn notready_past_the_grace_is_deregistered_and_a_shorter_notready_is_kept(
         "{:?}",
         w.events_of("node-1")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deregistration_is_reported_done_only_once_the_target_has_drained() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    w.set_deregistration_delay(&arn, 3).await;
+    w.add_node("node-0", &instance(0), &[("role", "web")]);
+    let config = w.write("config.yaml", WEB_CONFIG);
+    let d = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--sleep-interval",
+            "300",
+        ],
+        &[],
+    );
+    eventually(WAIT, "node-0 registered", &d, || async {
+        w.members(&arn).await.len() == 1
+    })
+    .await;
+    eventually(WAIT, "the registering pass over", &d, || async {
+        d.passes() >= 1
+    })
+    .await;
+
+    // After the cordon, the pass observes the group once (let through), deregisters,
+    // and from then on AWS shows the target draining, as during a real delay.
+    let draining = w.proxy.add(
+        Rule::new(
+            "DescribeTargetHealth",
+            Fault::Respond {
+                status: 200,
+                body: draining_health(&instance(0), 30080),
+            },
+        )
+        .after(1),
+    );
+    w.edit_node("node-0", |n| {
+        n.spec.get_or_insert_with(Default::default).unschedulable = Some(true)
+    });
+    eventually(WAIT, "deregistered, draining", &d, || async {
+        w.proxy.count("DeregisterTargets") == 1
+            && d.metric("berth_daemon_draining_targets") == Some(1.0)
+    })
+    .await;
+    let deregistered = Instant::now();
+    let events = w.events_of("node-0");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Deregistering") && e.contains("draining for up to 3s")),
+        "the group's own delay is announced: {events:?}"
+    );
+
+    // For the whole delay the target drains and nothing reports it done.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(w.proxy.fired(draining) >= 2, "the drain was polled");
+    assert_eq!(d.metric("berth_daemon_draining_targets"), Some(1.0));
+    assert_eq!(d.metric("berth_daemon_drained_total"), Some(0.0));
+    let events = w.events_of("node-0");
+    assert!(
+        !events.iter().any(|e| e.starts_with("Deregistered")),
+        "{events:?}"
+    );
+
+    // The delay is over: the target is gone and the deregistration is done.
+    w.proxy.remove(draining);
+    eventually(WAIT, "reported drained", &d, || async {
+        d.metric("berth_daemon_drained_total") == Some(1.0)
+            && d.metric("berth_daemon_draining_targets") == Some(0.0)
+    })
+    .await;
+    let took = deregistered.elapsed();
+    eventually(WAIT, "the Deregistered Event", &d, || async {
+        w.events_of("node-0")
+            .iter()
+            .any(|e| e.starts_with("Deregistered:") && e.contains("left target group web"))
+    })
+    .await;
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(
+        d.log_text().contains("left target group web after"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(w.proxy.count("RegisterTargets"), 1, "never re-registered");
 }
