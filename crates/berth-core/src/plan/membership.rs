@@ -1,8 +1,7 @@
 //! Target-group membership for many subjects and many groups at once.
 
-use std::collections::btree_map::{self, BTreeMap};
+use std::collections::BTreeMap;
 use std::collections::{BTreeSet, HashMap};
-use std::iter::Peekable;
 
 use super::{Change, Plan};
 use crate::domain::{Registration, Target, TargetGroup, TargetGroupArn, TargetHealth, TargetState};
@@ -139,41 +138,48 @@ pub fn plan_membership(
             );
             continue;
         };
-        let wanted = desired.groups.get(group);
         let mut register = Vec::new();
+        let mut deregister = Vec::new();
+        let mut forget = Vec::new();
+        // One merge over the sorted desired and owned targets, asking the sorted
+        // membership about each in ascending order: linear, no per-target hashing.
+        let mut wanted = desired.groups.get(group).into_iter().flatten().peekable();
+        let mut mine = owned.get(group).into_iter().flatten().peekable();
         let mut cursor = Cursor::new(present);
-        for (target, az) in wanted.into_iter().flatten() {
-            match cursor.state(target) {
-                None => register.push(Registration {
+        loop {
+            let (target, az, is_wanted) = match (wanted.peek(), mine.peek()) {
+                (None, None) => break,
+                (Some(&(w, az)), Some(&m)) if w <= m => {
+                    if w == m {
+                        mine.next();
+                    }
+                    wanted.next();
+                    (w, az, true)
+                }
+                (Some(&(w, az)), None) => {
+                    wanted.next();
+                    (w, az, true)
+                }
+                (_, Some(&m)) => {
+                    mine.next();
+                    (m, &None, false)
+                }
+            };
+            match (cursor.state(target), is_wanted) {
+                (None, true) => register.push(Registration {
                     target: target.clone(),
                     availability_zone: az.clone(),
                 }),
-                Some(state) if state.is_draining() => plan.skip(
+                (Some(state), true) if state.is_draining() => plan.skip(
                     format!("{target} in {}", group.name()),
                     "draining: not re-registered until it has left the group",
                 ),
-                Some(_) => {}
+                (Some(_), true) => {}
+                (None, false) => forget.push(target.clone()),
+                (Some(state), false) if state.is_draining() => {}
+                (Some(_), false) => deregister.push(target.clone()),
             }
         }
-        let mut deregister = Vec::new();
-        let mut forget = Vec::new();
-        let mut wanted_keys = wanted.map(|w| w.keys().peekable());
-        let mut cursor = Cursor::new(present);
-        for target in owned.get(group).into_iter().flatten() {
-            if wanted_keys
-                .as_mut()
-                .is_some_and(|keys| advance_to(keys, target))
-            {
-                continue;
-            }
-            match cursor.state(target) {
-                None => forget.push(target.clone()),
-                Some(state) if state.is_draining() => {}
-                Some(_) => deregister.push(target.clone()),
-            }
-        }
-        // `register` follows the desired map's order, the others the ownership set's:
-        // all three are sorted already.
         plan.push(Change::Deregister {
             group: group.clone(),
             targets: deregister,
@@ -211,22 +217,4 @@ impl<'a> Cursor<'a> {
         }
         None
     }
-}
-
-/// Moves the sorted key iterator up to `target`; true if `target` is among the keys.
-/// Owned targets arrive sorted too, so the whole walk is one merge, not a lookup each.
-fn advance_to(
-    keys: &mut Peekable<btree_map::Keys<'_, Target, Option<String>>>,
-    target: &Target,
-) -> bool {
-    while let Some(next) = keys.peek() {
-        match (*next).cmp(target) {
-            std::cmp::Ordering::Less => {
-                keys.next();
-            }
-            std::cmp::Ordering::Equal => return true,
-            std::cmp::Ordering::Greater => return false,
-        }
-    }
-    false
 }
