@@ -134,7 +134,10 @@ impl ConfigMapOwnership {
             let result = match current {
                 None => {
                     let mut map = self.empty_map();
-                    map.data = Some(BTreeMap::from([(key.clone(), encode_targets(&targets))]));
+                    map.data = Some(BTreeMap::from([(
+                        key.clone(),
+                        berth_core::provider::encode_targets(&targets),
+                    )]));
                     self.api
                         .create(&PostParams::default(), &map)
                         .await
@@ -146,7 +149,7 @@ impl ConfigMapOwnership {
                     if targets.is_empty() {
                         data.remove(&key);
                     } else {
-                        data.insert(key.clone(), encode_targets(&targets));
+                        data.insert(key.clone(), berth_core::provider::encode_targets(&targets));
                     }
                     // The resourceVersion read above rides along: a concurrent write
                     // makes this a 409, and we start over from a fresh read.
@@ -235,27 +238,8 @@ pub fn decode_group(key: &str) -> Result<TargetGroupArn, Error> {
         .map_err(|e| Error::Invalid(format!("ownership key {key:?}: {e}")))
 }
 
-fn encode_targets(targets: &BTreeSet<Target>) -> String {
-    targets
-        .iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn decode_targets(text: &str) -> Result<BTreeSet<Target>, Error> {
-    text.split_whitespace()
-        .map(|item| {
-            // IPv6 targets contain ':' too: the port is after the last one.
-            let (id, port) = item
-                .rsplit_once(':')
-                .ok_or_else(|| Error::Invalid(format!("ownership entry {item:?} has no port")))?;
-            let port = port
-                .parse()
-                .map_err(|_| Error::Invalid(format!("ownership entry {item:?} has a bad port")))?;
-            Ok(Target::new(id, port))
-        })
-        .collect()
+    berth_core::provider::decode_targets(text).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// 32-bit FNV-1a: stable across releases and platforms (std's hasher is not).
@@ -286,7 +270,10 @@ mod tests {
     #[test]
     fn targets_round_trip() {
         let set: BTreeSet<Target> = [Target::new("i-1", 80), Target::new("fd00::1", 8080)].into();
-        assert_eq!(decode_targets(&encode_targets(&set)).unwrap(), set);
+        assert_eq!(
+            decode_targets(&berth_core::provider::encode_targets(&set)).unwrap(),
+            set
+        );
         assert!(decode_targets("i-1").is_err());
     }
 

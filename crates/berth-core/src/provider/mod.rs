@@ -24,7 +24,9 @@ use crate::Result;
 
 #[cfg(feature = "test-util")]
 pub use ownership::MockTargetOwnership;
-pub use ownership::{LedgerOwnership, OwnedTargets, TargetOwnership};
+pub use ownership::{
+    decode_targets, encode_targets, LedgerOwnership, OwnedTargets, TargetOwnership,
+};
 
 /// ELBv2 target groups.
 #[cfg_attr(feature = "test-util", mockall::automock)]

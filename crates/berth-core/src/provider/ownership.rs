@@ -129,7 +129,9 @@ impl<L: Ledger> TargetOwnership for LedgerOwnership<L> {
     }
 }
 
-fn encode_targets(targets: &BTreeSet<Target>) -> String {
+/// The text form of a target set in an ownership record: `id:port` separated by
+/// spaces. Shared by every ownership store so their records read the same.
+pub fn encode_targets(targets: &BTreeSet<Target>) -> String {
     targets
         .iter()
         .map(|t| t.to_string())
@@ -137,7 +139,8 @@ fn encode_targets(targets: &BTreeSet<Target>) -> String {
         .join(" ")
 }
 
-fn decode_targets(text: &str) -> Result<BTreeSet<Target>> {
+/// The inverse of [`encode_targets`].
+pub fn decode_targets(text: &str) -> Result<BTreeSet<Target>> {
     text.split_whitespace()
         .map(|item| {
             // IPv6 targets contain ':' too: the port is after the last one.
