@@ -415,3 +415,16 @@ pub fn draining_health(id: &str, port: u16) -> String {
 /// A static config putting nodes labelled `role: web` in the group named `web`.
 pub const WEB_CONFIG: &str =
     "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n";
+
+/// The 403 ELBv2 answers when the role lacks `action`.
+pub fn access_denied(action: &str) -> berth_testing::Fault {
+    berth_testing::Fault::Respond {
+        status: 403,
+        body: format!(
+            "<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">\
+             <Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: \
+             arn:aws:sts::123456789012:assumed-role/berth-daemon/i-0 is not authorized to perform: \
+             {action}</Message></Error><RequestId>canned</RequestId></ErrorResponse>"
+        ),
+    }
+}
