@@ -61,6 +61,8 @@ pub struct Reconciler {
     draining: Arc<Mutex<HashSet<(TargetGroupArn, Target)>>>,
     /// The last hold/skip note published per node, so a resync does not repeat it.
     notes: Mutex<HashMap<String, String>>,
+    /// Event publishing in flight, so a stopping daemon can let it finish.
+    publishing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Reconciler {
@@ -92,6 +94,7 @@ impl Reconciler {
             },
             draining: Arc::default(),
             notes: Mutex::default(),
+            publishing: Mutex::default(),
         }
     }
 
@@ -104,6 +107,22 @@ impl Reconciler {
     /// Targets deregistered and not yet seen gone from their group.
     pub fn draining(&self) -> usize {
         lock(&self.draining).len()
+    }
+
+    /// Waits, at most `limit`, until the Events of past passes are published: a
+    /// stopping daemon (`--once`, SIGTERM) must not lose them. Drain waits are not
+    /// waited for (they last up to the deregistration delay).
+    pub async fn flush_events(&self, limit: Duration) {
+        let tasks = std::mem::take(&mut *lock(&self.publishing));
+        if tokio::time::timeout(limit, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?limit,
+                "some Kubernetes Events were not published before stopping"
+            );
+        }
     }
 
     /// Runs one pass over `nodes` (the nodes in scope, as the watcher has them).
@@ -292,11 +311,14 @@ impl Reconciler {
         drop(notes);
         if !events.is_empty() {
             let sink = self.events.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 for e in events {
                     sink.publish(e).await;
                 }
             });
+            let mut publishing = lock(&self.publishing);
+            publishing.retain(|t| !t.is_finished());
+            publishing.push(task);
         }
     }
 

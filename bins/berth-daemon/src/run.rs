@@ -206,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         backoff: Duration::from_secs(1),
     };
     let code = lp.run(cache, changes).await;
+    reconciler.flush_events(Duration::from_secs(5)).await;
     drop(keep_alive);
     let _ = shutdown_tx.send(true);
     if let Some(task) = elector_task {
