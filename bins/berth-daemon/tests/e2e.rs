@@ -422,3 +422,96 @@ async fn leader_change_the_new_leader_continues() {
     assert_eq!(b.metric("berth_daemon_leader"), Some(1.0));
     assert_eq!(w.proxy.count("DeregisterTargets"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_the_plan_and_changes_nothing() {
+    use berth_core::domain::Owner;
+    use berth_kube::ownership::ConfigMapOwnership;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    for i in 0..3 {
+        w.add_node(&format!("node-{i}"), &instance(i), &[("role", "web")]);
+    }
+    let config = w.write("config.yaml", WEB_CONFIG);
+    // A real pass first, so there is ownership a dry run could (but must not) change.
+    let mut first = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--once",
+        ],
+        &[],
+    );
+    assert_eq!(first.wait_exit(WAIT), Some(0), "{}", first.log_text());
+    let registered = w.members(&arn).await;
+    assert_eq!(registered.len(), 3);
+    let ownership = ConfigMapOwnership::config_map_name(&Owner::new("berth-daemon/e2e").unwrap());
+    let before: ConfigMap = w
+        .kube
+        .get(Some("default"), &ownership)
+        .expect("ownership written by the real pass");
+    let events_before = w.kube.events().len();
+    assert!(
+        w.events_of("node-0")
+            .iter()
+            .any(|e| e.starts_with("Registered")),
+        "the real pass published its Events before exiting: {:?}",
+        w.events_of("node-0")
+    );
+
+    // node-0 cordoned (to deregister), node-3 new (to register).
+    w.edit_node("node-0", |n| {
+        n.spec.get_or_insert_with(Default::default).unschedulable = Some(true)
+    });
+    w.add_node("node-3", &instance(3), &[("role", "web")]);
+    w.proxy.reset_counts();
+    let mut d = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--dry-run",
+            "--sleep-interval",
+            "1",
+        ],
+        &[],
+    );
+    d.wait_passes(2, WAIT).await;
+    assert_eq!(d.terminate(), Some(0), "{}", d.log_text());
+
+    let out = d.stdout_text();
+    assert!(out.contains("dry run: nothing is changed"), "{out}");
+    assert!(
+        out.contains(&format!("deregister {}:30080 from web", instance(0))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("register {}:30080 in web", instance(3))),
+        "{out}"
+    );
+    assert!(out.contains("node node-0: leave: cordoned"), "{out}");
+    // Nothing changed: AWS, ownership, Events, Lease.
+    let counts = w.proxy.counts();
+    for write in ["RegisterTargets", "DeregisterTargets"] {
+        assert_eq!(counts.get(write), None, "{counts:?}");
+    }
+    assert!(counts.contains_key("DescribeTargetHealth"), "{counts:?}");
+    assert_eq!(w.members(&arn).await, registered);
+    let after: ConfigMap = w.kube.get(Some("default"), &ownership).unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(after.data, before.data);
+    assert_eq!(w.kube.events().len(), events_before);
+    assert!(w
+        .kube
+        .get::<Lease>(Some("default"), "berth-daemon")
+        .is_none());
+}
