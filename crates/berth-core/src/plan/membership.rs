@@ -138,7 +138,13 @@ pub fn plan_membership(
             );
             continue;
         };
-        let mut register = Vec::new();
+        // At least this many wanted targets cannot be present: size for them up front.
+        let missing = desired
+            .groups
+            .get(group)
+            .map_or(0, BTreeMap::len)
+            .saturating_sub(present.len());
+        let mut register = Vec::with_capacity(missing);
         let mut deregister = Vec::new();
         let mut forget = Vec::new();
         // One merge over the sorted desired and owned targets, asking the sorted
