@@ -146,7 +146,7 @@ impl TargetGroup {
 /// Ordered by id, then port. Planning compares millions of these per resync, so the
 /// comparisons are written out (eight bytes at a time) instead of calling `memcmp`
 /// for each short id; the order is the same as comparing the ids as strings.
-#[derive(Debug, Clone, Hash)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// Instance id or IP address.
     pub id: Arc<str>,
@@ -163,6 +163,14 @@ impl PartialEq for Target {
 }
 
 impl Eq for Target {}
+
+impl std::hash::Hash for Target {
+    // Equal targets have equal ids and ports, so hashing both agrees with `eq`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.port.hash(state);
+    }
+}
 
 impl Ord for Target {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
