@@ -75,7 +75,12 @@ where
                 if attempt >= policy.max_attempts || out_of_budget {
                     return (Err(e), attempt);
                 }
-                tracing::debug!(error = %e, attempt, ?delay, "retryable failure; backing off");
+                // Operators need to see throttling and outages without debug logs on.
+                if e.is_throttling() {
+                    tracing::warn!(error = %e, attempt, ?delay, "throttled; backing off");
+                } else {
+                    tracing::info!(error = %e, attempt, ?delay, "retryable failure; backing off");
+                }
                 tokio::time::sleep(delay).await;
             }
         }
