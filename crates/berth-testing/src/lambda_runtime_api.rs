@@ -7,7 +7,7 @@
 //! environments. Answers (`/response`, `/error`) are collected per request id.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -98,32 +98,12 @@ impl LambdaRuntimeApi {
     /// # Panics
     /// If no loopback port can be bound.
     pub fn start() -> LambdaRuntimeApi {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .unwrap_or_else(|e| panic!("LambdaRuntimeApi cannot bind a loopback port: {e}"));
-        let addr = listener
-            .local_addr()
-            .expect("bound listener has an address");
         let state = Arc::new(State::default());
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
-        std::thread::Builder::new()
-            .name(format!("lambda-runtime-api-{}", addr.port()))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("LambdaRuntimeApi runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("LambdaRuntimeApi listener joins its runtime");
-                    tokio::select! {
-                        _ = stopped => {}
-                        () = serve(listener, served) => {}
-                    }
-                });
-            })
-            .expect("spawn LambdaRuntimeApi thread");
+        let (addr, shutdown) =
+            crate::background::spawn_loopback_server("lambda-runtime-api", move |listener| {
+                serve(listener, served)
+            });
         LambdaRuntimeApi {
             addr,
             state,

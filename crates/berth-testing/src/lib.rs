@@ -25,6 +25,7 @@
 //! ```
 
 mod aws;
+mod background;
 pub mod imds;
 mod lambda_runtime_api;
 mod moto;

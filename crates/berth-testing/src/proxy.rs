@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 reverse proxy for AWS API calls.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -161,32 +161,12 @@ impl FaultProxy {
             .filter(|authority| !authority.is_empty())
             .unwrap_or_else(|| panic!("FaultProxy target must be an http:// URL, got {target:?}"))
             .to_owned();
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .unwrap_or_else(|e| panic!("FaultProxy cannot bind a loopback port: {e}"));
-        let addr = listener
-            .local_addr()
-            .expect("bound listener has an address");
         let state = Arc::new(State::new(authority));
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
-        std::thread::Builder::new()
-            .name(format!("fault-proxy-{}", addr.port()))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("FaultProxy runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("FaultProxy listener joins its runtime");
-                    tokio::select! {
-                        _ = stopped => {}
-                        () = serve(listener, served) => {}
-                    }
-                });
-            })
-            .expect("spawn FaultProxy thread");
+        let (addr, shutdown) =
+            crate::background::spawn_loopback_server("fault-proxy", move |listener| {
+                serve(listener, served)
+            });
         FaultProxy {
             addr,
             state,
