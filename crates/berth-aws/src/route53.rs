@@ -36,6 +36,8 @@ pub const MAX_BATCH_CHARACTERS: usize = 32_000;
 /// Record sets read per `ListResourceRecordSets` page: the few types berth writes
 /// at one name fit in one page.
 const RECORDS_PER_NAME: i32 = 10;
+/// The label berth's ownership markers sit under (`_berth.<name>`).
+const OWNERSHIP_LABEL: &str = "_berth.";
 
 /// Route53 hosted zones through the AWS SDK.
 #[derive(Debug, Clone)]
@@ -103,39 +105,78 @@ impl Route53Zones {
     }
 
     /// The record sets at one name, following pages only while they stay at it.
-    async fn records_at(&self, zone_id: &str, name: &str) -> Result<Vec<DnsRecord>> {
+    /// The record sets at `name` and, when asked for, at `marker` (its `_berth.`
+    /// ownership marker, which lives in `name`'s subtree): one listing from `name`,
+    /// paged only while it stays among names that start like `name`, so the common
+    /// case is a single call for both.
+    async fn records_at(
+        &self,
+        zone_id: &str,
+        name: &str,
+        marker: Option<&str>,
+    ) -> Result<Vec<DnsRecord>> {
+        let prefix = reversed(name);
         let mut found = Vec::new();
-        let mut start_type: Option<RrType> = None;
+        let mut seen_marker = false;
+        let mut start: Option<(String, Option<RrType>)> = None;
         loop {
+            let (start_name, start_type) = match start.take() {
+                Some((n, t)) => (n, t),
+                None => (name.to_owned(), None),
+            };
             let output = self
                 .client
                 .list_resource_record_sets()
                 .hosted_zone_id(zone_id)
-                .start_record_name(name)
-                .set_start_record_type(start_type.take())
+                .start_record_name(start_name)
+                .set_start_record_type(start_type)
                 .max_items(RECORDS_PER_NAME)
                 .send()
                 .await
                 .map_err(|e| failed("ListResourceRecordSets", e))?;
-            let mut left_the_name = false;
+            let mut done = false;
             for set in output.resource_record_sets() {
-                if normalize(set.name()) != name {
-                    left_the_name = true;
+                let at = normalize(set.name());
+                let is_marker = Some(at.as_str()) == marker;
+                if at == name || is_marker {
+                    seen_marker |= is_marker;
+                    if let Some(record) = record(set) {
+                        found.push(record);
+                    }
+                    continue;
+                }
+                // Another name. Without a marker to find, or once the marker's sets
+                // (contiguous) are behind us, or out of the names sharing `name`'s
+                // reversed prefix (where the marker must sort), the listing is done.
+                if marker.is_none() || seen_marker || !reversed(&at).starts_with(&prefix) {
+                    done = true;
                     break;
                 }
-                if let Some(record) = record(set) {
-                    found.push(record);
-                }
             }
-            let next_at_name = output
-                .next_record_name()
-                .is_some_and(|next| normalize(next) == name);
-            if left_the_name || !output.is_truncated() || !next_at_name {
+            if done || !output.is_truncated() {
                 return Ok(found);
             }
-            start_type = output.next_record_type().cloned();
+            // Read on only while the next page may still hold what was asked for.
+            let wanted_next = |next: &str| {
+                let next = normalize(next);
+                next == name
+                    || Some(next.as_str()) == marker
+                    || (marker.is_some() && !seen_marker && reversed(&next).starts_with(&prefix))
+            };
+            match output.next_record_name() {
+                Some(next) if wanted_next(next) => {
+                    start = Some((next.to_owned(), output.next_record_type().cloned()));
+                }
+                _ => return Ok(found),
+            }
         }
     }
+}
+
+/// A DNS name with its labels reversed (`com.example.www`), the order Route53 lists in.
+fn reversed(name: &str) -> String {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    trimmed.rsplit('.').collect::<Vec<_>>().join(".")
 }
 
 #[async_trait]
@@ -161,7 +202,16 @@ impl DnsZones for Route53Zones {
         let names: BTreeSet<String> = names.iter().map(|n| normalize(n)).collect();
         let mut records = Vec::new();
         for name in &names {
-            records.extend(self.records_at(zone_id, name).await?);
+            // A marker asked for with its name is read in the name's listing.
+            let is_marker_of_another = name
+                .strip_prefix(OWNERSHIP_LABEL)
+                .is_some_and(|owned| names.contains(owned));
+            if is_marker_of_another {
+                continue;
+            }
+            let marker = DnsRecord::ownership_name(name);
+            let marker = names.contains(&marker).then_some(marker.as_str());
+            records.extend(self.records_at(zone_id, name, marker).await?);
         }
         Ok(records)
     }

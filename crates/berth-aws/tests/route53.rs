@@ -386,3 +386,53 @@ async fn engine_writes_1200_records_in_batches_within_route53_limits() {
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     assert_eq!(s.counter.total(), before);
 }
+
+#[tokio::test]
+async fn a_name_and_its_ownership_marker_are_read_in_one_listing() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    // Neighbours that sort around the name and inside its subtree, before the marker.
+    for (name, value) in [
+        ("n1.example.com", "10.0.0.1"),
+        ("n1-a.example.com", "10.0.0.2"),
+        ("0.n1.example.com", "10.0.0.3"),
+        ("n10.example.com", "10.0.0.4"),
+        ("zz.n1.example.com", "10.0.0.5"),
+    ] {
+        foreign_record(&s.route53, &s.zone_id, name, RrType::A, value).await;
+    }
+    foreign_record(
+        &s.route53,
+        &s.zone_id,
+        "_berth.n1.example.com",
+        RrType::Txt,
+        "\"berth-owner=berth/test\"",
+    )
+    .await;
+
+    let asked = |name: &str| vec![name.to_owned(), DnsRecord::ownership_name(name)];
+    let mut records = s
+        .adapter
+        .records(&s.zone_id, &asked("n1.example.com"))
+        .await
+        .unwrap();
+    records.sort();
+    let got: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "_berth.n1.example.com. 300 TXT \"berth-owner=berth/test\"",
+            "n1.example.com. 300 A 10.0.0.1",
+        ]
+    );
+    assert_eq!(s.counter.get("ListResourceRecordSets"), 1, "one listing for both");
+
+    // A fresh name with no marker: still one call, nothing found.
+    let records = s
+        .adapter
+        .records(&s.zone_id, &asked("fresh.example.com"))
+        .await
+        .unwrap();
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(s.counter.get("ListResourceRecordSets"), 2);
+}
