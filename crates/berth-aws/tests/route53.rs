@@ -425,7 +425,11 @@ async fn a_name_and_its_ownership_marker_are_read_in_one_listing() {
             "n1.example.com. 300 A 10.0.0.1",
         ]
     );
-    assert_eq!(s.counter.get("ListResourceRecordSets"), 1, "one listing for both");
+    assert_eq!(
+        s.counter.get("ListResourceRecordSets"),
+        1,
+        "one listing for both"
+    );
 
     // A fresh name with no marker: still one call, nothing found.
     let records = s
