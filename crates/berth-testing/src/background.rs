@@ -3,8 +3,50 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::oneshot;
+
+/// The error type of the servers' request handlers.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An HTTP/1.1 server on a free loopback port (see [`spawn_loopback_server`]) that
+/// answers every request with `handle(state, request)`.
+pub(crate) fn spawn_http_server<S, H, Fut>(
+    name: &str,
+    state: Arc<S>,
+    handle: H,
+) -> (SocketAddr, oneshot::Sender<()>)
+where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, BoxError>> + Send + 'static,
+{
+    spawn_loopback_server(name, move |listener| async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| handle(state.clone(), request));
+                // Errors here are clients going away mid-request (or injected resets).
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
 
 /// Binds a free loopback port and runs `serve` on it in a thread named `name-PORT`.
 /// The server stops when the returned sender is dropped.

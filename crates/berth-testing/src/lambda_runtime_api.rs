@@ -15,11 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::background::BoxError;
 
 const API_PREFIX: &str = "/2018-06-01/runtime";
 /// The function timeout announced in `Lambda-Runtime-Deadline-Ms`.
@@ -99,11 +97,8 @@ impl LambdaRuntimeApi {
     /// If no loopback port can be bound.
     pub fn start() -> LambdaRuntimeApi {
         let state = Arc::new(State::default());
-        let served = state.clone();
         let (addr, shutdown) =
-            crate::background::spawn_loopback_server("lambda-runtime-api", move |listener| {
-                serve(listener, served)
-            });
+            crate::background::spawn_http_server("lambda-runtime-api", state.clone(), handle);
         LambdaRuntimeApi {
             addr,
             state,
@@ -207,24 +202,6 @@ impl LambdaRuntimeApi {
     /// Bodies posted to `/runtime/init/error`.
     pub fn init_errors(&self) -> Vec<String> {
         lock(&self.state.init_errors).clone()
-    }
-}
-
-async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| handle(state.clone(), request));
-            // Errors here are runtime processes going away mid-poll.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -11,11 +11,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::http::request::Parts;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::background::BoxError;
 
 /// What a [`Rule`] does to a matching request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,11 +161,8 @@ impl FaultProxy {
             .unwrap_or_else(|| panic!("FaultProxy target must be an http:// URL, got {target:?}"))
             .to_owned();
         let state = Arc::new(State::new(authority));
-        let served = state.clone();
         let (addr, shutdown) =
-            crate::background::spawn_loopback_server("fault-proxy", move |listener| {
-                serve(listener, served)
-            });
+            crate::background::spawn_http_server("fault-proxy", state.clone(), handle);
         FaultProxy {
             addr,
             state,
@@ -333,24 +329,6 @@ impl State {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| handle(state.clone(), request));
-            // Errors here are client disconnects and injected resets.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 async fn handle(
