@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use berth_core::domain::{LedgerRecord, Owner, WriteCondition};
+use berth_core::domain::{AttributeEquals, LedgerRecord, Owner, WriteCondition};
 use berth_core::provider::Ledger;
 use berth_core::{Error, Result};
 
@@ -64,7 +64,7 @@ impl DynamoLedger {
     fn to_item(&self, record: &LedgerRecord) -> Result<Item> {
         let mut item = Item::with_capacity(record.attributes.len() + 3);
         for (name, value) in &record.attributes {
-            if name == &self.key_attribute || name == OWNER_ATTRIBUTE || name == VERSION_ATTRIBUTE {
+            if self.is_reserved(name) {
                 return Err(Error::invalid(format!(
                     "ledger row {}: attribute name {name:?} is reserved",
                     record.key
@@ -114,7 +114,7 @@ impl DynamoLedger {
         };
         let mut attributes = BTreeMap::new();
         for (name, value) in item {
-            if name == &self.key_attribute || name == OWNER_ATTRIBUTE || name == VERSION_ATTRIBUTE {
+            if self.is_reserved(name) {
                 continue;
             }
             // Strings are ours; numbers may be added by operators (e.g. a TTL attribute).
@@ -168,6 +168,82 @@ impl DynamoLedger {
         Ok(stored)
     }
 
+    /// One `PutItem` of `record` if the row is absent, or is `record`'s owner's and one
+    /// of `any` holds: a claim decided by DynamoDB without reading the row first.
+    ///
+    /// `PutItem` cannot add one to a stored version it has not read, so this write
+    /// stores the time in microseconds and is conditioned on it exceeding the stored
+    /// version. Versions stay strictly increasing whoever wrote last (other writes
+    /// add one); a clock behind the stored version only makes the claim lose, and
+    /// the caller reads the row and writes by version.
+    async fn put_claim(
+        &self,
+        record: &LedgerRecord,
+        any: &[AttributeEquals],
+    ) -> Result<LedgerRecord> {
+        if any.is_empty() {
+            return self.put_if(record, None).await;
+        }
+        let mut stored = record.clone();
+        stored.version = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let mut clauses = Vec::with_capacity(any.len());
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_item(&stored)?))
+            .expression_attribute_names("#key", &self.key_attribute)
+            .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
+            .expression_attribute_names("#version", VERSION_ATTRIBUTE)
+            .expression_attribute_values(
+                ":owner",
+                AttributeValue::S(record.owner.as_str().to_owned()),
+            )
+            .expression_attribute_values(":version", AttributeValue::N(stored.version.to_string()));
+        for (i, clause) in any.iter().enumerate() {
+            if self.is_reserved(&clause.name) {
+                return Err(Error::invalid(format!(
+                    "ledger row {}: a condition on the reserved attribute {:?}",
+                    record.key, clause.name
+                )));
+            }
+            clauses.push(format!("#c{i} = :c{i}"));
+            request = request
+                .expression_attribute_names(format!("#c{i}"), &clause.name)
+                .expression_attribute_values(
+                    format!(":c{i}"),
+                    AttributeValue::S(clause.value.clone()),
+                );
+        }
+        let condition = format!(
+            "attribute_not_exists(#key) OR (#owner = :owner AND #version < :version AND ({}))",
+            clauses.join(" OR ")
+        );
+        request
+            .condition_expression(condition)
+            .send()
+            .await
+            .map_err(|e| match from_sdk("PutItem", "dynamodb:PutItem", e) {
+                Error::Conflict { .. } => Error::conflict(format!(
+                    "ledger row {} in {} is another owner's or matches none of {}",
+                    record.key,
+                    self.table,
+                    any.iter()
+                        .map(|c| format!("{}={}", c.name, c.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                other => other,
+            })?;
+        Ok(stored)
+    }
+
+    fn is_reserved(&self, name: &str) -> bool {
+        name == self.key_attribute || name == OWNER_ATTRIBUTE || name == VERSION_ATTRIBUTE
+    }
+
     /// Names the row and the expectation in a failed condition.
     fn conflict_or(&self, key: &str, previous: Option<u64>, error: Error) -> Error {
         match error {
@@ -205,6 +281,7 @@ impl Ledger for DynamoLedger {
         match condition {
             WriteCondition::Absent => self.put_if(&record, None).await,
             WriteCondition::Version(v) => self.put_if(&record, Some(v)).await,
+            WriteCondition::AbsentOrAny(any) => self.put_claim(&record, &any).await,
             // The version must still grow by one, so read it and write conditionally;
             // a concurrent writer only makes us read again.
             WriteCondition::Always => {
@@ -228,6 +305,11 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .key(&self.key_attribute, AttributeValue::S(key.to_owned()));
         let (request, previous) = match condition {
+            WriteCondition::AbsentOrAny(_) => {
+                return Err(Error::invalid(
+                    "a ledger delete is conditioned on absence or a version, not on attributes",
+                ))
+            }
             WriteCondition::Always => (request, None),
             WriteCondition::Absent => (
                 request

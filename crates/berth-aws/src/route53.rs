@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsError;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -233,7 +234,21 @@ impl DnsZones for Route53Zones {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| failed("ChangeResourceRecordSets", e))?;
+            .map_err(|e| {
+                // A CREATE over an existing record set is a lost race, not a bad request.
+                let exists = match e.as_service_error() {
+                    Some(ChangeResourceRecordSetsError::InvalidChangeBatch(batch)) => batch
+                        .message()
+                        .into_iter()
+                        .chain(batch.messages().iter().map(String::as_str))
+                        .any(|m| m.contains("already exists")),
+                    _ => false,
+                };
+                match failed("ChangeResourceRecordSets", e) {
+                    Error::Invalid(message) if exists => Error::conflict(message),
+                    other => other,
+                }
+            })?;
         let info = output.change_info().ok_or_else(|| Error::Provider {
             operation: "ChangeResourceRecordSets".into(),
             message: "the answer carried no change id".into(),
@@ -264,7 +279,7 @@ pub fn check_batch_limits(changes: &[DnsChange]) -> Result<()> {
     for change in changes {
         let (record, weight) = match change {
             DnsChange::Upsert(r) => (r, 2),
-            DnsChange::Delete(r) => (r, 1),
+            DnsChange::Create(r) | DnsChange::Delete(r) => (r, 1),
         };
         records += weight * record.values.len();
         characters += weight * record.values.iter().map(String::len).sum::<usize>();
@@ -348,6 +363,7 @@ fn record(set: &ResourceRecordSet) -> Option<DnsRecord> {
 
 fn to_sdk_change(change: &DnsChange) -> Result<Change> {
     let (action, record) = match change {
+        DnsChange::Create(r) => (ChangeAction::Create, r),
         DnsChange::Upsert(r) => (ChangeAction::Upsert, r),
         DnsChange::Delete(r) => (ChangeAction::Delete, r),
     };

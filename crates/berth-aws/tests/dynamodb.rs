@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use berth_aws::dynamodb::DynamoLedger;
 use berth_aws::CallCounter;
-use berth_core::domain::{LedgerRecord, Owner, WriteCondition};
+use berth_core::domain::{AttributeEquals, LedgerRecord, Owner, WriteCondition};
 use berth_core::provider::Ledger;
 use berth_core::Error;
 use berth_testing::{sdk_config, MotoServer};
@@ -324,18 +324,26 @@ async fn concurrent_claims_have_exactly_one_winner() {
     let (client, config) = table(&moto).await;
     let ledger = Arc::new(DynamoLedger::new(&config, CallCounter::new(), TABLE, KEY));
 
-    // A first claim on a fresh row, then a compare-and-swap on the claimed row.
-    for round in ["absent", "version"] {
+    // A first claim on a fresh row, a compare-and-swap on the claimed row, and a
+    // claim of a free row without reading it.
+    for round in ["absent", "version", "free"] {
         let key = format!("eipalloc-{round}");
-        let condition = if round == "absent" {
-            WriteCondition::Absent
-        } else {
-            let v = ledger
-                .put(claim(&key, "i-initial"), WriteCondition::Absent)
-                .await
-                .unwrap()
-                .version;
-            WriteCondition::Version(v)
+        let condition = match round {
+            "absent" => WriteCondition::Absent,
+            "version" => {
+                let v = ledger
+                    .put(claim(&key, "i-initial"), WriteCondition::Absent)
+                    .await
+                    .unwrap()
+                    .version;
+                WriteCondition::Version(v)
+            }
+            _ => {
+                let free =
+                    LedgerRecord::new(&key, owner("berth/test/lambda")).with("state", "free");
+                ledger.put(free, WriteCondition::Absent).await.unwrap();
+                WriteCondition::AbsentOrAny(vec![AttributeEquals::new("state", "free")])
+            }
         };
         let barrier = Arc::new(tokio::sync::Barrier::new(CALLERS));
         let tasks: Vec<_> = (0..CALLERS)
@@ -343,6 +351,7 @@ async fn concurrent_claims_have_exactly_one_winner() {
                 let ledger = Arc::clone(&ledger);
                 let barrier = Arc::clone(&barrier);
                 let key = key.clone();
+                let condition = condition.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let instance = format!("i-{n}");

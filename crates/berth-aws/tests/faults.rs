@@ -456,4 +456,47 @@ async fn dns_changes_converge_through_faults_and_wait_through_pending() {
         "{err:?}"
     );
     assert_eq!(s.proxy.count("ChangeResourceRecordSets"), 9);
+    s.proxy.clear();
+
+    // A CREATE over a record set that exists: AWS's answer (moto accepts a CREATE
+    // over a record set with other values) is a lost race, not a bad request.
+    s.proxy.add(
+        Rule::new(
+            "ChangeResourceRecordSets",
+            Fault::Respond {
+                status: 400,
+                body: "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+                       <Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[Tried to \
+                       create resource record set [name='n0.example.com.', type='A'] but it already \
+                       exists]</Message></Error><RequestId>canned</RequestId></ErrorResponse>"
+                    .into(),
+            },
+        )
+        .times(1),
+    );
+    let err = zones
+        .change(&zone_id, &[DnsChange::Create(stored[0].clone())])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Conflict { .. }), "{err:?}");
+    // Other refused batches stay bad requests.
+    s.proxy.add(
+        Rule::new(
+            "ChangeResourceRecordSets",
+            Fault::Respond {
+                status: 400,
+                body: "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+                       <Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[Tried to \
+                       delete resource record set [name='n0.example.com.', type='A'] but it was not \
+                       found]</Message></Error><RequestId>canned</RequestId></ErrorResponse>"
+                    .into(),
+            },
+        )
+        .times(1),
+    );
+    let err = zones
+        .change(&zone_id, &[DnsChange::Delete(stored[0].clone())])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Invalid(_)), "{err:?}");
 }

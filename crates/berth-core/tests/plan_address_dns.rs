@@ -186,7 +186,10 @@ fn intent(upsert: Vec<DnsRecord>, delete: Vec<&str>) -> DnsIntent {
         zone_id: "Z1".into(),
         owner: owner(),
         upsert,
-        delete: delete.into_iter().map(String::from).collect(),
+        delete: delete
+            .into_iter()
+            .map(|n| (n.to_owned(), RecordType::A))
+            .collect(),
     }
 }
 
@@ -257,6 +260,29 @@ fn deleting_an_owned_name_removes_record_and_marker() {
     let plan = plan_dns(&intent(vec![], vec!["N1.example.com."]), &observed);
     assert_eq!(plan.count("delete"), 2);
     assert!(plan_dns(&intent(vec![], vec!["n1.example.com"]), &[]).is_empty());
+}
+
+#[test]
+fn deleting_an_owned_name_leaves_other_systems_records_of_other_types() {
+    let theirs = DnsRecord::new(
+        "n1.example.com",
+        RecordType::Aaaa,
+        300,
+        vec!["2001:db8::1".into()],
+    );
+    let observed = vec![
+        a("n1.example.com", "203.0.113.1"),
+        theirs.clone(),
+        DnsRecord::ownership("n1.example.com", &owner(), 60),
+    ];
+    let plan = plan_dns(&intent(vec![], vec!["n1.example.com"]), &observed);
+    match &plan.changes[..] {
+        [Change::DeleteRecords { records, .. }] => {
+            assert_eq!(records.len(), 2, "{records:?}");
+            assert!(!records.contains(&theirs), "{records:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -40,7 +40,7 @@ impl LedgerRecord {
 }
 
 /// The condition a ledger write must meet, or it fails with [`crate::Error::Conflict`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteCondition {
     /// Write whatever is there.
     Always,
@@ -48,4 +48,43 @@ pub enum WriteCondition {
     Absent,
     /// Only if the row is still at this version (compare-and-swap after a read).
     Version(u64),
+    /// Only if no row has this key, or the row belongs to the writer (same owner) and
+    /// at least one of these attributes has the given value. The store decides in
+    /// one write, so a row can be claimed without reading it first.
+    AbsentOrAny(Vec<AttributeEquals>),
+}
+
+/// One clause of [`WriteCondition::AbsentOrAny`]: an attribute has this value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeEquals {
+    /// The attribute's name.
+    pub name: String,
+    /// The value it must have.
+    pub value: String,
+}
+
+impl AttributeEquals {
+    /// `name` = `value`.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        AttributeEquals {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl WriteCondition {
+    /// Whether the condition holds for a write by `writer` when the stored row is
+    /// `current` (a write without an owner, a delete, owns no row). Stores that
+    /// evaluate conditions themselves (DynamoDB) must agree with this.
+    pub fn holds(&self, current: Option<&LedgerRecord>, writer: Option<&Owner>) -> bool {
+        match self {
+            WriteCondition::Always => true,
+            WriteCondition::Absent => current.is_none(),
+            WriteCondition::Version(v) => current.is_some_and(|r| r.version == *v),
+            WriteCondition::AbsentOrAny(any) => current.is_none_or(|r| {
+                Some(&r.owner) == writer && any.iter().any(|c| r.get(&c.name) == Some(&c.value))
+            }),
+        }
+    }
 }

@@ -13,7 +13,7 @@ mod target;
 pub use address::{AllocationId, Association, AssociationTarget, ElasticIp};
 pub use dns::{DnsRecord, HostedZone, RecordType};
 pub use instance::{Instance, InstanceId, InstanceState, NetworkInterface, PodEndpoint};
-pub use ledger::{LedgerRecord, WriteCondition};
+pub use ledger::{AttributeEquals, LedgerRecord, WriteCondition};
 pub use node::{Node, Taint, TaintEffect};
 pub use owner::Owner;
 pub use tags::{TagFilter, TagMatch, Tags};

@@ -105,6 +105,15 @@ impl DnsZones for MemoryDns {
         let mut next = records.clone();
         for change in changes {
             match change {
+                DnsChange::Create(r) => {
+                    let key = (zone_id.to_owned(), r.name.clone(), r.record_type);
+                    if next.contains_key(&key) {
+                        return Err(Error::conflict(format!(
+                            "InvalidChangeBatch: tried to create {r} but it already exists"
+                        )));
+                    }
+                    next.insert(key, r.clone());
+                }
                 DnsChange::Upsert(r) => {
                     next.insert(
                         (zone_id.to_owned(), r.name.clone(), r.record_type),

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::Faults;
-use crate::domain::{LedgerRecord, WriteCondition};
+use crate::domain::{LedgerRecord, Owner, WriteCondition};
 use crate::provider::Ledger;
 use crate::{Error, Result};
 
@@ -28,13 +28,13 @@ impl MemoryLedger {
     }
 }
 
-fn check(current: Option<&LedgerRecord>, key: &str, condition: WriteCondition) -> Result<()> {
-    let holds = match condition {
-        WriteCondition::Always => true,
-        WriteCondition::Absent => current.is_none(),
-        WriteCondition::Version(v) => current.is_some_and(|r| r.version == v),
-    };
-    if holds {
+fn check(
+    current: Option<&LedgerRecord>,
+    key: &str,
+    writer: Option<&Owner>,
+    condition: &WriteCondition,
+) -> Result<()> {
+    if condition.holds(current, writer) {
         Ok(())
     } else {
         Err(Error::conflict(format!(
@@ -58,7 +58,7 @@ impl Ledger for MemoryLedger {
         self.faults.enter("PutItem")?;
         let mut rows = self.rows.lock().expect("poisoned");
         let current = rows.get(&record.key);
-        check(current, &record.key, condition)?;
+        check(current, &record.key, Some(&record.owner), &condition)?;
         record.version = current.map_or(1, |r| r.version + 1);
         rows.insert(record.key.clone(), record.clone());
         Ok(record)
@@ -67,7 +67,12 @@ impl Ledger for MemoryLedger {
     async fn delete(&self, key: &str, condition: WriteCondition) -> Result<()> {
         self.faults.enter("DeleteItem")?;
         let mut rows = self.rows.lock().expect("poisoned");
-        check(rows.get(key), key, condition)?;
+        if let WriteCondition::AbsentOrAny(_) = condition {
+            return Err(Error::invalid(
+                "a ledger delete is conditioned on absence or a version, not on attributes",
+            ));
+        }
+        check(rows.get(key), key, None, &condition)?;
         rows.remove(key);
         Ok(())
     }

@@ -14,8 +14,10 @@ pub struct DnsIntent {
     pub owner: Owner,
     /// Record sets that should exist.
     pub upsert: Vec<DnsRecord>,
-    /// Names whose records (and ownership marker) should be deleted.
-    pub delete: Vec<String>,
+    /// Record sets (name and type) that should be gone, with the name's ownership
+    /// marker. Only the listed types are deleted: another system's records of other
+    /// types at the same name stay.
+    pub delete: Vec<(String, RecordType)>,
 }
 
 impl DnsIntent {
@@ -25,7 +27,7 @@ impl DnsIntent {
         for name in self.upsert.iter().map(|r| r.name.clone()).chain(
             self.delete
                 .iter()
-                .map(|n| DnsRecord::new(n, RecordType::A, 0, vec![]).name),
+                .map(|(n, _)| DnsRecord::new(n, RecordType::A, 0, vec![]).name),
         ) {
             names.insert(DnsRecord::ownership_name(&name));
             names.insert(name);
@@ -40,7 +42,8 @@ impl DnsIntent {
 /// - a wanted record is UPSERTed (never CREATEd: a retry must not fail) with its
 ///   marker, when the name is free or already ours; a name someone else holds is
 ///   skipped, never overwritten;
-/// - an unwanted name is deleted only if ours, records and marker together;
+/// - an unwanted record set is deleted only if its name is ours, together with the
+///   marker; records of other types at that name are left alone;
 /// - a record that already matches is left alone.
 pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
     let mut plan = Plan::default();
@@ -82,15 +85,22 @@ pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
     }
 
     let mut deletes = Vec::new();
-    for name in &intent.delete {
-        let name = DnsRecord::new(name, RecordType::A, 0, vec![]).name;
+    for (name, record_type) in &intent.delete {
+        let name = DnsRecord::new(name, *record_type, 0, vec![]).name;
         match owner_of(&name) {
             Some(o) if o == intent.owner.as_str() => {
-                deletes.extend(observed.iter().filter(|r| r.name == name).cloned());
+                deletes.extend(
+                    observed
+                        .iter()
+                        .filter(|r| r.name == name && r.record_type == *record_type)
+                        .cloned(),
+                );
                 if let Some(marker) =
                     by_key.get(&(DnsRecord::ownership_name(&name).as_str(), RecordType::Txt))
                 {
-                    deletes.push((*marker).clone());
+                    if !deletes.contains(*marker) {
+                        deletes.push((*marker).clone());
+                    }
                 }
             }
             Some(_) => plan.skip(&name, "owned by another installation; not deleted"),

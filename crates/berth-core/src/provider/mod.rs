@@ -76,6 +76,9 @@ pub trait Addresses: Send + Sync {
 /// One change to a hosted zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DnsChange {
+    /// Create the record set; if one exists at that name and type, the whole batch
+    /// fails with [`crate::Error::Conflict`] and nothing changes.
+    Create(DnsRecord),
     /// Create or replace the record set.
     Upsert(DnsRecord),
     /// Delete the record set (it must match the current one exactly).

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::naming::DnsNameTemplate;
-use super::row::{AddressRow, RowState};
+use super::row::{attr, AddressRow, RowState};
 use crate::domain::{
-    AllocationId, AssociationTarget, DnsRecord, ElasticIp, Instance, InstanceId, InstanceState,
-    Owner, RecordType, TagFilter,
+    AllocationId, Association, AssociationTarget, AttributeEquals, DnsRecord, ElasticIp, Instance,
+    InstanceId, InstanceState, Owner, RecordType, TagFilter, WriteCondition,
 };
 use crate::plan::{
     plan_address, plan_dns, AddressDecision, AddressPolicy, Change, DnsIntent, Plan,
@@ -108,14 +108,23 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// Binds a pool Elastic IP, a DNS record and a ledger row to a running instance, and
 /// releases them when it goes. Every step is safe to repeat and safe to race:
 ///
-/// - an address is claimed with a conditional ledger write before it is associated,
-///   so of many concurrent callers exactly one gets it; a claim that is never
-///   completed lapses after [`BindingSettings::claim_ttl`];
-/// - association never takes an address from anyone (no reassociation), and EC2 is
-///   asked again afterwards: its answer, not the ledger or tags, decides;
-/// - DNS is UPSERTed with an ownership marker, and only names berth owns are changed;
+/// - an address is claimed with one conditional ledger write before it is associated
+///   (the row is absent, free, or already this instance's), so of many concurrent
+///   callers exactly one gets it; a claim that is never completed lapses after
+///   [`BindingSettings::claim_ttl`];
+/// - association never takes an address from anyone (no reassociation). EC2's
+///   answer decides, not the ledger or tags: an association id is the address on the
+///   interface; any other answer is followed by asking EC2 where the pool's
+///   addresses are;
+/// - a new name is CREATEd with its ownership marker in one batch, which Route53
+///   refuses if either exists; then the names are read and UPSERTed only where berth
+///   owns them;
 /// - invocations for the same instance (at-least-once delivery) converge on the
-///   same address: an address claimed for the instance is tried first.
+///   same address: each instance tries the pool in its own fixed order, and a claim
+///   already made for it is continued.
+///
+/// The common first binding is six calls: describe the instance, list the pool,
+/// claim, associate, create the records, mark the row bound.
 pub struct AddressBinder {
     instances: Arc<dyn Instances>,
     addresses: Arc<dyn Addresses>,
@@ -123,12 +132,6 @@ pub struct AddressBinder {
     ledger: Arc<dyn Ledger>,
     settings: BindingSettings,
     clock: Clock,
-}
-
-/// The ledger's rows, decoded, and the ones berth must not touch.
-struct Rows {
-    rows: BTreeMap<AllocationId, AddressRow>,
-    foreign: BTreeSet<AllocationId>,
 }
 
 impl AddressBinder {
@@ -210,48 +213,30 @@ impl AddressBinder {
                 instance.state
             )));
         }
-        // The ledger is read before EC2: an address seen unassociated *after* its row
-        // was read really was unassociated when that row was current.
-        let rows = self.rows().await?;
+        // EC2's associations say which addresses are free; the claim then asks the
+        // ledger, in the same write that takes the row.
         let pool = self.addresses.list(&self.settings.pool).await?;
         let now = self.now();
-        let unavailable: BTreeSet<AllocationId> = rows
-            .rows
-            .values()
-            .filter(|r| r.held_by_other(id, now))
-            .map(|r| r.allocation_id.clone())
-            .chain(rows.foreign.iter().cloned())
-            .collect();
         let decision = plan_address(
             id,
             InstanceState::Running,
             Some(&instance),
             &pool,
-            &unavailable,
+            &BTreeSet::new(),
             self.settings.policy,
         )?;
         match decision {
             AddressDecision::Keep(eip) => {
-                let row = rows.rows.get(&eip.allocation_id).cloned();
+                let row = self.read_row(&eip.allocation_id).await?;
                 self.settle(&instance, &eip, row, false).await
             }
             AddressDecision::Exhausted => Err(self.exhausted()),
-            AddressDecision::Bind {
-                target,
-                mut candidates,
-            } => {
-                // A retried or duplicate invocation continues the claim made for this
-                // instance instead of taking a second address (stable sort: the
-                // per-instance order is kept otherwise).
-                candidates.sort_by_key(|a| !rows.rows.get(a).is_some_and(|r| r.held_by(id, now)));
+            AddressDecision::Bind { target, candidates } => {
                 for allocation in candidates {
                     let Some(eip) = pool.iter().find(|a| a.allocation_id == allocation) else {
                         continue;
                     };
-                    if let Some(outcome) = self
-                        .try_candidate(&instance, eip, rows.rows.get(&allocation), &target, now)
-                        .await?
-                    {
+                    if let Some(outcome) = self.try_candidate(&instance, eip, &target, now).await? {
                         return Ok(outcome);
                     }
                 }
@@ -263,31 +248,45 @@ impl AddressBinder {
         }
     }
 
-    /// Claims, associates and re-checks one candidate. `Ok(None)`: someone else got it
-    /// first, try the next one (our claim is withdrawn).
+    /// Claims and associates one candidate. `Ok(None)`: someone else got it first,
+    /// try the next one (our claim is withdrawn).
     async fn try_candidate(
         &self,
         instance: &Instance,
         eip: &ElasticIp,
-        row: Option<&AddressRow>,
         target: &AssociationTarget,
         now: u64,
     ) -> Result<Option<Outcome>> {
         // Render first: a template that cannot be rendered fails before any change.
         self.dns_name(instance, eip.public_ip)?;
-        let Some(claimed) = self.claim(eip, row, &instance.id, now).await? else {
+        let Some(claimed) = self.claim(eip, &instance.id, now).await? else {
             return Ok(None);
         };
-        match self.addresses.associate(&eip.allocation_id, target).await {
-            // A conflict is settled by the re-check: a duplicate invocation for this
-            // instance may have associated it already.
-            Ok(_) | Err(Error::Conflict { .. }) => {}
+        let refused = match self.addresses.associate(&eip.allocation_id, target).await {
+            // With reassociation refused, an association id is EC2 saying the address
+            // is on our interface now: that answer is the re-check.
+            Ok(association_id) => {
+                let associated = ElasticIp {
+                    association: Some(Association {
+                        association_id,
+                        instance_id: Some(instance.id.clone()),
+                        network_interface_id: Some(target.network_interface_id.clone()),
+                        private_ip: Some(target.private_ip),
+                    }),
+                    ..eip.clone()
+                };
+                return self
+                    .settle(instance, &associated, Some(claimed), true)
+                    .await
+                    .map(Some);
+            }
+            // Taken, or no clear answer (the association may have happened): ask EC2.
+            Err(e) if matches!(e, Error::Conflict { .. }) || e.is_retryable() => e,
             Err(e) => {
                 self.unclaim(&claimed).await;
                 return Err(e);
             }
-        }
-        // AWS is the truth: ask EC2 where the pool's addresses are now.
+        };
         let pool = self.addresses.list(&self.settings.pool).await?;
         let on_target: Vec<&ElasticIp> = pool.iter().filter(|a| holds(a, target)).collect();
         if let Some(ours) = on_target
@@ -305,6 +304,9 @@ impl AddressBinder {
             let row = self.read_row(&other.allocation_id).await?;
             return self.settle(instance, other, row, false).await.map(Some);
         }
+        if !matches!(refused, Error::Conflict { .. }) {
+            return Err(refused);
+        }
         tracing::info!(
             allocation_id = %eip.allocation_id,
             instance_id = %instance.id,
@@ -313,37 +315,51 @@ impl AddressBinder {
         Ok(None)
     }
 
-    /// Writes the claim, conditional on the row being as read (or absent). When the
-    /// write loses, the row is read again: a claim another invocation made for the
-    /// same instance is continued (duplicate delivery must not take a second
-    /// address); a claim or binding for another instance means `None`.
+    /// Claims the row in one conditional write: it must be absent, free, or already
+    /// this instance's (a duplicate delivery continues its own claim). When that
+    /// loses, the row is read: a lapsed claim is taken over by version; a live claim,
+    /// a binding for another instance or another owner's row means `None`.
     async fn claim(
         &self,
         eip: &ElasticIp,
-        row: Option<&AddressRow>,
         id: &InstanceId,
         now: u64,
     ) -> Result<Option<AddressRow>> {
-        let mut current = row.cloned();
+        let claim = AddressRow {
+            state: RowState::Claimed,
+            instance_id: Some(id.clone()),
+            claim_expires_at: Some(now + self.settings.claim_ttl.as_secs().max(1)),
+            ..AddressRow::new(eip.allocation_id.clone(), Some(eip.public_ip))
+        };
+        let claimable = WriteCondition::AbsentOrAny(vec![
+            AttributeEquals::new(attr::STATE, RowState::Free.as_str()),
+            AttributeEquals::new(attr::INSTANCE_ID, id.as_str()),
+        ]);
+        match self
+            .ledger
+            .put(claim.encode(&self.settings.owner, now), claimable)
+            .await
+        {
+            Ok(stored) => return AddressRow::decode(&stored).map(Some),
+            Err(Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
         for _ in 0..CAS_ATTEMPTS {
+            let current = match self.read_row(&eip.allocation_id).await {
+                Ok(row) => row,
+                Err(Error::Conflict { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
             if current.as_ref().is_some_and(|r| r.held_by_other(id, now)) {
                 return Ok(None);
             }
-            let mut next = current
-                .clone()
-                .unwrap_or_else(|| AddressRow::new(eip.allocation_id.clone(), Some(eip.public_ip)));
-            next.state = RowState::Claimed;
-            next.public_ip = Some(eip.public_ip);
-            next.instance_id = Some(id.clone());
-            next.association_id = None;
-            next.claim_expires_at = Some(now + self.settings.claim_ttl.as_secs().max(1));
+            let next = AddressRow {
+                version: current.and_then(|c| c.version),
+                ..claim.clone()
+            };
             match self.write(&next).await {
                 Ok(row) => return Ok(Some(row)),
-                Err(Error::Conflict { .. }) => match self.read_row(&eip.allocation_id).await {
-                    Ok(row) => current = row,
-                    Err(Error::Conflict { .. }) => return Ok(None),
-                    Err(e) => return Err(e),
-                },
+                Err(Error::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -376,7 +392,7 @@ impl AddressBinder {
             .map(|a| a.association_id.clone())
             .unwrap_or_default();
         let name = self.dns_name(instance, eip.public_ip)?;
-        let dns_skipped = self.upsert_dns(&name, eip.public_ip).await?;
+        let dns_skipped = self.upsert_dns(&name, eip.public_ip, newly).await?;
         let dns_name = dns_skipped.is_none().then_some(name);
         let bound = AddressRow {
             state: RowState::Bound,
@@ -442,7 +458,6 @@ impl AddressBinder {
         // Rows for this instance whose address EC2 does not show on another instance
         // (if it does, the row is stale and that instance's own events fix it).
         let mine: Vec<&AddressRow> = rows
-            .rows
             .values()
             .filter(|r| r.instance_id.as_ref() == Some(id) && r.state != RowState::Free)
             .filter(|r| {
@@ -461,7 +476,10 @@ impl AddressBinder {
                     .await?;
             }
         }
-        let names: Vec<String> = mine.iter().filter_map(|r| r.dns_name.clone()).collect();
+        let names: Vec<(String, RecordType)> = mine
+            .iter()
+            .filter_map(|r| Some((r.dns_name.clone()?, address_record_type(r.public_ip?))))
+            .collect();
         let dns_names = if names.is_empty() {
             Vec::new()
         } else {
@@ -543,24 +561,19 @@ impl AddressBinder {
         }
     }
 
-    async fn rows(&self) -> Result<Rows> {
-        let mut rows = Rows {
-            rows: BTreeMap::new(),
-            foreign: BTreeSet::new(),
-        };
+    /// Every row of ours; other owners' rows and unreadable ones are left alone.
+    async fn rows(&self) -> Result<BTreeMap<AllocationId, AddressRow>> {
+        let mut rows = BTreeMap::new();
         for record in self.ledger.scan(ALLOCATION_PREFIX).await? {
-            let id = AllocationId(record.key.clone());
             if record.owner != self.settings.owner {
-                rows.foreign.insert(id);
                 continue;
             }
             match AddressRow::decode(&record) {
                 Ok(row) => {
-                    rows.rows.insert(id, row);
+                    rows.insert(row.allocation_id.clone(), row);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "unreadable ledger row; its address is left alone");
-                    rows.foreign.insert(id);
                 }
             }
         }
@@ -575,29 +588,40 @@ impl AddressBinder {
 
     /// UPSERTs the record and its ownership marker unless another system owns the
     /// name; returns why it was skipped, if it was.
-    async fn upsert_dns(&self, name: &str, ip: IpAddr) -> Result<Option<String>> {
-        let record_type = if ip.is_ipv4() {
-            RecordType::A
-        } else {
-            RecordType::Aaaa
-        };
+    ///
+    /// `fresh`: the name is probably new (a first binding), so it is CREATEd with its
+    /// marker in one batch first, which Route53 refuses if either exists; only then
+    /// are the names read and planned.
+    async fn upsert_dns(&self, name: &str, ip: IpAddr, fresh: bool) -> Result<Option<String>> {
+        let record = DnsRecord::new(
+            name,
+            address_record_type(ip),
+            self.settings.dns_ttl,
+            vec![ip.to_string()],
+        );
+        if fresh {
+            let marker = DnsRecord::ownership(name, &self.settings.owner, record.ttl);
+            let create = [DnsChange::Create(marker), DnsChange::Create(record.clone())];
+            match self.dns.change(&self.settings.zone_id, &create).await {
+                Ok(_) => return Ok(None),
+                Err(Error::Conflict { what }) => {
+                    tracing::debug!(name, %what, "the name exists; reading it before writing");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let intent = DnsIntent {
             zone_id: self.settings.zone_id.clone(),
             owner: self.settings.owner.clone(),
-            upsert: vec![DnsRecord::new(
-                name,
-                record_type,
-                self.settings.dns_ttl,
-                vec![ip.to_string()],
-            )],
+            upsert: vec![record],
             delete: Vec::new(),
         };
         let plan = self.apply_dns(&intent).await?;
         Ok(plan.skipped.first().map(|s| s.reason.clone()))
     }
 
-    /// Deletes the names berth owns; returns those deleted.
-    async fn delete_dns(&self, names: Vec<String>) -> Result<Vec<String>> {
+    /// Deletes the record sets berth owns; returns the names deleted.
+    async fn delete_dns(&self, names: Vec<(String, RecordType)>) -> Result<Vec<String>> {
         let intent = DnsIntent {
             zone_id: self.settings.zone_id.clone(),
             owner: self.settings.owner.clone(),
@@ -642,6 +666,15 @@ impl AddressBinder {
             tracing::warn!(%skip, "DNS name left alone");
         }
         Ok(plan)
+    }
+}
+
+/// The record type of an address: A or AAAA.
+fn address_record_type(ip: IpAddr) -> RecordType {
+    if ip.is_ipv4() {
+        RecordType::A
+    } else {
+        RecordType::Aaaa
     }
 }
 

@@ -348,7 +348,7 @@ async fn one_instance_gets_one_address_record_and_bound_row() {
 }
 
 #[tokio::test]
-async fn the_running_path_makes_at_most_nine_calls_and_a_repeat_four() {
+async fn the_running_path_makes_six_calls_and_a_repeat_four() {
     let w = World::new();
     w.pool(2);
     let i = w.launch(1);
@@ -360,17 +360,65 @@ async fn the_running_path_makes_at_most_nine_calls_and_a_repeat_four() {
             + w.dns.faults.total_calls()
             + w.ledger.faults.total_calls()
     };
-    // DescribeInstances, Scan, DescribeAddresses, PutItem (claim), AssociateAddress,
-    // DescribeAddresses (re-check), ListResourceRecordSets, ChangeResourceRecordSets,
-    // PutItem (bound).
-    assert_eq!(total(), 9);
-    assert_eq!(w.addresses.faults.calls("DescribeAddresses"), 2);
+    // DescribeInstances, DescribeAddresses, PutItem (claim), AssociateAddress,
+    // ChangeResourceRecordSets (CREATE record and marker), PutItem (bound).
+    assert_eq!(total(), 6);
+    assert_eq!(w.addresses.faults.calls("DescribeAddresses"), 1);
     assert_eq!(w.ledger.faults.calls("PutItem"), 2);
+    assert_eq!(w.ledger.faults.calls("Scan"), 0);
     assert_eq!(w.ledger.faults.calls("GetItem"), 0);
+    assert_eq!(w.dns.faults.calls("ListResourceRecordSets"), 0);
     binder.handle(&i, InstanceState::Running).await.unwrap();
-    // A repeat only reads: DescribeInstances, Scan, DescribeAddresses, ListResourceRecordSets.
-    assert_eq!(total(), 13);
+    // A repeat only reads: DescribeInstances, DescribeAddresses, GetItem,
+    // ListResourceRecordSets.
+    assert_eq!(total(), 10);
     assert_eq!(w.dns.faults.calls("GetChange"), 0, "no polling");
+}
+
+#[tokio::test]
+async fn a_leftover_record_of_ours_is_read_and_upserted_after_the_create_is_refused() {
+    let w = World::new();
+    w.pool(1);
+    let i = w.launch(1);
+    // A record berth wrote for this address earlier, pointing elsewhere.
+    let name = format!("203-0-113-1.{SUFFIX}");
+    w.dns.put(
+        ZONE,
+        DnsRecord::new(&name, RecordType::A, 60, vec!["192.0.2.9".into()]),
+    );
+    w.dns.put(ZONE, DnsRecord::ownership(&name, &w.owner, 60));
+    let b = binding(w.binder().handle(&i, InstanceState::Running).await.unwrap());
+    assert_eq!(b.dns_name.as_deref(), Some(format!("{name}.").as_str()));
+    assert_eq!(
+        w.dns.faults.calls("ChangeResourceRecordSets"),
+        2,
+        "CREATE, then UPSERT"
+    );
+    assert_eq!(w.dns.faults.calls("ListResourceRecordSets"), 1);
+    let records = w.dns.all(ZONE);
+    assert!(records
+        .iter()
+        .any(|r| r.record_type == RecordType::A && r.values == ["203.0.113.1"]));
+    w.assert_consistent();
+}
+
+#[tokio::test]
+async fn another_systems_records_of_other_types_at_the_name_survive_bind_and_release() {
+    let w = World::new();
+    w.pool(1);
+    let i = w.launch(1);
+    let name = format!("203-0-113-1.{SUFFIX}");
+    let theirs = DnsRecord::new(&name, RecordType::Aaaa, 300, vec!["2001:db8::7".into()]);
+    w.dns.put(ZONE, theirs.clone());
+    let binder = w.binder();
+    binding(binder.handle(&i, InstanceState::Running).await.unwrap());
+    assert!(w.dns.all(ZONE).contains(&theirs));
+    binder.handle(&i, InstanceState::Terminated).await.unwrap();
+    assert_eq!(
+        w.dns.all(ZONE),
+        vec![theirs],
+        "only berth's A record and marker went"
+    );
 }
 
 #[tokio::test]
@@ -580,41 +628,16 @@ async fn a_crash_after_the_claim_is_resumed_by_the_retry() {
     w.pool(4);
     let i = w.launch(1);
     let binder = w.binder();
-    // The invocation dies after associating: its re-check fails and nothing more runs.
-    let addresses = w.addresses.clone();
-    let outcome = {
-        struct FailRecheck(Arc<MemoryAddresses>);
-        #[async_trait]
-        impl Addresses for FailRecheck {
-            async fn list(&self, f: &TagFilter) -> Result<Vec<ElasticIp>> {
-                if self.0.faults.calls("AssociateAddress") > 0 {
-                    return Err(Error::Unavailable {
-                        operation: "DescribeAddresses".into(),
-                        message: "connection reset".into(),
-                    });
-                }
-                self.0.list(f).await
-            }
-            async fn associate(&self, a: &AllocationId, t: &AssociationTarget) -> Result<String> {
-                self.0.associate(a, t).await
-            }
-            async fn disassociate(&self, x: &str) -> Result<()> {
-                self.0.disassociate(x).await
-            }
-            async fn tag(&self, a: &AllocationId, t: &Tags) -> Result<()> {
-                self.0.tag(a, t).await
-            }
-        }
-        AddressBinder::new(
-            w.instances.clone(),
-            Arc::new(FailRecheck(addresses)),
-            w.dns.clone(),
-            w.ledger.clone(),
-            w.settings(false),
-        )
-        .handle(&i, InstanceState::Running)
-        .await
-    };
+    // The invocation dies after associating: its DNS write fails and nothing more runs.
+    w.dns.faults.fail(
+        "ChangeResourceRecordSets",
+        Error::Unavailable {
+            operation: "ChangeResourceRecordSets".into(),
+            message: "connection reset".into(),
+        },
+        1,
+    );
+    let outcome = binder.handle(&i, InstanceState::Running).await;
     assert!(outcome.is_err());
     let claimed: Vec<AddressRow> = w
         .rows()
