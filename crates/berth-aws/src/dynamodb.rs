@@ -3,8 +3,9 @@
 //! One item per row: the key in the table's hash key attribute, `owner` (string),
 //! `version` (number) and every record attribute as a top-level string attribute.
 //! Conditions are DynamoDB condition expressions, so a claim is decided by the
-//! service: of many callers writing `Absent` or `Version(v)`, exactly one wins and the
-//! others get [`Error::Conflict`].
+//! service: of many callers writing `Absent`, `Version(v)` or `AbsentOrAny(..)` (absent,
+//! or ours with one of these attribute values), exactly one wins and the others get
+//! [`Error::Conflict`].
 
 use std::collections::{BTreeMap, HashMap};
 
