@@ -165,18 +165,6 @@ impl AddressRow {
         }
     }
 
-    /// Whether the row is claimed or bound for `instance` (a retried or duplicate
-    /// invocation for the same instance continues that work rather than taking a
-    /// second address).
-    pub fn held_by(&self, instance: &InstanceId, now: u64) -> bool {
-        self.instance_id.as_ref() == Some(instance)
-            && match self.state {
-                RowState::Free => false,
-                RowState::Bound => true,
-                RowState::Claimed => !self.claim_expired(now),
-            }
-    }
-
     /// Whether a claim has lapsed (a claim without an expiry has lapsed).
     pub fn claim_expired(&self, now: u64) -> bool {
         self.state == RowState::Claimed && self.claim_expires_at.is_none_or(|t| t <= now)
@@ -232,8 +220,7 @@ mod tests {
         };
         assert!(claimed.held_by_other(&me, 99));
         assert!(!claimed.held_by_other(&me, 100));
-        assert!(claimed.held_by(&other, 99));
-        assert!(!claimed.held_by(&other, 100));
+        assert!(!claimed.held_by_other(&other, 99), "its own claim");
         let bound = AddressRow {
             state: RowState::Bound,
             claim_expires_at: None,
