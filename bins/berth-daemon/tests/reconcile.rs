@@ -215,6 +215,55 @@ async fn cordon_deregisters_reports_and_waits_out_the_drain() {
 }
 
 #[tokio::test]
+async fn a_drain_never_seen_to_end_is_a_warning_not_a_success() {
+    let rig = Rig::new(2);
+    for g in &rig.groups {
+        rig.tg
+            .set_deregistration_delay(&g.arn, Duration::from_millis(100));
+    }
+    // Polled for the delay plus 300 ms, while the targets stay `draining` throughout.
+    let r = rig.reconciler(Scope::Cluster).with_drain_poll(PollPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(20),
+        deadline: Duration::from_millis(300),
+    });
+    let mut n = node(1, 0);
+    r.reconcile(std::slice::from_ref(&n)).await.unwrap();
+    n.unschedulable = true;
+    let pass = r.reconcile(std::slice::from_ref(&n)).await.unwrap();
+    assert_eq!(pass.report.done(), 2, "{}", pass.report);
+    assert_eq!(r.draining(), 2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(r.draining(), 0, "the wait gave up");
+    let events = rig.events.all();
+    let unconfirmed: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason == "DrainNotConfirmed")
+        .collect();
+    assert_eq!(unconfirmed.len(), 2, "{events:?}");
+    for e in &unconfirmed {
+        assert_eq!(e.severity, Severity::Warning, "{e:?}");
+        assert_eq!(e.node, "node-1");
+        assert!(e.message.contains("not seen gone"), "{e:?}");
+    }
+    assert!(
+        events.iter().all(|e| e.reason != "Deregistered"),
+        "never reported done: {events:?}"
+    );
+    assert!(rig
+        .metrics
+        .render()
+        .contains("berth_daemon_drained_total 0"));
+    // The targets are still berth's and still draining: nothing is re-registered.
+    assert_eq!(
+        rig.tg.members(&rig.groups[0].arn)[&target(1, 30000)],
+        TargetState::Draining
+    );
+    let idle = r.reconcile(std::slice::from_ref(&n)).await.unwrap();
+    assert!(idle.plan.is_empty(), "{}", idle.plan);
+}
+
+#[tokio::test]
 async fn a_castai_outage_deregisters_nothing_and_converges_after() {
     let rig = Rig::new(2);
     let r = rig.reconciler(Scope::Cluster);

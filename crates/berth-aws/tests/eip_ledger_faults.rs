@@ -273,6 +273,50 @@ async fn ledger_writes_retry_through_throttling_but_a_lost_condition_is_final() 
     assert_eq!(counter.get("PutItem"), 7);
 }
 
+#[tokio::test]
+async fn a_scan_answered_in_pages_is_followed_to_the_last_page() {
+    let moto = MotoServer::isolated().await;
+    let direct = sdk_config(&moto.endpoint());
+    create_table(&direct).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let counter = CallCounter::new();
+    let ledger = DynamoLedger::new(&sdk_config(&proxy.endpoint()), counter.clone(), TABLE, "pk");
+    for n in 0..3 {
+        ledger
+            .put(
+                claim(&format!("eipalloc-{n}"), "i-1"),
+                WriteCondition::Absent,
+            )
+            .await
+            .unwrap();
+    }
+    // moto answers a Scan in one page; DynamoDB stops a page at 1 MB. The first page
+    // is DynamoDB's answer with a `LastEvaluatedKey`; the next request, which must
+    // start after it, goes to moto.
+    let first_page = proxy.add(
+        Rule::new(
+            "Scan",
+            Fault::Respond {
+                status: 200,
+                body: "{\"Count\":1,\"ScannedCount\":1,\"Items\":[{\"pk\":{\"S\":\"eipalloc-0\"},\
+                       \"owner\":{\"S\":\"berth/test/lambda\"},\"version\":{\"N\":\"1\"},\
+                       \"instance\":{\"S\":\"i-1\"}}],\"LastEvaluatedKey\":{\"pk\":{\"S\":\"eipalloc-0\"}}}"
+                    .into(),
+            },
+        )
+        .times(1),
+    );
+    let rows = ledger.scan("eipalloc-").await.unwrap();
+    assert_eq!(proxy.fired(first_page), 1);
+    assert_eq!(counter.get("Scan"), 2, "one request per page");
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["eipalloc-0", "eipalloc-1", "eipalloc-2"],
+        "each row once"
+    );
+}
+
 /// EC2's answer when the role lacks a permission.
 fn unauthorized_operation() -> Fault {
     Fault::Respond {

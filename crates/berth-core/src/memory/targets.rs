@@ -98,6 +98,16 @@ impl MemoryTargetGroups {
             .insert(target, state);
     }
 
+    /// Sets a group's deregistration delay (ELBv2's `deregistration_delay.timeout_seconds`).
+    pub fn set_deregistration_delay(&self, group: &TargetGroupArn, delay: Duration) {
+        let mut groups = self.groups.lock().expect("poisoned");
+        groups
+            .get_mut(group)
+            .expect("unknown group")
+            .group
+            .deregistration_delay = delay;
+    }
+
     /// Removes a target directly (as another system would).
     pub fn remove(&self, group: &TargetGroupArn, target: &Target) {
         let mut groups = self.groups.lock().expect("poisoned");
