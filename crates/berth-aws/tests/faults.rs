@@ -115,6 +115,18 @@ fn health_answer(rows: &[(&Target, &str, &str)]) -> Fault {
     }
 }
 
+/// Route53's answer to a change batch it refuses.
+fn invalid_change_batch(message: &str) -> Fault {
+    Fault::Respond {
+        status: 400,
+        body: format!(
+            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+             <Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[{message}]</Message>\
+             </Error><RequestId>canned</RequestId></ErrorResponse>"
+        ),
+    }
+}
+
 /// The 403 AWS answers when the role lacks `action`.
 fn access_denied(xmlns: &str, action: &str) -> Fault {
     Fault::Respond {
@@ -463,14 +475,10 @@ async fn dns_changes_converge_through_faults_and_wait_through_pending() {
     s.proxy.add(
         Rule::new(
             "ChangeResourceRecordSets",
-            Fault::Respond {
-                status: 400,
-                body: "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
-                       <Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[Tried to \
-                       create resource record set [name='n0.example.com.', type='A'] but it already \
-                       exists]</Message></Error><RequestId>canned</RequestId></ErrorResponse>"
-                    .into(),
-            },
+            invalid_change_batch(
+                "Tried to create resource record set [name='n0.example.com.', type='A'] \
+                 but it already exists",
+            ),
         )
         .times(1),
     );
@@ -483,14 +491,10 @@ async fn dns_changes_converge_through_faults_and_wait_through_pending() {
     s.proxy.add(
         Rule::new(
             "ChangeResourceRecordSets",
-            Fault::Respond {
-                status: 400,
-                body: "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
-                       <Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[Tried to \
-                       delete resource record set [name='n0.example.com.', type='A'] but it was not \
-                       found]</Message></Error><RequestId>canned</RequestId></ErrorResponse>"
-                    .into(),
-            },
+            invalid_change_batch(
+                "Tried to delete resource record set [name='n0.example.com.', type='A'] \
+                 but it was not found",
+            ),
         )
         .times(1),
     );
