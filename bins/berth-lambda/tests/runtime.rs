@@ -596,6 +596,68 @@ async fn twenty_instances_fifteen_addresses_leave_five_clear_errors_and_no_claim
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_claim_left_by_a_dead_invocation_holds_its_address_until_it_lapses() {
+    let moto = MotoServer::isolated().await;
+    let aws = Aws::new(&moto, 1).await;
+    let api = LambdaRuntimeApi::start();
+    let runtimes = Runtimes::spawn(&api, &aws, 1, &[]);
+    let allocation = aws.pool().await.into_keys().next().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // What an invocation that died after claiming leaves behind.
+    let dead_claim = |expires_at: u64| {
+        aws.dynamodb
+            .put_item()
+            .table_name(TABLE)
+            .item("allocation_id", AttributeValue::S(allocation.clone()))
+            .item("owner", AttributeValue::S(format!("berth-lambda/{TABLE}")))
+            .item("version", AttributeValue::N("1".into()))
+            .item("state", AttributeValue::S("claimed".into()))
+            .item(
+                "instance_id",
+                AttributeValue::S("i-0deadbeef0000000".into()),
+            )
+            .item(
+                "claim_expires_at",
+                AttributeValue::S(expires_at.to_string()),
+            )
+            .send()
+    };
+    dead_claim(now + 300).await.unwrap();
+    let instance = aws.launch(1, MATCHING).await.remove(0);
+
+    // While the claim is live, the address is not ours to take.
+    let results = deliver(&api, &[event(&instance, "running")]).await;
+    let body: Value = serde_json::from_str(results[0].1.body()).unwrap();
+    assert_eq!(body["errorType"], "PoolExhausted", "{body}");
+    assert_eq!(aws.pool().await[&allocation], None, "not associated");
+    assert_eq!(
+        aws.rows().await[&allocation]["instance_id"],
+        "i-0deadbeef0000000"
+    );
+
+    // Once it has lapsed, the next delivery takes it over.
+    dead_claim(now - 1).await.unwrap();
+    let results = deliver(&api, &[event(&instance, "running")]).await;
+    let answer = response(&results[0].1);
+    assert_eq!(answer["outcome"], "bound", "{answer}");
+    assert_eq!(
+        aws.pool().await[&allocation].as_deref(),
+        Some(instance.as_str())
+    );
+    let row = &aws.rows().await[&allocation];
+    assert_eq!(row["state"], "bound");
+    assert_eq!(row["instance_id"], instance);
+    // The claim lost its conditional write, read the row and took it by version.
+    runtimes.wait_outcomes(2).await;
+    let line = &runtimes.outcomes()[&results[0].0];
+    assert_eq!(line["aws_calls_by_operation"]["GetItem"], 1, "{line}");
+    aws.assert_consistent().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_event_delivered_three_times_gives_the_same_end_state() {
     let moto = MotoServer::isolated().await;
     let aws = Aws::new(&moto, 8).await;
