@@ -88,3 +88,40 @@ impl WriteCondition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_or_any_holds_for_no_row_or_an_own_row_matching_a_clause() {
+        let me = Owner::new("berth/me").unwrap();
+        let other = Owner::new("berth/other").unwrap();
+        let claimable = WriteCondition::AbsentOrAny(vec![
+            AttributeEquals::new("state", "free"),
+            AttributeEquals::new("instance_id", "i-1"),
+        ]);
+        let row = |owner: &Owner, state: &str, instance: &str| {
+            LedgerRecord::new("eipalloc-1", owner.clone())
+                .with("state", state)
+                .with("instance_id", instance)
+        };
+        assert!(claimable.holds(None, Some(&me)));
+        assert!(claimable.holds(Some(&row(&me, "free", "")), Some(&me)));
+        assert!(claimable.holds(Some(&row(&me, "claimed", "i-1")), Some(&me)));
+        assert!(!claimable.holds(Some(&row(&me, "claimed", "i-2")), Some(&me)));
+        assert!(!claimable.holds(Some(&row(&me, "bound", "i-2")), Some(&me)));
+        assert!(!claimable.holds(Some(&row(&other, "free", "")), Some(&me)));
+        assert!(!claimable.holds(Some(&row(&me, "free", "")), None));
+        assert!(!WriteCondition::AbsentOrAny(vec![]).holds(Some(&row(&me, "free", "")), Some(&me)));
+        assert!(WriteCondition::Version(3).holds(
+            Some(&LedgerRecord {
+                version: 3,
+                ..row(&me, "free", "")
+            }),
+            None
+        ));
+        assert!(!WriteCondition::Absent.holds(Some(&row(&me, "free", "")), Some(&me)));
+        assert!(WriteCondition::Always.holds(Some(&row(&other, "bound", "i-9")), None));
+    }
+}
