@@ -187,8 +187,8 @@ impl Aws {
         out.addresses()[0].public_ip().unwrap().to_owned()
     }
 
-    /// A records of the zone: name → value.
-    async fn a_records(&self) -> BTreeMap<String, String> {
+    /// The zone's record sets of one type.
+    async fn record_sets(&self, kind: &str) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
         let out = self
             .route53
             .list_resource_record_sets()
@@ -198,7 +198,16 @@ impl Aws {
             .unwrap();
         out.resource_record_sets()
             .iter()
-            .filter(|r| r.r#type().as_str() == "A")
+            .filter(|r| r.r#type().as_str() == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// A records of the zone: name → value.
+    async fn a_records(&self) -> BTreeMap<String, String> {
+        self.record_sets("A")
+            .await
+            .iter()
             .map(|r| {
                 (
                     r.name().to_owned(),
@@ -209,17 +218,7 @@ impl Aws {
     }
 
     async fn txt_records(&self) -> usize {
-        let out = self
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(&self.zone_id)
-            .send()
-            .await
-            .unwrap();
-        out.resource_record_sets()
-            .iter()
-            .filter(|r| r.r#type().as_str() == "TXT")
-            .count()
+        self.record_sets("TXT").await.len()
     }
 
     /// Ledger rows: allocation id → attributes.
