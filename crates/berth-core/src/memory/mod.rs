@@ -3,6 +3,7 @@
 
 mod addresses;
 mod dns;
+mod etcd;
 mod faults;
 mod ledger;
 mod targets;
@@ -17,6 +18,7 @@ use crate::{Error, Result};
 
 pub use addresses::MemoryAddresses;
 pub use dns::MemoryDns;
+pub use etcd::{MemoryEtcd, MemoryScalingGroups};
 pub use faults::Faults;
 pub use ledger::MemoryLedger;
 pub use targets::{DeregisterBehaviour, MemoryTargetGroups};

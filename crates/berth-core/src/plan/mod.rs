@@ -3,6 +3,7 @@
 
 mod address;
 mod dns;
+mod etcd;
 mod membership;
 mod nodes;
 
@@ -14,6 +15,11 @@ use crate::domain::{
 
 pub use address::{plan_address, AddressDecision, AddressPolicy};
 pub use dns::{plan_dns, DnsIntent};
+pub use etcd::{
+    decide_etcd, presence, quorum, render_drop_in, ClusterState, DropIn, EtcdDecision,
+    EtcdObservation, EtcdSettings, EtcdTls, InitialClusterState, InstanceFate, JoinPlan,
+    NodeIdentity, ObservedMember, Peer, Presence, Removal, SelfStep,
+};
 pub use membership::{plan_membership, DesiredMembership, ObservedMembership};
 pub use nodes::{
     desire_nodes, owned_by_instances, LeaveReason, NodeDecision, NodeDesire, NodeGroup, NodeGroups,

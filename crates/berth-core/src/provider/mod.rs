@@ -9,6 +9,7 @@
 //! make each call one API call where the service allows it (the engine batches and
 //! retries, the adapter does not loop).
 
+mod etcd;
 mod ownership;
 
 use std::time::Duration;
@@ -22,6 +23,9 @@ use crate::domain::{
 };
 use crate::Result;
 
+pub use etcd::{EtcdMember, EtcdMembership, GroupInstance, LocalView, ScalingGroup, ScalingGroups};
+#[cfg(feature = "test-util")]
+pub use etcd::{MockEtcdMembership, MockScalingGroups};
 #[cfg(feature = "test-util")]
 pub use ownership::MockTargetOwnership;
 pub use ownership::{

@@ -2,13 +2,18 @@
 //!
 //! - [`AddressBinder`]: an Elastic IP from a tagged pool, a DNS record and a ledger row
 //!   for a running EC2 instance, released when it goes (berth-lambda's policy).
+//! - [`EtcdBootstrap`]: this node's etcd membership at boot (berth-bootstrap's policy).
 
 mod binder;
+mod etcd;
 mod naming;
 mod row;
 #[cfg(test)]
 mod tests;
 
 pub use binder::{AddressBinder, Binding, BindingSettings, Clock, Outcome};
+pub use etcd::{
+    EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary, LocalNode,
+};
 pub use naming::DnsNameTemplate;
 pub use row::{attr, AddressRow, RowState};
