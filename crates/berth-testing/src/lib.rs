@@ -6,6 +6,8 @@
 //!   (or a child process) and moto that injects throttling, 5xx answers,
 //!   connection resets, latency and canned answers, and counts the calls per
 //!   AWS operation.
+//! - [`etcd::EtcdProcesses`]: real `etcd` 3.4 members on loopback addresses, each
+//!   with its data dir, stopped with SIGTERM then SIGKILL.
 //! - [`imds::FakeImds`]: an IMDSv2-only instance metadata service (identity,
 //!   spot interruption notice) on a loopback port.
 //! - [`aws_env`] and [`sdk_config`]: point a child process or an SDK client at
@@ -26,6 +28,7 @@
 
 mod aws;
 mod background;
+pub mod etcd;
 pub mod imds;
 mod lambda_runtime_api;
 mod moto;
