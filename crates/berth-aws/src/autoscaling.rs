@@ -6,13 +6,18 @@
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use aws_config::SdkConfig;
+use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_autoscaling::Client;
 use berth_core::domain::InstanceId;
+use berth_core::provider::{self, ScalingGroup, ScalingGroups};
 use berth_core::{Error, Result};
 
 use crate::error::from_sdk;
 use crate::CallCounter;
+
+const OP: &str = "DescribeAutoScalingGroups";
 
 /// Where an instance is in its Auto Scaling lifecycle, as Auto Scaling spells it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,10 +159,8 @@ impl AutoScaling {
         }
     }
 
-    /// The instances of `group` with their lifecycle state, in one call. Fails with
-    /// [`Error::NotFound`] if the group does not exist.
-    pub async fn instances(&self, group: &str) -> Result<Vec<GroupInstance>> {
-        const OP: &str = "DescribeAutoScalingGroups";
+    /// One group as the SDK describes it, in one call.
+    async fn describe(&self, group: &str) -> Result<AutoScalingGroup> {
         let output = self
             .client
             .describe_auto_scaling_groups()
@@ -165,11 +168,18 @@ impl AutoScaling {
             .send()
             .await
             .map_err(|e| from_sdk(OP, "autoscaling:DescribeAutoScalingGroups", e))?;
-        let found = output
+        output
             .auto_scaling_groups()
             .iter()
             .find(|g| g.auto_scaling_group_name() == Some(group))
-            .ok_or_else(|| Error::not_found(format!("Auto Scaling group {group}")))?;
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("Auto Scaling group {group}")))
+    }
+
+    /// The instances of `group` with their lifecycle state, in one call. Fails with
+    /// [`Error::NotFound`] if the group does not exist.
+    pub async fn instances(&self, group: &str) -> Result<Vec<GroupInstance>> {
+        let found = self.describe(group).await?;
         found
             .instances()
             .iter()
@@ -196,6 +206,35 @@ impl AutoScaling {
                 })
             })
             .collect()
+    }
+}
+
+/// The group with its desired capacity (for the etcd membership workflow).
+#[async_trait]
+impl ScalingGroups for AutoScaling {
+    async fn group(&self, name: &str) -> Result<ScalingGroup> {
+        let found = self.describe(name).await?;
+        let instances = found
+            .instances()
+            .iter()
+            .map(|i| {
+                Ok(provider::GroupInstance {
+                    id: InstanceId::new(i.instance_id().unwrap_or_default())?,
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ScalingGroup {
+            name: name.to_owned(),
+            desired_capacity: found
+                .desired_capacity()
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(0),
+            instances,
+        })
     }
 }
 
