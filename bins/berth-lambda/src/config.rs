@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use berth_core::domain::{Owner, TagFilter};
+use berth_core::domain::{InstallationId, Mode, Owner, TagFilter};
 use berth_core::plan::AddressPolicy;
 use berth_core::workflow::{BindingSettings, DnsNameTemplate};
 
@@ -24,6 +24,9 @@ pub(crate) const DNS_TTL: &str = "BERTH_DNS_TTL";
 pub(crate) const LEDGER_TABLE: &str = "BERTH_LEDGER_TABLE";
 /// Release the address when the instance stops (default false).
 pub(crate) const RELEASE_ON_STOP: &str = "BERTH_RELEASE_ON_STOP";
+/// The installation this function belongs to (default `default`); its owner id is
+/// `berth/<installation>/lambda`.
+pub(crate) const INSTALLATION_ID: &str = "BERTH_INSTALLATION_ID";
 
 /// The ledger table's partition key.
 pub(crate) const LEDGER_KEY: &str = "allocation_id";
@@ -155,11 +158,20 @@ impl Config {
             }
         };
 
-        let owner = Owner::new(format!("berth-lambda/{table}"))
+        let installation = match get(INSTALLATION_ID) {
+            None => InstallationId::default(),
+            Some(v) => InstallationId::new(&v).map_err(|e| bad(INSTALLATION_ID, e.to_string()))?,
+        };
+        let owner = Owner::for_installation(&installation, Mode::Lambda);
+        // The owner id before installation ids existed. Its rows and DNS names are
+        // adopted (rewritten under `owner` when next written), so an upgrade orphans
+        // nothing; the table name plays no part in the owner any more.
+        let legacy = Owner::new(format!("berth-lambda/{table}"))
             .map_err(|e| bad(LEDGER_TABLE, e.to_string()))?;
         Ok(Config {
             settings: BindingSettings {
                 owner,
+                previous_owners: vec![legacy],
                 instance_filter,
                 pool,
                 zone_id,
@@ -230,7 +242,12 @@ mod tests {
         assert_eq!(c.settings.name_template, DnsNameTemplate::default());
         assert!(!c.settings.policy.release_on_stop);
         assert_eq!(c.table, "berth-ledger");
-        assert_eq!(c.settings.owner.as_str(), "berth-lambda/berth-ledger");
+        assert_eq!(c.settings.owner.as_str(), "berth/default/lambda");
+        // Rows and DNS names written before installation ids stay ours.
+        assert_eq!(
+            c.settings.previous_owners,
+            vec![Owner::new("berth-lambda/berth-ledger").unwrap()]
+        );
         assert_eq!(
             c.settings.instance_filter.to_string(),
             "karpenter.sh/nodepool,team=live"
@@ -243,8 +260,10 @@ mod tests {
             (DNS_TTL, "300"),
             (RELEASE_ON_STOP, "TRUE"),
             (DNS_NAME_TEMPLATE, "{tag:team}-{instance_id}"),
+            (INSTALLATION_ID, "prod-eu-1"),
         ])))
         .unwrap();
+        assert_eq!(c.settings.owner.as_str(), "berth/prod-eu-1/lambda");
         assert_eq!(c.settings.dns_ttl, 300);
         assert!(c.settings.policy.release_on_stop);
         assert_eq!(
@@ -270,6 +289,7 @@ mod tests {
             (LEDGER_TABLE, ""),
             (LEDGER_TABLE, "a/b"),
             (RELEASE_ON_STOP, "maybe"),
+            (INSTALLATION_ID, "prod/eu"),
         ];
         for (variable, value) in cases {
             let err = Config::from_lookup(env(&with(&[(variable, value)]))).unwrap_err();

@@ -167,6 +167,7 @@ fn error_type(e: &berth_core::Error) -> &'static str {
         E::AccessDenied { .. } => "AccessDenied",
         E::NotFound { .. } => "NotFound",
         E::Conflict { .. } => "Conflict",
+        E::NotOwned { .. } => "NotOwned",
         E::Invalid(_) => "Invalid",
         _ => "ProviderError",
     }

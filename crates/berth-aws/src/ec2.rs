@@ -128,14 +128,6 @@ impl Instances for Ec2Instances {
         }
         Ok(instances)
     }
-
-    async fn find(&self, filter: &TagFilter) -> Result<Vec<Instance>> {
-        let mut instances = self.describe_filtered(tag_filters(filter)).await?;
-        // EC2 already filtered; this keeps the trait's exact semantics (e.g. `*`
-        // matching an empty value) whatever the service's wildcard rules.
-        instances.retain(|i| filter.matches(&i.tags));
-        Ok(instances)
-    }
 }
 
 fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Result<Instance> {
@@ -218,8 +210,8 @@ fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Result<Instance>
     })
 }
 
-/// Elastic IPs through EC2 `DescribeAddresses`, `AssociateAddress`,
-/// `DisassociateAddress` and `CreateTags`.
+/// Elastic IPs through EC2 `DescribeAddresses`, `AssociateAddress` and
+/// `DisassociateAddress`.
 #[derive(Debug, Clone)]
 pub struct Ec2Addresses {
     client: Client,
@@ -356,24 +348,6 @@ impl Addresses for Ec2Addresses {
                 e,
             )),
         }
-    }
-
-    async fn tag(&self, allocation: &AllocationId, tags: &Tags) -> Result<()> {
-        if tags.is_empty() {
-            return Ok(());
-        }
-        let tags = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        self.client
-            .create_tags()
-            .resources(&allocation.0)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| from_sdk("CreateTags", "ec2:CreateTags", e))?;
-        Ok(())
     }
 }
 

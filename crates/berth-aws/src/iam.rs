@@ -19,11 +19,9 @@ const EC2: &[&str] = &[
     "ec2:DescribeNetworkInterfaces",
     "ec2:AssociateAddress",
     "ec2:DisassociateAddress",
-    "ec2:CreateTags",
 ];
 
 const ROUTE53: &[&str] = &[
-    "route53:GetHostedZone",
     "route53:ListHostedZonesByName",
     "route53:ListResourceRecordSets",
     "route53:ChangeResourceRecordSets",

@@ -9,7 +9,6 @@
 //! any other record.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -21,8 +20,7 @@ use aws_sdk_route53::types::{
 use aws_sdk_route53::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use berth_core::domain::{DnsRecord, HostedZone, RecordType};
-use berth_core::engine::wait_dns_sync;
-use berth_core::provider::{DnsChange, DnsZones, PollPolicy};
+use berth_core::provider::{DnsChange, DnsZones};
 use berth_core::{Error, Result};
 
 use crate::error::from_sdk;
@@ -95,14 +93,6 @@ impl Route53Zones {
                     .join(", ")
             ))),
         }
-    }
-
-    /// Waits until a change is `INSYNC`, polling `GetChange` with backoff; fails with
-    /// [`Error::Timeout`] at `policy.deadline`.
-    pub async fn wait_in_sync(&self, change_id: &str, policy: PollPolicy) -> Result<Duration> {
-        let started = tokio::time::Instant::now();
-        wait_dns_sync(self, change_id, policy).await?;
-        Ok(started.elapsed())
     }
 
     /// The record sets at one name, following pages only while they stay at it.
@@ -182,23 +172,6 @@ fn reversed(name: &str) -> String {
 
 #[async_trait]
 impl DnsZones for Route53Zones {
-    async fn zone(&self, zone_id: &str) -> Result<HostedZone> {
-        let output = self
-            .client
-            .get_hosted_zone()
-            .id(zone_id)
-            .send()
-            .await
-            .map_err(|e| match failed("GetHostedZone", e) {
-                Error::NotFound { .. } => Error::not_found(format!("hosted zone {zone_id}")),
-                other => other,
-            })?;
-        let zone = output
-            .hosted_zone()
-            .ok_or_else(|| Error::not_found(format!("hosted zone {zone_id}")))?;
-        Ok(hosted_zone(zone.id(), zone.name()))
-    }
-
     async fn records(&self, zone_id: &str, names: &[String]) -> Result<Vec<DnsRecord>> {
         let names: BTreeSet<String> = names.iter().map(|n| normalize(n)).collect();
         let mut records = Vec::new();

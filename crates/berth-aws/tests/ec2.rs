@@ -5,14 +5,12 @@
 use std::net::IpAddr;
 
 use aws_sdk_ec2::types::{
-    DomainType, Filter, InstanceNetworkInterfaceSpecification, ResourceType, Tag, TagSpecification,
+    DomainType, InstanceNetworkInterfaceSpecification, ResourceType, Tag, TagSpecification,
 };
 use aws_sdk_ec2::Client;
 use berth_aws::ec2::{Ec2Addresses, Ec2Instances};
 use berth_aws::CallCounter;
-use berth_core::domain::{
-    AllocationId, AssociationTarget, InstanceId, InstanceState, TagFilter, Tags,
-};
+use berth_core::domain::{AllocationId, AssociationTarget, InstanceId, InstanceState, TagFilter};
 use berth_core::provider::{Addresses, Instances};
 use berth_core::Error;
 use berth_testing::{sdk_config, MotoServer};
@@ -289,63 +287,6 @@ async fn describe_leaves_unknown_ids_out_and_reports_states() {
 }
 
 #[tokio::test]
-async fn find_matches_tag_values_and_tag_presence() {
-    let moto = MotoServer::isolated().await;
-    let fx = fixture(&moto).await;
-    let live = fx
-        .instance(&[("karpenter.sh/nodepool", "default"), ("team", "live")])
-        .await;
-    let dev = fx
-        .instance(&[("karpenter.sh/nodepool", "batch"), ("team", "dev")])
-        .await;
-    let _legacy = fx
-        .instance(&[
-            ("karpenter.sh/provisioner-name", "default"),
-            ("team", "live"),
-        ])
-        .await;
-
-    let instances = Ec2Instances::new(&fx.config, CallCounter::new());
-    let ids = |found: Vec<berth_core::domain::Instance>| {
-        let mut ids: Vec<String> = found.into_iter().map(|i| i.id.to_string()).collect();
-        ids.sort();
-        ids
-    };
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v
-    };
-
-    let filter = TagFilter::parse("karpenter.sh/nodepool,team=live").unwrap();
-    assert_eq!(
-        ids(instances.find(&filter).await.unwrap()),
-        vec![live.clone()]
-    );
-
-    let filter = TagFilter::parse("karpenter.sh/nodepool").unwrap();
-    assert_eq!(
-        ids(instances.find(&filter).await.unwrap()),
-        sorted(vec![live.clone(), dev.clone()])
-    );
-
-    let filter = TagFilter::parse("team=nobody").unwrap();
-    assert!(instances.find(&filter).await.unwrap().is_empty());
-
-    let found = instances
-        .find(&TagFilter::parse("team=dev").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(found.len(), 1);
-    assert_eq!(
-        found[0]
-            .tags
-            .get("karpenter.sh/nodepool")
-            .map(String::as_str),
-        Some("batch")
-    );
-}
-
-#[tokio::test]
 async fn list_filters_the_pool_by_tags_and_reports_associations() {
     let moto = MotoServer::isolated().await;
     let fx = fixture(&moto).await;
@@ -523,64 +464,4 @@ async fn disassociate_removes_the_association_and_a_gone_one_is_success() {
     // Repeating it (an at-least-once event delivered twice) succeeds.
     addresses.disassociate(&association_id).await.unwrap();
     assert_eq!(counter.get("DisassociateAddress"), 2);
-}
-
-#[tokio::test]
-async fn tag_adds_tags_to_an_address() {
-    let moto = MotoServer::isolated().await;
-    let fx = fixture(&moto).await;
-    let allocation = fx.address(&[("berth/pool", "edge")]).await;
-
-    let counter = CallCounter::new();
-    let addresses = Ec2Addresses::new(&fx.config, counter.clone());
-    let tags: Tags = [
-        ("berth/owner".to_owned(), "berth/prod/lambda".to_owned()),
-        ("berth/instance".to_owned(), "i-0abc".to_owned()),
-    ]
-    .into_iter()
-    .collect();
-    addresses
-        .tag(&AllocationId(allocation.clone()), &tags)
-        .await
-        .unwrap();
-
-    let raw = fx.raw_address(&allocation).await;
-    let mut raw_tags: Vec<(String, String)> = raw
-        .tags()
-        .iter()
-        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
-        .collect();
-    raw_tags.sort();
-    assert_eq!(
-        raw_tags,
-        vec![
-            ("berth/instance".to_owned(), "i-0abc".to_owned()),
-            ("berth/owner".to_owned(), "berth/prod/lambda".to_owned()),
-            ("berth/pool".to_owned(), "edge".to_owned()),
-        ]
-    );
-    // And the adapter's filter finds it by the new tag.
-    let by_owner = addresses
-        .list(&TagFilter::parse("berth/owner=berth/prod/lambda").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(by_owner.len(), 1);
-    assert_eq!(by_owner[0].allocation_id.0, allocation);
-    // Nothing associated: no interface lookup.
-    assert_eq!(counter.get("DescribeNetworkInterfaces"), 0);
-    assert_declared(&counter);
-    // The raw filter agrees.
-    let raw_found = fx
-        .client
-        .describe_addresses()
-        .filters(
-            Filter::builder()
-                .name("tag:berth/instance")
-                .values("i-0abc")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(raw_found.addresses().len(), 1);
 }

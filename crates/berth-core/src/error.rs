@@ -57,6 +57,16 @@ pub enum Error {
         /// What conflicted.
         what: String,
     },
+    /// What berth was asked to write belongs to someone else (a DNS name under another
+    /// owner's marker, or with records and no marker): berth never overwrites it.
+    /// Never retried.
+    #[error("{what} exists and berth does not own it ({held_by}); left unchanged")]
+    NotOwned {
+        /// What was refused, e.g. `the DNS name node-1.example.com.`.
+        what: String,
+        /// Who holds it: `owner berth/prod/lambda`, or `no berth ownership marker`.
+        held_by: String,
+    },
     /// The request or the input was invalid. Never retried.
     #[error("invalid: {0}")]
     Invalid(String),
@@ -87,6 +97,7 @@ impl Error {
             Error::AccessDenied { .. }
             | Error::NotFound { .. }
             | Error::Conflict { .. }
+            | Error::NotOwned { .. }
             | Error::Invalid(_)
             | Error::PoolExhausted { .. } => false,
         }

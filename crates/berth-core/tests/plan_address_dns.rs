@@ -58,7 +58,7 @@ fn decide(
     policy: AddressPolicy,
 ) -> AddressDecision {
     let inst = instance(id);
-    plan_address(&inst.id, state, Some(&inst), pool, &BTreeSet::new(), policy).unwrap()
+    plan_address(&inst.id, state, Some(&inst), pool, policy).unwrap()
 }
 
 #[test]
@@ -111,20 +111,24 @@ fn candidates_are_deterministic_per_instance_and_spread_across_instances() {
 }
 
 #[test]
-fn addresses_taken_or_claimed_are_not_candidates_and_an_empty_pool_is_exhausted() {
-    let pool = [eip(1, Some(("i-9", "eni-x"))), eip(2, None)];
-    let inst = instance("i-1");
-    let claimed = BTreeSet::from([AllocationId("eipalloc-2".into())]);
-    let d = plan_address(
-        &inst.id,
-        InstanceState::Running,
-        Some(&inst),
-        &pool,
-        &claimed,
-        AddressPolicy::default(),
-    )
-    .unwrap();
-    assert_eq!(d, AddressDecision::Exhausted);
+fn addresses_taken_are_not_candidates_and_an_empty_pool_is_exhausted() {
+    let taken = eip(1, Some(("i-9", "eni-x")));
+    let decide_running = |pool: &[ElasticIp]| {
+        decide(
+            "i-1",
+            InstanceState::Running,
+            pool,
+            AddressPolicy::default(),
+        )
+    };
+    match decide_running(&[taken.clone(), eip(2, None)]) {
+        AddressDecision::Bind { candidates, .. } => {
+            assert_eq!(candidates, vec![AllocationId("eipalloc-2".into())])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(decide_running(&[taken]), AddressDecision::Exhausted);
+    assert_eq!(decide_running(&[]), AddressDecision::Exhausted);
 }
 
 #[test]
@@ -185,6 +189,7 @@ fn intent(upsert: Vec<DnsRecord>, delete: Vec<&str>) -> DnsIntent {
     DnsIntent {
         zone_id: "Z1".into(),
         owner: owner(),
+        adopt: Vec::new(),
         upsert,
         delete: delete
             .into_iter()

@@ -153,15 +153,6 @@ impl Instance {
     }
 }
 
-/// A pod's address in an IP target group.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PodEndpoint {
-    /// The pod IP.
-    pub ip: IpAddr,
-    /// The target port, or `None` for the group's port.
-    pub port: Option<u16>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,10 @@ mod target;
 
 pub use address::{AllocationId, Association, AssociationTarget, ElasticIp};
 pub use dns::{DnsRecord, HostedZone, RecordType};
-pub use instance::{Instance, InstanceId, InstanceState, NetworkInterface, PodEndpoint};
+pub use instance::{Instance, InstanceId, InstanceState, NetworkInterface};
 pub use ledger::{AttributeEquals, LedgerRecord, WriteCondition};
 pub use node::{Node, Taint, TaintEffect};
-pub use owner::Owner;
+pub use owner::{InstallationId, Mode, Owner};
 pub use tags::{TagFilter, TagMatch, Tags};
 pub use target::{
     Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,

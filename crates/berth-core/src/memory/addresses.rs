@@ -17,7 +17,7 @@ pub struct MemoryAddresses {
     addresses: Mutex<BTreeMap<AllocationId, ElasticIp>>,
     next: Mutex<u64>,
     /// Fault injection and call counts (`DescribeAddresses`, `AssociateAddress`,
-    /// `DisassociateAddress`, `CreateTags`).
+    /// `DisassociateAddress`).
     pub faults: Faults,
 }
 
@@ -119,16 +119,6 @@ impl Addresses for MemoryAddresses {
                 eip.association = None;
             }
         }
-        Ok(())
-    }
-
-    async fn tag(&self, allocation: &AllocationId, tags: &Tags) -> Result<()> {
-        self.faults.enter("CreateTags")?;
-        let mut all = self.addresses.lock().expect("poisoned");
-        let eip = all
-            .get_mut(allocation)
-            .ok_or_else(|| Error::not_found(format!("address {allocation}")))?;
-        eip.tags.extend(tags.clone());
         Ok(())
     }
 }

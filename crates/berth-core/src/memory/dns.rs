@@ -19,7 +19,7 @@ pub struct MemoryDns {
     polls: Mutex<HashMap<String, u32>>,
     /// Polls of `GetChange` before a change reports `INSYNC`.
     pub sync_after_polls: u32,
-    /// Fault injection and call counts (`GetHostedZone`, `ListResourceRecordSets`,
+    /// Fault injection and call counts (`ListResourceRecordSets`,
     /// `ChangeResourceRecordSets`, `GetChange`).
     pub faults: Faults,
 }
@@ -72,16 +72,6 @@ impl MemoryDns {
 
 #[async_trait]
 impl DnsZones for MemoryDns {
-    async fn zone(&self, zone_id: &str) -> Result<HostedZone> {
-        self.faults.enter("GetHostedZone")?;
-        self.zones
-            .lock()
-            .expect("poisoned")
-            .get(zone_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("hosted zone {zone_id}")))
-    }
-
     async fn records(&self, zone_id: &str, names: &[String]) -> Result<Vec<DnsRecord>> {
         self.faults.enter("ListResourceRecordSets")?;
         self.known_zone(zone_id)?;

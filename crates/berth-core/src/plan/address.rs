@@ -1,7 +1,5 @@
 //! Elastic IP binding for one instance.
 
-use std::collections::BTreeSet;
-
 use crate::domain::{
     AllocationId, AssociationTarget, ElasticIp, Instance, InstanceId, InstanceState,
 };
@@ -38,8 +36,9 @@ pub enum AddressDecision {
 /// Decides what an instance in `state` needs from the pool.
 ///
 /// `instance` is the instance as EC2 describes it now (needed for `running`);
-/// `pool` are the pool's addresses with their current associations (AWS's truth);
-/// `unavailable` are addresses with a live claim by another caller.
+/// `pool` are the pool's addresses with their current associations (AWS's truth).
+/// Claims by other callers are not consulted here: the caller's conditional ledger
+/// write decides them, in the same write that takes the address.
 ///
 /// Candidates are ordered by a hash of (instance, address): deterministic for one
 /// instance, but different instances start at different addresses, so concurrent
@@ -49,7 +48,6 @@ pub fn plan_address(
     state: InstanceState,
     instance: Option<&Instance>,
     pool: &[ElasticIp],
-    unavailable: &BTreeSet<AllocationId>,
     policy: AddressPolicy,
 ) -> Result<AddressDecision> {
     match state {
@@ -70,10 +68,8 @@ pub fn plan_address(
             }) {
                 return Ok(AddressDecision::Keep(held.clone()));
             }
-            let mut candidates: Vec<&ElasticIp> = pool
-                .iter()
-                .filter(|a| a.association.is_none() && !unavailable.contains(&a.allocation_id))
-                .collect();
+            let mut candidates: Vec<&ElasticIp> =
+                pool.iter().filter(|a| a.association.is_none()).collect();
             if candidates.is_empty() {
                 return Ok(AddressDecision::Exhausted);
             }

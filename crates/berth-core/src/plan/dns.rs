@@ -12,6 +12,10 @@ pub struct DnsIntent {
     pub zone_id: String,
     /// Whose records these are.
     pub owner: Owner,
+    /// Earlier owners of this installation whose names count as berth's (a migration
+    /// from an older owner id): their markers are rewritten to `owner` on the next
+    /// write, and deleted like ours.
+    pub adopt: Vec<Owner>,
     /// Record sets that should exist.
     pub upsert: Vec<DnsRecord>,
     /// Record sets (name and type) that should be gone, with the name's ownership
@@ -34,11 +38,17 @@ impl DnsIntent {
         }
         names.into_iter().collect()
     }
+
+    /// Whether a marker naming `owner` makes a name berth's.
+    pub fn owns(&self, owner: &str) -> bool {
+        owner == self.owner.as_str() || self.adopt.iter().any(|o| o.as_str() == owner)
+    }
 }
 
 /// Plans record changes from the intent and the record sets observed at its names.
 ///
-/// A name is berth's when its ownership marker (`_berth.<name>` TXT) names this owner.
+/// A name is berth's when its ownership marker (`_berth.<name>` TXT) names this owner
+/// (or one it adopts, see [`DnsIntent::adopt`]).
 /// - a wanted record is UPSERTed (never CREATEd: a retry must not fail) with its
 ///   marker, when the name is free or already ours; a name someone else holds is
 ///   skipped, never overwritten;
@@ -61,7 +71,7 @@ pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
     let mut upserts = Vec::new();
     for want in &intent.upsert {
         let ours = match owner_of(&want.name) {
-            Some(o) => o == intent.owner.as_str(),
+            Some(o) => intent.owns(o),
             None => !observed.iter().any(|r| r.name == want.name),
         };
         if !ours {
@@ -88,7 +98,7 @@ pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
     for (name, record_type) in &intent.delete {
         let name = DnsRecord::new(name, *record_type, 0, vec![]).name;
         match owner_of(&name) {
-            Some(o) if o == intent.owner.as_str() => {
+            Some(o) if intent.owns(o) => {
                 deletes.extend(
                     observed
                         .iter()

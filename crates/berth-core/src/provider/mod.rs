@@ -17,9 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AllocationId, AssociationTarget, DnsRecord, ElasticIp, HostedZone, Instance, InstanceId,
-    LedgerRecord, Registration, TagFilter, Tags, Target, TargetGroup, TargetGroupArn,
-    TargetGroupRef, TargetHealth, WriteCondition,
+    AllocationId, AssociationTarget, DnsRecord, ElasticIp, Instance, InstanceId, LedgerRecord,
+    Registration, TagFilter, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth,
+    WriteCondition,
 };
 use crate::Result;
 
@@ -53,8 +53,6 @@ pub trait TargetGroups: Send + Sync {
 pub trait Instances: Send + Sync {
     /// Describes instances by id. Unknown ids are left out of the answer.
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>>;
-    /// Instances whose tags match the filter.
-    async fn find(&self, filter: &TagFilter) -> Result<Vec<Instance>>;
 }
 
 /// Elastic IP addresses.
@@ -73,8 +71,6 @@ pub trait Addresses: Send + Sync {
     ) -> Result<String>;
     /// Removes an association. An association that no longer exists is success.
     async fn disassociate(&self, association_id: &str) -> Result<()>;
-    /// Sets tags on an address.
-    async fn tag(&self, allocation: &AllocationId, tags: &Tags) -> Result<()>;
 }
 
 /// One change to a hosted zone.
@@ -93,8 +89,6 @@ pub enum DnsChange {
 #[cfg_attr(feature = "test-util", mockall::automock)]
 #[async_trait]
 pub trait DnsZones: Send + Sync {
-    /// Looks a zone up by id.
-    async fn zone(&self, zone_id: &str) -> Result<HostedZone>;
     /// The record sets at exactly these names (never a listing of the whole zone).
     async fn records(&self, zone_id: &str, names: &[String]) -> Result<Vec<DnsRecord>>;
     /// Applies changes atomically (one change batch). Returns the change id.

@@ -5,16 +5,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::dns::{DnsNames, Expect};
 use super::naming::DnsNameTemplate;
 use super::row::{attr, AddressRow, RowState};
 use crate::domain::{
     AllocationId, Association, AssociationTarget, AttributeEquals, DnsRecord, ElasticIp, Instance,
     InstanceId, InstanceState, Owner, RecordType, TagFilter, WriteCondition,
 };
-use crate::plan::{
-    plan_address, plan_dns, AddressDecision, AddressPolicy, Change, DnsIntent, Plan,
-};
-use crate::provider::{Addresses, DnsChange, DnsZones, Instances, Ledger};
+use crate::plan::{plan_address, AddressDecision, AddressPolicy};
+use crate::provider::{Addresses, DnsZones, Instances, Ledger};
 use crate::{Error, Result};
 
 /// Every allocation id starts so; the ledger is scanned under this prefix.
@@ -27,6 +26,10 @@ const CAS_ATTEMPTS: usize = 5;
 pub struct BindingSettings {
     /// Whose records and rows these are (the DNS ownership marker names it).
     pub owner: Owner,
+    /// Earlier owner ids of this installation: their rows and DNS names are berth's
+    /// too, and are rewritten under `owner` when next written (nothing is orphaned
+    /// when the owner id changes).
+    pub previous_owners: Vec<Owner>,
     /// Which instances get an address; all clauses must match.
     pub instance_filter: TagFilter,
     /// The pool: Elastic IPs carrying all of these tags.
@@ -128,7 +131,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct AddressBinder {
     instances: Arc<dyn Instances>,
     addresses: Arc<dyn Addresses>,
-    dns: Arc<dyn DnsZones>,
+    names: DnsNames,
     ledger: Arc<dyn Ledger>,
     settings: BindingSettings,
     clock: Clock,
@@ -143,10 +146,12 @@ impl AddressBinder {
         ledger: Arc<dyn Ledger>,
         settings: BindingSettings,
     ) -> Self {
+        let names = DnsNames::new(dns, settings.zone_id.clone(), settings.owner.clone())
+            .adopting(settings.previous_owners.iter().cloned());
         AddressBinder {
             instances,
             addresses,
-            dns,
+            names,
             ledger,
             settings,
             clock: Arc::new(|| {
@@ -186,6 +191,11 @@ impl AddressBinder {
         }
     }
 
+    /// Whether a row written by `owner` is ours: our owner id, or an earlier one.
+    fn owns(&self, owner: &Owner) -> bool {
+        *owner == self.settings.owner || self.settings.previous_owners.contains(owner)
+    }
+
     fn now(&self) -> u64 {
         (self.clock)()
     }
@@ -222,7 +232,6 @@ impl AddressBinder {
             InstanceState::Running,
             Some(&instance),
             &pool,
-            &BTreeSet::new(),
             self.settings.policy,
         )?;
         match decision {
@@ -444,14 +453,7 @@ impl AddressBinder {
     async fn release(&self, id: &InstanceId, state: InstanceState) -> Result<Outcome> {
         let rows = self.rows().await?;
         let pool = self.addresses.list(&self.settings.pool).await?;
-        let held = match plan_address(
-            id,
-            state,
-            None,
-            &pool,
-            &BTreeSet::new(),
-            self.settings.policy,
-        )? {
+        let held = match plan_address(id, state, None, &pool, self.settings.policy)? {
             AddressDecision::Release(held) => held,
             _ => Vec::new(),
         };
@@ -480,11 +482,7 @@ impl AddressBinder {
             .iter()
             .filter_map(|r| Some((r.dns_name.clone()?, address_record_type(r.public_ip?))))
             .collect();
-        let dns_names = if names.is_empty() {
-            Vec::new()
-        } else {
-            self.delete_dns(names).await?
-        };
+        let dns_names = self.names.release(&names).await?;
         for row in &mine {
             let free = AddressRow::new(row.allocation_id.clone(), row.public_ip);
             self.store(&free, Some((*row).clone()), |current| {
@@ -553,7 +551,7 @@ impl AddressBinder {
 
     async fn read_row(&self, allocation: &AllocationId) -> Result<Option<AddressRow>> {
         match self.ledger.get(&allocation.0).await? {
-            Some(r) if r.owner == self.settings.owner => AddressRow::decode(&r).map(Some),
+            Some(r) if self.owns(&r.owner) => AddressRow::decode(&r).map(Some),
             Some(_) => Err(Error::conflict(format!(
                 "ledger row {allocation} belongs to another owner"
             ))),
@@ -565,7 +563,7 @@ impl AddressBinder {
     async fn rows(&self) -> Result<BTreeMap<AllocationId, AddressRow>> {
         let mut rows = BTreeMap::new();
         for record in self.ledger.scan(ALLOCATION_PREFIX).await? {
-            if record.owner != self.settings.owner {
+            if !self.owns(&record.owner) {
                 continue;
             }
             match AddressRow::decode(&record) {
@@ -586,12 +584,9 @@ impl AddressBinder {
             .render(instance, ip, &self.settings.dns_suffix)
     }
 
-    /// UPSERTs the record and its ownership marker unless another system owns the
-    /// name; returns why it was skipped, if it was.
-    ///
-    /// `fresh`: the name is probably new (a first binding), so it is CREATEd with its
-    /// marker in one batch first, which Route53 refuses if either exists; only then
-    /// are the names read and planned.
+    /// Writes the record and its ownership marker unless another system owns the
+    /// name; returns why it was skipped, if it was. `fresh`: the name is probably new
+    /// (a first binding), so it is CREATEd with its marker first.
     async fn upsert_dns(&self, name: &str, ip: IpAddr, fresh: bool) -> Result<Option<String>> {
         let record = DnsRecord::new(
             name,
@@ -599,73 +594,15 @@ impl AddressBinder {
             self.settings.dns_ttl,
             vec![ip.to_string()],
         );
-        if fresh {
-            let marker = DnsRecord::ownership(name, &self.settings.owner, record.ttl);
-            let create = [DnsChange::Create(marker), DnsChange::Create(record.clone())];
-            match self.dns.change(&self.settings.zone_id, &create).await {
-                Ok(_) => return Ok(None),
-                Err(Error::Conflict { what }) => {
-                    tracing::debug!(name, %what, "the name exists; reading it before writing");
-                }
-                Err(e) => return Err(e),
+        let expect = if fresh { Expect::New } else { Expect::Existing };
+        match self.names.claim(&record, expect).await {
+            Ok(_) => Ok(None),
+            Err(refused @ Error::NotOwned { .. }) => {
+                tracing::warn!(error = %refused, "DNS name left alone");
+                Ok(Some(refused.to_string()))
             }
+            Err(e) => Err(e),
         }
-        let intent = DnsIntent {
-            zone_id: self.settings.zone_id.clone(),
-            owner: self.settings.owner.clone(),
-            upsert: vec![record],
-            delete: Vec::new(),
-        };
-        let plan = self.apply_dns(&intent).await?;
-        Ok(plan.skipped.first().map(|s| s.reason.clone()))
-    }
-
-    /// Deletes the record sets berth owns; returns the names deleted.
-    async fn delete_dns(&self, names: Vec<(String, RecordType)>) -> Result<Vec<String>> {
-        let intent = DnsIntent {
-            zone_id: self.settings.zone_id.clone(),
-            owner: self.settings.owner.clone(),
-            upsert: Vec::new(),
-            delete: names,
-        };
-        let plan = self.apply_dns(&intent).await?;
-        let deleted: BTreeSet<String> = plan
-            .changes
-            .iter()
-            .flat_map(|c| match c {
-                Change::DeleteRecords { records, .. } => records.clone(),
-                _ => Vec::new(),
-            })
-            .filter(|r| r.owner().is_none())
-            .map(|r| r.name)
-            .collect();
-        Ok(deleted.into_iter().collect())
-    }
-
-    /// Observes the intent's names, plans, and applies the plan as one atomic batch.
-    async fn apply_dns(&self, intent: &DnsIntent) -> Result<Plan> {
-        let observed = self.dns.records(&intent.zone_id, &intent.names()).await?;
-        let plan = plan_dns(intent, &observed);
-        let changes: Vec<DnsChange> = plan
-            .changes
-            .iter()
-            .flat_map(|c| match c {
-                Change::UpsertRecords { records, .. } => {
-                    records.iter().cloned().map(DnsChange::Upsert).collect()
-                }
-                Change::DeleteRecords { records, .. } => {
-                    records.iter().cloned().map(DnsChange::Delete).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect();
-        if !changes.is_empty() {
-            self.dns.change(&intent.zone_id, &changes).await?;
-        }
-        for skip in &plan.skipped {
-            tracing::warn!(%skip, "DNS name left alone");
-        }
-        Ok(plan)
     }
 }
 

@@ -2,9 +2,14 @@
 //!
 //! - [`AddressBinder`]: an Elastic IP from a tagged pool, a DNS record and a ledger row
 //!   for a running EC2 instance, released when it goes (berth-lambda's policy).
+//! - [`DnsNames`]: claiming, updating and releasing DNS names under berth's ownership
+//!   marker (the Lambda's binder and berth-bootstrap).
 //! - [`EtcdBootstrap`]: this node's etcd membership at boot (berth-bootstrap's policy).
 
 mod binder;
+mod dns;
+#[cfg(test)]
+mod dns_tests;
 mod etcd;
 mod naming;
 mod row;
@@ -12,6 +17,7 @@ mod row;
 mod tests;
 
 pub use binder::{AddressBinder, Binding, BindingSettings, Clock, Outcome};
+pub use dns::{DnsNames, Expect, NameWrite};
 pub use etcd::{
     EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary, LocalNode,
 };

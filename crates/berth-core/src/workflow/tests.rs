@@ -12,9 +12,8 @@ use futures::future::join_all;
 
 use super::*;
 use crate::domain::{
-    AllocationId, AssociationTarget, DnsRecord, ElasticIp, HostedZone, Instance, InstanceId,
-    InstanceState, LedgerRecord, NetworkInterface, Owner, RecordType, TagFilter, Tags,
-    WriteCondition,
+    AllocationId, AssociationTarget, DnsRecord, ElasticIp, Instance, InstanceId, InstanceState,
+    LedgerRecord, NetworkInterface, Owner, RecordType, TagFilter, Tags, WriteCondition,
 };
 use crate::memory::{MemoryAddresses, MemoryDns, MemoryInstances, MemoryLedger};
 use crate::plan::AddressPolicy;
@@ -40,10 +39,6 @@ impl<T: Instances> Instances for Yielding<T> {
         jitter().await;
         self.0.describe(ids).await
     }
-    async fn find(&self, filter: &TagFilter) -> Result<Vec<Instance>> {
-        jitter().await;
-        self.0.find(filter).await
-    }
 }
 
 #[async_trait]
@@ -60,18 +55,10 @@ impl<T: Addresses> Addresses for Yielding<T> {
         jitter().await;
         self.0.disassociate(association_id).await
     }
-    async fn tag(&self, a: &AllocationId, tags: &Tags) -> Result<()> {
-        jitter().await;
-        self.0.tag(a, tags).await
-    }
 }
 
 #[async_trait]
 impl<T: DnsZones> DnsZones for Yielding<T> {
-    async fn zone(&self, zone_id: &str) -> Result<HostedZone> {
-        jitter().await;
-        self.0.zone(zone_id).await
-    }
     async fn records(&self, zone_id: &str, names: &[String]) -> Result<Vec<DnsRecord>> {
         jitter().await;
         self.0.records(zone_id, names).await
@@ -143,6 +130,7 @@ impl World {
     fn settings(&self, release_on_stop: bool) -> BindingSettings {
         BindingSettings {
             owner: self.owner.clone(),
+            previous_owners: Vec::new(),
             instance_filter: TagFilter::parse("karpenter.sh/nodepool,team=live").unwrap(),
             pool: TagFilter::parse("pool=live").unwrap(),
             zone_id: ZONE.into(),
