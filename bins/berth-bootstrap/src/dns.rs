@@ -57,6 +57,7 @@ pub async fn apply(
     let intent = DnsIntent {
         zone_id: zone_id.clone(),
         owner,
+        adopt: Vec::new(),
         upsert: vec![record.clone()],
         delete: Vec::new(),
     };
