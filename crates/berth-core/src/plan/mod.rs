@@ -6,6 +6,7 @@ mod dns;
 mod etcd;
 mod membership;
 mod nodes;
+pub mod runs;
 
 use std::fmt;
 
