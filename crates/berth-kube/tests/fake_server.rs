@@ -402,3 +402,80 @@ async fn next_item(changes: &mut Changes) -> Result<NodeChange, berth_kube::Erro
         .expect("a node change within 10 s")
         .expect("the stream does not end")
 }
+
+#[tokio::test]
+async fn status_subresource_kinds_and_pod_logs_behave_as_a_real_api_server() {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Pod, Secret};
+    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+    let api = server();
+    let client = api.client();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "ns");
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "run-1", "labels": {"app": "x"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}}
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    // Status writes go through /status and change nothing else.
+    let patch = serde_json::json!({
+        "metadata": {"labels": {"app": "changed"}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]}
+    });
+    let written = jobs
+        .patch_status("run-1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(written.metadata.labels.unwrap()["app"], "x");
+    let conditions = written.status.unwrap().conditions.unwrap();
+    assert_eq!(conditions[0].type_, "Complete");
+    let mut replaced = jobs.get_status("run-1").await.unwrap();
+    replaced.status.as_mut().unwrap().active = Some(0);
+    let replaced = jobs
+        .replace_status("run-1", &PostParams::default(), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(replaced.status.unwrap().active, Some(0));
+
+    // Stored objects carry apiVersion and kind, lists are typed, as Terraform's
+    // unstructured client needs.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "ns");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("tfstate-default-x".into());
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let raw = client
+        .request_text(
+            http::Request::get("/api/v1/namespaces/ns/secrets")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(list["kind"], "SecretList");
+    assert_eq!(list["items"][0]["kind"], "Secret");
+    assert_eq!(list["items"][0]["apiVersion"], "v1");
+    assert_eq!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    // pods/<name>/log answers what the kubelet (the test) set.
+    let pods: Api<Pod> = Api::namespaced(client, "ns");
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("run-1-abcde".into());
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    api.set_pod_log("ns", "run-1-abcde", "Apply complete!\n");
+    let log = pods.logs("run-1-abcde", &Default::default()).await.unwrap();
+    assert_eq!(log, "Apply complete!\n");
+    assert!(pods.logs("missing", &Default::default()).await.is_err());
+}

@@ -196,6 +196,52 @@ pub fn run_state(run: &RunObservation) -> RunState {
     }
 }
 
+/// Where a cluster is, from its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClusterPhase {
+    /// No apply or destroy ran yet.
+    Defined,
+    /// An apply is live.
+    Provisioning,
+    /// The last apply applied.
+    Ready,
+    /// The last apply or destroy failed or was canceled.
+    Failed,
+    /// A destroy is live.
+    Destroying,
+    /// The last destroy applied.
+    Destroyed,
+}
+
+impl ClusterPhase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterPhase::Defined => "defined",
+            ClusterPhase::Provisioning => "provisioning",
+            ClusterPhase::Ready => "ready",
+            ClusterPhase::Failed => "failed",
+            ClusterPhase::Destroying => "destroying",
+            ClusterPhase::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// A cluster's phase from its runs, newest first: the newest apply or destroy decides
+/// (plans change nothing).
+pub fn cluster_phase(runs: &[(Operation, RunState)]) -> ClusterPhase {
+    match runs.iter().find(|(op, _)| *op != Operation::Plan) {
+        None => ClusterPhase::Defined,
+        Some((op, state)) if !state.is_final() => match op {
+            Operation::Destroy => ClusterPhase::Destroying,
+            _ => ClusterPhase::Provisioning,
+        },
+        Some((Operation::Destroy, RunState::Applied)) => ClusterPhase::Destroyed,
+        Some((_, RunState::Applied)) => ClusterPhase::Ready,
+        Some(_) => ClusterPhase::Failed,
+    }
+}
+
 /// The run holding a cluster's lock, as seen now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockHolder {
@@ -502,6 +548,31 @@ mod tests {
         assert_eq!(
             cleanup_decision(&[(Destroy, Applying)], 0),
             Err(CleanupRefusal::RunActive)
+        );
+    }
+
+    #[test]
+    fn the_newest_apply_or_destroy_decides_the_phase() {
+        use Operation::*;
+        use RunState::*;
+        assert_eq!(cluster_phase(&[]), ClusterPhase::Defined);
+        assert_eq!(cluster_phase(&[(Plan, Planning)]), ClusterPhase::Defined);
+        assert_eq!(
+            cluster_phase(&[(Plan, PlannedAndFinished), (Apply, Applied)]),
+            ClusterPhase::Ready
+        );
+        assert_eq!(cluster_phase(&[(Apply, Errored)]), ClusterPhase::Failed);
+        assert_eq!(
+            cluster_phase(&[(Destroy, Pending)]),
+            ClusterPhase::Destroying
+        );
+        assert_eq!(
+            cluster_phase(&[(Apply, Applying)]),
+            ClusterPhase::Provisioning
+        );
+        assert_eq!(
+            cluster_phase(&[(Destroy, Applied), (Apply, Applied)]),
+            ClusterPhase::Destroyed
         );
     }
 

@@ -10,7 +10,9 @@
 //! accident. It runs on its own thread and runtime: it outlives a test's runtime and
 //! can serve a spawned binary through [`FakeApiServer::write_kubeconfig`].
 
+mod kinds;
 mod store;
+mod subresource;
 
 use std::convert::Infallible;
 use std::io;
@@ -235,6 +237,13 @@ impl FakeApiServer {
         false
     }
 
+    /// Sets what `GET .../pods/<name>/log` answers for a pod (a kubelet's job).
+    pub fn set_pod_log(&self, namespace: &str, pod: &str, log: &str) {
+        self.lock()
+            .pod_logs
+            .insert((namespace.to_owned(), pod.to_owned()), log.to_owned());
+    }
+
     /// Every request received so far, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
@@ -331,6 +340,8 @@ struct Route {
     resource: String,
     namespace: Option<String>,
     name: Option<String>,
+    /// `status` or `log` (`.../pods/<name>/log`).
+    subresource: Option<String>,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -340,11 +351,13 @@ fn route(path: &str) -> Option<Route> {
         ["apis", group, version, rest @ ..] => (format!("apis/{group}/{version}"), rest),
         _ => return None,
     };
-    let (namespace, resource, name) = match rest {
-        ["namespaces", ns, resource] => (Some(*ns), *resource, None),
-        ["namespaces", ns, resource, name] => (Some(*ns), *resource, Some(*name)),
-        [resource] => (None, *resource, None),
-        [resource, name] => (None, *resource, Some(*name)),
+    let (namespace, resource, name, sub) = match rest {
+        ["namespaces", ns, resource] => (Some(*ns), *resource, None, None),
+        ["namespaces", ns, resource, name] => (Some(*ns), *resource, Some(*name), None),
+        ["namespaces", ns, resource, name, sub] => (Some(*ns), *resource, Some(*name), Some(*sub)),
+        [resource] => (None, *resource, None, None),
+        [resource, name] => (None, *resource, Some(*name), None),
+        [resource, name, sub] => (None, *resource, Some(*name), Some(*sub)),
         _ => return None,
     };
     Some(Route {
@@ -352,6 +365,7 @@ fn route(path: &str) -> Option<Route> {
         resource: resource.to_owned(),
         namespace: namespace.map(str::to_owned),
         name: name.map(str::to_owned),
+        subresource: sub.map(str::to_owned),
     })
 }
 
@@ -401,6 +415,9 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Respon
         namespace: route.namespace.clone(),
         name: name.to_owned(),
     };
+    if let (Some(sub), Some(name)) = (&route.subresource, &route.name) {
+        return subresource::handle(&method, sub, key(name), &body, store);
+    }
     let result = match (&method, &route.name) {
         (&Method::GET, None) => {
             let selector = match selector(&route, param("fieldSelector"), param("labelSelector")) {
@@ -413,9 +430,10 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Respon
                 return Response::new(Either::Right(WatchBody(rx)));
             }
             let store = lock(store);
+            let (api_version, kind) = kinds::list_type(&route.prefix, &route.resource);
             Ok(serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "List",
+                "apiVersion": api_version,
+                "kind": kind,
                 "metadata": {"resourceVersion": store.version().to_string()},
                 "items": store.list(&selector),
             }))

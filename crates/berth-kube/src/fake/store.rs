@@ -106,6 +106,8 @@ pub(crate) struct Store {
     compacted: u64,
     /// Every request line, `METHOD path?query`, for tests to inspect.
     pub(crate) requests: Vec<String>,
+    /// `pods/<name>/log` answers, by (namespace, pod).
+    pub(crate) pod_logs: BTreeMap<(String, String), String>,
 }
 
 impl Store {
@@ -269,8 +271,45 @@ impl Store {
         self.watchers.clear();
     }
 
+    /// Replaces only the object's `status` (the `status` subresource): the rest of
+    /// the object stays as stored. A `resourceVersion` in `sent` must match.
+    pub(crate) fn replace_status(&mut self, key: Key, sent: &Value) -> Result<Value, Failure> {
+        let Some(current) = self.objects.get(&key) else {
+            return Err(not_found(&key));
+        };
+        if let Some(version) = sent
+            .pointer("/metadata/resourceVersion")
+            .filter(|v| !v.is_null())
+        {
+            if Some(version) != current.pointer("/metadata/resourceVersion") {
+                return Err(Failure::new(
+                    409,
+                    "Conflict",
+                    "the object has been modified",
+                ));
+            }
+        }
+        let mut object = current.clone();
+        let status = sent.get("status").cloned().unwrap_or(Value::Null);
+        ensure_object(&mut object).insert("status".into(), status);
+        Ok(self.write("MODIFIED", key, object))
+    }
+
+    /// Merge-patches only the object's `status`.
+    pub(crate) fn patch_status(&mut self, key: Key, patch: &Value) -> Result<Value, Failure> {
+        let Some(current) = self.objects.get(&key) else {
+            return Err(not_found(&key));
+        };
+        let mut object = current.clone();
+        if let Some(status) = patch.get("status") {
+            merge(&mut object, &json!({ "status": status }));
+        }
+        Ok(self.write("MODIFIED", key, object))
+    }
+
     fn write(&mut self, kind: &'static str, key: Key, mut object: Value) -> Value {
         self.version += 1;
+        super::kinds::stamp(&key.prefix, &key.resource, &mut object);
         let meta = metadata(&mut object);
         meta.insert("resourceVersion".into(), json!(self.version.to_string()));
         meta.insert("name".into(), json!(key.name));
