@@ -1,93 +1,56 @@
-//! Wiring: command line → logging → AWS adapter → HTTP endpoints → runner.
+//! Wiring: AWS adapter → metrics and admin server (berth-runtime's) → runner.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use berth_aws::config::{load_sdk_config, AwsOptions};
 use berth_aws::elbv2::ElbTargetGroups;
 use berth_aws::CallCounter;
 use berth_core::provider::TargetGroups;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use berth_runtime::{ExitStatus, Failure, Process};
 
-use crate::args::{self, Config, Parsed};
-use crate::http::{self, Status};
-use crate::logging;
+use crate::args::Config;
 use crate::metrics::{CallSource, Metrics};
 use crate::runner::{Runner, Settings};
-
-/// How a run fails.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// Bad command line: this one line, exit 2.
-    Usage(String),
-    /// Anything else, with the exit code to use.
-    Run {
-        /// Non-zero exit code.
-        code: u8,
-        /// What went wrong.
-        error: anyhow::Error,
-    },
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Failure::Run { code: 1, error }
-    }
-}
+use crate::status::Status;
 
 /// First and longest delay between two `DescribeTargetHealth` polls of one group.
 const POLL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
 
-/// Parses the command line and runs the sidecar; returns the exit code.
-pub(crate) fn run() -> Result<u8, Failure> {
-    let parsed =
-        args::parse(std::env::args_os(), std::env::var("POD_IP").ok()).map_err(Failure::Usage)?;
-    let config = match parsed {
-        Parsed::Print(text) => {
-            print!("{text}");
-            return Ok(0);
-        }
-        Parsed::Run(config) => *config,
-    };
-    logging::init(config.log_format);
-    // One thread is plenty for a sidecar and keeps its memory small.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
-}
-
-async fn serve(config: Config) -> Result<u8, Failure> {
-    // Handlers first: a SIGTERM during registration must deregister, not kill us.
-    let signals = signals().context("cannot install the SIGTERM/SIGINT handlers")?;
+/// Runs the sidecar in `process`; returns the exit code.
+pub(crate) async fn run(config: Config, mut process: Process) -> Result<ExitStatus, Failure> {
+    // berth-runtime installed the handlers before this runs: a SIGTERM during
+    // registration reaches the runner, which deregisters.
+    let signals = process
+        .take_signals()
+        .ok_or("the signal handlers deliver no signals")?;
     let sdk = load_sdk_config(&AwsOptions::default()).await;
     let counter = CallCounter::new();
     let provider: Arc<dyn TargetGroups> = Arc::new(ElbTargetGroups::new(&sdk, counter.clone()));
+    process.metrics.register_aws_calls(counter.clone());
     let calls: CallSource = Arc::new(move || counter.snapshot());
-    let status = Arc::new(Status::new(Metrics::new(calls)));
-    let runner = Runner::new(provider, settings(&config), status.clone());
+    let metrics = Metrics::register(&process.metrics, calls);
+    let status = Arc::new(Status::with_readiness(metrics, process.readiness.clone()));
+    let runner = Runner::new(provider, settings(&config), status)
+        .min_call_interval(config.min_call_interval);
     if config.dry_run {
         print!("{}", runner.dry_run().await?);
-        return Ok(0);
+        return Ok(ExitStatus::SUCCESS);
     }
-    let listener = http::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-    }
-    let server = tokio::spawn(http::serve(listener, status));
+    // Listening before registering: a taken port fails before anything is registered.
+    process.serve_admin(config.listen).await?;
+    tracing::info!(
+        target_id = %config.target_id,
+        installation_id = %config.installation_id,
+        "berth-sidecar started"
+    );
     let finish = runner.run(signals).await;
-    server.abort();
     match finish.error {
-        None => Ok(finish.code),
-        Some(error) => Err(Failure::Run {
-            code: finish.code.max(1),
+        None => Ok(ExitStatus::new(finish.code)),
+        Some(error) => Err(Failure::with_status(
+            ExitStatus::new(finish.code.max(1)),
             error,
-        }),
+        )),
     }
 }
 
@@ -103,23 +66,4 @@ fn settings(config: &Config) -> Settings {
         drain_timeout: config.drain_timeout,
         poll: POLL,
     }
-}
-
-/// Forwards SIGTERM and SIGINT, by name, for as long as the process lives.
-fn signals() -> std::io::Result<mpsc::UnboundedReceiver<&'static str>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            if tx.send(name).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(rx)
 }

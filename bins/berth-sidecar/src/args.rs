@@ -7,20 +7,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use berth_core::domain::TargetGroupRef;
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+pub(crate) use berth_runtime::LogFormat;
+use berth_runtime::{AwsArgs, LogArgs};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 use crate::duration::parse_go_duration;
 use crate::goflags;
 use crate::hook::Hook;
-
-/// How logs are written to stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 const AFTER_HELP: &str = "\
 Flags may be written Go-style with one dash (-target-group-name web, -wait-in-service=false).
@@ -30,12 +23,13 @@ AWS credentials, region and endpoints come from the standard chain (IRSA, EKS Po
 AWS_REGION, AWS_ENDPOINT_URL, ...).
 
 Exit codes: 0 after a clean deregistration; 2 for bad usage; 1 for any other failure
-(nothing is left registered); the post-deregister command's own non-zero exit code.";
+(nothing is left registered); the post-deregister command's own non-zero exit code.
+A second SIGTERM/SIGINT stops waiting for the drain (the post-deregister command still runs).";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "berth-sidecar",
-    version,
+    version = berth_runtime::LONG_VERSION,
     about = "Registers this pod's IP in ELBv2 target groups while it lives, and deregisters \
              and drains it on SIGTERM/SIGINT.",
     after_help = AFTER_HELP
@@ -119,9 +113,11 @@ struct Cli {
     #[arg(long, env = "BERTH_DRY_RUN")]
     dry_run: bool,
 
-    /// Log format on stderr.
-    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
+
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 /// The longest default drain wait: a group's deregistration delay can be an hour, and
@@ -153,6 +149,22 @@ pub(crate) struct Config {
     pub(crate) dry_run: bool,
     /// Log format.
     pub(crate) log_format: LogFormat,
+    /// Log filter (`--log-level`).
+    pub(crate) log_level: Option<String>,
+    /// The engine's minimum interval between two AWS calls (`--aws-max-rps`).
+    pub(crate) min_call_interval: Duration,
+    /// `--installation-id` (the sidecar keeps no ownership records: logged only).
+    pub(crate) installation_id: String,
+}
+
+impl Config {
+    /// The logging flags, for berth-runtime.
+    pub(crate) fn log_args(&self) -> LogArgs {
+        LogArgs {
+            format: self.log_format,
+            level: self.log_level.clone(),
+        }
+    }
 }
 
 /// What the command line asks for.
@@ -230,7 +242,10 @@ fn check(cli: Cli, pod_ip: Option<String>) -> Result<Config, String> {
         drain_timeout: cli.drain_timeout,
         listen: cli.listen,
         dry_run: cli.dry_run,
-        log_format: cli.log_format,
+        log_format: cli.log.format,
+        log_level: cli.log.level,
+        min_call_interval: cli.aws.min_call_interval(),
+        installation_id: cli.aws.installation_id,
     })
 }
 

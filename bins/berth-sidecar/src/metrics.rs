@@ -1,4 +1,6 @@
-//! Prometheus metrics served on `/metrics`.
+//! The sidecar's own metrics, registered under `berth_sidecar_` in the process's one
+//! registry (berth-runtime's, which also exports the AWS call counter as
+//! `berth_aws_api_calls_total`). Documented in `docs/metrics.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +13,6 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 /// Reads the AWS calls made so far, per operation (berth_aws::CallCounter::snapshot).
 pub(crate) type CallSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
@@ -21,7 +22,9 @@ type StageLabel = [(&'static str, &'static str); 1];
 
 /// The sidecar's metrics.
 pub(crate) struct Metrics {
-    registry: Registry,
+    /// The whole registry, rendered by the tests.
+    #[cfg(test)]
+    registry: berth_runtime::Metrics,
     registrations: Family<GroupLabel, Counter>,
     deregistrations: Family<GroupLabel, Counter>,
     failures: Family<StageLabel, Counter>,
@@ -37,9 +40,15 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Metrics with the AWS call counts read from `calls` at each scrape.
+    /// The sidecar's metrics in a registry of their own (tests).
+    #[cfg(test)]
     pub(crate) fn new(calls: CallSource) -> Self {
-        let mut registry = Registry::with_prefix("berth_sidecar");
+        Metrics::register(&berth_runtime::Metrics::new("sidecar"), calls)
+    }
+
+    /// Registers the sidecar's metrics in the process's `registry`, with the legacy
+    /// per-operation AWS call counts read from `calls` at each scrape.
+    pub(crate) fn register(registry: &berth_runtime::Metrics, calls: CallSource) -> Self {
         let metrics = Metrics {
             registrations: Family::default(),
             deregistrations: Family::default(),
@@ -47,8 +56,17 @@ impl Metrics {
             ready: Gauge::default(),
             time_to_healthy: Gauge::default(),
             drain: Gauge::default(),
-            registry: Registry::default(),
+            #[cfg(test)]
+            registry: registry.clone(),
         };
+        registry.with_registry(|root| {
+            metrics.register_in(root.sub_registry_with_prefix("berth_sidecar"), calls)
+        });
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut prometheus_client::registry::Registry, calls: CallSource) {
+        let metrics = self;
         registry.register(
             "registrations",
             "Targets registered, per target group",
@@ -81,10 +99,6 @@ impl Metrics {
             metrics.drain.clone(),
         );
         registry.register_collector(Box::new(AwsCalls(calls)));
-        Metrics {
-            registry,
-            ..metrics
-        }
     }
 
     /// Counts a registration in `group`.
@@ -121,17 +135,16 @@ impl Metrics {
         self.drain.set(took.as_secs_f64());
     }
 
-    /// The text exposition format.
+    /// The text exposition of the whole registry.
+    #[cfg(test)]
     pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.render()
     }
 }
 
 /// `berth_sidecar_aws_calls_total{operation=...}`, read from the call counter at
-/// scrape time (it is the one place that sees SDK retries).
+/// scrape time (it is the one place that sees SDK retries). Deprecated in favour of
+/// `berth_aws_api_calls_total{service,operation}`; kept for existing dashboards.
 struct AwsCalls(CallSource);
 
 impl fmt::Debug for AwsCalls {

@@ -408,3 +408,42 @@ async fn sigterm_to_deregister_targets_is_quick() {
         "{samples:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_aws_calls_and_errors_by_code_and_logs_carry_the_mode() {
+    let moto = MotoServer::isolated().await;
+    let groups = create_groups(&moto.endpoint()).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    // AWS says "slow down" once: the SDK retries, both attempts are counted.
+    let throttled = proxy.add(Rule::new("RegisterTargets", Fault::Throttle).times(1));
+    let mut cmd = Sidecar::command(&proxy.endpoint());
+    cmd.args([
+        "-target-group-name",
+        "web",
+        "--aws-max-rps",
+        "50",
+        "--log-format",
+        "json",
+    ]);
+    let mut sidecar = Sidecar::spawn(cmd);
+    sidecar.until_ready(READY_WITHIN).await;
+    assert_eq!(proxy.fired(throttled), 1);
+    assert_eq!(groups.targets(&groups.web).await, [format!("{POD_IP}:80")]);
+    let (_, metrics) = sidecar.get("/metrics").expect("/metrics answers");
+    for line in [
+        "berth_aws_api_calls_total{service=\"Elastic Load Balancing v2\",operation=\"RegisterTargets\"} 2",
+        "berth_aws_api_errors_total{service=\"Elastic Load Balancing v2\",operation=\"RegisterTargets\",error_code=\"Throttling\"} 1",
+        "mode=\"sidecar\"",
+        "berth_build_info{",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    sidecar.terminate();
+    assert_eq!(sidecar.wait(EXIT_WITHIN).await.code(), Some(0));
+    let stderr = sidecar.stderr();
+    for line in stderr.lines() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(parsed["mode"], "sidecar", "{line}");
+    }
+}

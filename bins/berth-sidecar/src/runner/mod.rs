@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::domain::{Target, TargetGroup, TargetGroupRef};
-use berth_core::engine::{Engine, Providers};
+use berth_core::engine::{ApplyOptions, Engine, Providers};
 use berth_core::provider::TargetGroups;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::duration::format_go_duration;
 use crate::hook::Hook;
-use crate::http::Status;
 use crate::lifecycle::{Action, Event, Lifecycle};
+use crate::status::Status;
 
 /// What the runner needs from the command line.
 #[derive(Debug, Clone)]
@@ -80,6 +80,20 @@ impl Runner {
             settings,
             status,
         }
+    }
+
+    /// Spaces the engine's AWS calls by at least `interval` (`--aws-max-rps`).
+    pub(crate) fn min_call_interval(mut self, interval: Duration) -> Self {
+        let options = ApplyOptions {
+            min_call_interval: interval,
+            ..self.engine.options().clone()
+        };
+        let providers = Providers {
+            targets: Some(self.provider.clone()),
+            ..Providers::default()
+        };
+        self.engine = Engine::new(providers, options);
+        self
     }
 
     /// Runs until the lifecycle ends. `signals` delivers SIGTERM/SIGINT (by name).

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use super::{Finish, Runner, Settings};
 use crate::hook::Hook;
-use crate::http::Status;
 use crate::metrics::Metrics;
+use crate::status::Status;
 
 const IP: &str = "10.0.0.7";
 
