@@ -160,7 +160,7 @@ async fn execute(
                     continue;
                 }
                 let (report, files) =
-                    certs::apply(&config.certificates, &aws, names, mode, dry_run)
+                    certs::apply(&config.certificates, &aws, names, mode, dry_run, deadline)
                         .await
                         .context("certificates")?;
                 tls = files;

@@ -3,7 +3,15 @@
 //! machine-readable form; a test keeps the two in sync.
 
 /// The adapters (cargo features) that call AWS APIs, in the order of `iam-actions.json`.
-pub const FEATURES: &[&str] = &["elbv2", "ec2", "route53", "dynamodb", "autoscaling", "imds"];
+pub const FEATURES: &[&str] = &[
+    "elbv2",
+    "ec2",
+    "route53",
+    "dynamodb",
+    "autoscaling",
+    "imds",
+    "acmpca",
+];
 
 const ELBV2: &[&str] = &[
     "elasticloadbalancing:DescribeTargetGroups",
@@ -40,6 +48,12 @@ const AUTOSCALING: &[&str] = &["autoscaling:DescribeAutoScalingGroups"];
 /// IMDS is reached over the instance's link-local address, not through IAM.
 const IMDS: &[&str] = &[];
 
+const ACMPCA: &[&str] = &[
+    "acm-pca:GetCertificateAuthorityCertificate",
+    "acm-pca:IssueCertificate",
+    "acm-pca:GetCertificate",
+];
+
 /// The IAM actions the adapter behind `feature` calls; empty for an unknown feature.
 pub fn actions(feature: &str) -> &'static [&'static str] {
     match feature {
@@ -49,6 +63,7 @@ pub fn actions(feature: &str) -> &'static [&'static str] {
         "dynamodb" => DYNAMODB,
         "autoscaling" => AUTOSCALING,
         "imds" => IMDS,
+        "acmpca" => ACMPCA,
         _ => &[],
     }
 }

@@ -10,6 +10,7 @@
 //! | `dynamodb`    | `dynamodb`      | `Ledger`                                    |
 //! | `autoscaling` | `autoscaling`   | instances of an Auto Scaling group          |
 //! | `imds`        | `imds`          | instance identity, spot interruption notice |
+//! | `acmpca`      | `acmpca`        | node certificates from ACM Private CA       |
 //!
 //! Every adapter is built from one [`aws_config::SdkConfig`] (see
 //! [`config::load_sdk_config`]) and a [`CallCounter`] that counts the calls per
@@ -22,6 +23,8 @@ pub mod counter;
 pub mod error;
 pub mod iam;
 
+#[cfg(feature = "acmpca")]
+pub mod acmpca;
 #[cfg(feature = "autoscaling")]
 pub mod autoscaling;
 #[cfg(feature = "dynamodb")]
