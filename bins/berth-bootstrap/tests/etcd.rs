@@ -1,0 +1,223 @@
+//! etcd membership through the compiled binary, against moto (the Auto Scaling group,
+//! EC2, the DynamoDB marker) and real etcd 3.4 members on the instances' loopback IPs.
+//!
+//! NodeReg (seed 003) would fail each of these: it treated booting peers as absent,
+//! bootstrapped a new cluster when no member answered, and removed stale members with
+//! no quorum check.
+
+mod etcd_world;
+
+use std::time::Duration;
+
+use etcd_world::World;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_fresh_nodes_booting_together_form_one_cluster() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    // Every node's etcd sees the same three members: one cluster, never two.
+    let names: Vec<String> = world
+        .members(&nodes)
+        .await
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(names, ids);
+    let adapter = berth_etcd::EtcdAdapter::new(berth_etcd::EtcdClientConfig::default());
+    let mut clusters = Vec::new();
+    for node in &nodes {
+        use berth_core::provider::EtcdMembership;
+        let view = adapter
+            .local_view(&world.client_url(node))
+            .await
+            .unwrap()
+            .unwrap();
+        clusters.push(view.cluster_id);
+    }
+    assert!(clusters.iter().all(|c| *c == clusters[0]), "{clusters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_with_a_data_dir_changes_nothing_but_marks_the_cluster() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    let before = world.members(&nodes).await;
+    let drop_in = std::fs::read(world.drop_in(&nodes[0].id)).unwrap();
+
+    world.etcd.stop(&nodes[0].id);
+    let run = world.run(&nodes[0], &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(run.membership()["action"], "restart");
+    // The cluster formed by the first boot gets its marker once healthy.
+    assert_eq!(run.membership()["marker_written"], true);
+    assert_eq!(run.aws_calls().get("PutItem"), Some(&1));
+    assert_eq!(std::fs::read(world.drop_in(&nodes[0].id)).unwrap(), drop_in);
+    world.start_from_drop_in(&nodes[0]);
+    assert_eq!(world.members(&nodes).await, before);
+
+    // A second restart reads the marker and touches nothing else.
+    world.etcd.stop(&nodes[0].id);
+    let run = world.run(&nodes[0], &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(run.membership()["marker_written"], false);
+    assert_eq!(run.summary["modules"]["etcd"]["status"], "unchanged");
+    let calls = run.aws_calls();
+    assert_eq!(calls.get("GetItem"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DescribeAutoScalingGroups"), None, "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_node_joins_a_healthy_cluster() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    world.members(&nodes).await;
+    world.set_desired(4).await;
+    let all = world.nodes().await;
+    let new = all
+        .iter()
+        .find(|n| !nodes.contains(n))
+        .expect("a fourth instance")
+        .clone();
+
+    // A dry run first: nothing changes.
+    let plan = world.run(&new, &["--dry-run"]).await;
+    assert_eq!(plan.code, 0, "{}\n{}", plan.summary, plan.stderr);
+    assert_eq!(plan.summary["modules"]["etcd"]["status"], "planned");
+    assert!(!world.drop_in(&new.id).exists());
+    assert_eq!(world.members(&nodes).await.len(), 3);
+
+    let run = world.run(&new, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(run.membership()["action"], "joined");
+    eprintln!(
+        "join: {} ms, AWS calls {:?}",
+        run.elapsed.as_millis(),
+        run.aws_calls()
+    );
+    world.start_from_drop_in(&new);
+    let mut through = nodes.clone();
+    through.push(new.clone());
+    let members = world.members(&through).await;
+    assert_eq!(members.len(), 4);
+    assert!(members.iter().all(|m| !m.name.is_empty()));
+
+    // Run again (systemd restarted the unit): a restart now, nothing to do.
+    world.etcd.stop(&new.id);
+    let again = world.run(&new, &[]).await;
+    assert_eq!(again.code, 0, "{}", again.summary);
+    assert_eq!(again.membership()["action"], "restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_member_is_removed_when_quorum_holds() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    world.members(&nodes).await;
+    // The instance behind the last member dies; the group replaces it.
+    world.etcd.kill(&nodes[2].id);
+    world.terminate(&nodes[2].id).await;
+    let after = world.nodes().await;
+    let replacement = after
+        .iter()
+        .find(|n| !nodes.contains(n))
+        .expect("a replacement instance")
+        .clone();
+
+    let run = world.run(&replacement, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(
+        run.membership()["removed"]["member"]["name"],
+        nodes[2].id.as_str()
+    );
+    assert_eq!(run.membership()["action"], "joined");
+    world.start_from_drop_in(&replacement);
+    let through = [nodes[0].clone(), nodes[1].clone(), replacement.clone()];
+    let names: Vec<String> = world
+        .members(&through)
+        .await
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let mut expected = vec![
+        nodes[0].id.clone(),
+        nodes[1].id.clone(),
+        replacement.id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_quorum_nothing_is_removed_and_no_cluster_is_created() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    world.members(&nodes).await;
+    // A restart of a healthy member writes the "cluster created" marker.
+    world.etcd.stop(&nodes[0].id);
+    let restart = world.run(&nodes[0], &[]).await;
+    assert_eq!(
+        restart.membership()["marker_written"],
+        true,
+        "{}",
+        restart.summary
+    );
+    world.start_from_drop_in(&nodes[0]);
+    world.members(&nodes).await;
+
+    // Two of three instances die: the survivor has no quorum.
+    for dead in &nodes[1..] {
+        world.etcd.kill(&dead.id);
+        world.terminate(&dead.id).await;
+    }
+    let after = world.nodes().await;
+    let replacement = after
+        .iter()
+        .find(|n| !nodes.contains(n))
+        .expect("a replacement instance")
+        .clone();
+    let run = world.run(&replacement, &[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.summary, run.stderr);
+    let error = run.summary["error"].as_str().unwrap_or_default();
+    assert!(error.contains("marker"), "{error}");
+    assert!(
+        run.elapsed < Duration::from_secs(60),
+        "failed at once, no wait"
+    );
+    assert!(!world.drop_in(&replacement.id).exists());
+
+    // The stale members are still there: nothing was removed without a quorum.
+    world.etcd.kill(&nodes[0].id);
+    for node in &nodes {
+        world.start_from_drop_in(node);
+    }
+    let names: Vec<String> = world
+        .members(&nodes)
+        .await
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(names, ids);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_member_answering_with_the_marker_fails_without_a_new_cluster() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    world.members(&nodes).await;
+    world.etcd.stop(&nodes[1].id);
+    let restart = world.run(&nodes[1], &[]).await;
+    assert_eq!(restart.membership()["marker_written"], true);
+    for node in &nodes {
+        world.etcd.kill(&node.id);
+    }
+    // A node whose disk was replaced boots while no member runs.
+    std::fs::remove_dir_all(world.etcd.data_dir(&nodes[2].id)).unwrap();
+    let drop_in = std::fs::read(world.drop_in(&nodes[2].id)).unwrap();
+    let run = world.run(&nodes[2], &[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.summary, run.stderr);
+    assert!(run.summary["error"].as_str().unwrap().contains("marker"));
+    // Its drop-in still says "join the old cluster", never "new".
+    assert_eq!(std::fs::read(world.drop_in(&nodes[2].id)).unwrap(), drop_in);
+}

@@ -1,0 +1,299 @@
+//! A world for the etcd scenarios: moto with an Auto Scaling group whose instances get
+//! loopback private IPs (a VPC in 127.0.0.0/16), one real etcd member per instance on
+//! its own IP, one fake IMDSv2 per run of the compiled binary.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use berth_core::provider::{EtcdMember, EtcdMembership};
+use berth_etcd::{EtcdAdapter, EtcdClientConfig};
+use berth_testing::etcd::{drop_in_environment, free_port, EtcdProcesses};
+use berth_testing::imds::FakeImds;
+use berth_testing::{aws_env, sdk_config, MotoGuard, MotoServer, TEST_REGION};
+use serde_json::Value;
+
+pub(crate) const GROUP: &str = "etcd-masters";
+pub(crate) const MARKER_TABLE: &str = "etcd-clusters";
+
+/// One instance of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub(crate) id: String,
+    pub(crate) ip: IpAddr,
+}
+
+/// What one run of the binary printed and returned.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) summary: Value,
+    pub(crate) stderr: String,
+    pub(crate) elapsed: Duration,
+}
+
+impl Run {
+    /// The etcd module's membership summary.
+    pub(crate) fn membership(&self) -> &Value {
+        &self.summary["modules"]["etcd"]["details"]["membership"]
+    }
+
+    /// AWS calls of the run, per operation.
+    pub(crate) fn aws_calls(&self) -> BTreeMap<String, u64> {
+        serde_json::from_value(self.summary["aws_calls"].clone()).unwrap_or_default()
+    }
+}
+
+pub(crate) struct World {
+    _moto: MotoGuard,
+    endpoint: String,
+    pub(crate) sdk: SdkConfig,
+    pub(crate) etcd: EtcdProcesses,
+    pub(crate) client_port: u16,
+    pub(crate) peer_port: u16,
+}
+
+impl World {
+    /// moto reset, a VPC and subnet in 127.0.0.0/16, a group of `desired` instances
+    /// and the marker table.
+    pub(crate) async fn new(desired: i32) -> World {
+        let moto = MotoServer::isolated().await;
+        let endpoint = moto.endpoint();
+        let sdk = sdk_config(&endpoint);
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("127.0.0.0/16")
+            .send()
+            .await
+            .expect("CreateVpc");
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(vpc.vpc().and_then(|v| v.vpc_id()).unwrap())
+            .cidr_block("127.0.1.0/24")
+            .availability_zone(format!("{TEST_REGION}a"))
+            .send()
+            .await
+            .expect("CreateSubnet");
+        let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).unwrap();
+        let asg = aws_sdk_autoscaling::Client::new(&sdk);
+        asg.create_launch_configuration()
+            .launch_configuration_name("etcd")
+            .image_id("ami-12c6146b")
+            .instance_type("t3.micro")
+            .send()
+            .await
+            .expect("CreateLaunchConfiguration");
+        asg.create_auto_scaling_group()
+            .auto_scaling_group_name(GROUP)
+            .launch_configuration_name("etcd")
+            .min_size(0)
+            .max_size(6)
+            .desired_capacity(desired)
+            .vpc_zone_identifier(subnet_id)
+            .send()
+            .await
+            .expect("CreateAutoScalingGroup");
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .create_table()
+            .table_name(MARKER_TABLE)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("CreateTable");
+        World {
+            _moto: moto,
+            endpoint,
+            sdk,
+            etcd: EtcdProcesses::new(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        }
+    }
+
+    /// The group's instances with their private IPs, sorted by id (the order of
+    /// `ETCD_INITIAL_CLUSTER`).
+    pub(crate) async fn nodes(&self) -> Vec<Node> {
+        let asg = aws_sdk_autoscaling::Client::new(&self.sdk);
+        let groups = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(GROUP)
+            .send()
+            .await
+            .expect("DescribeAutoScalingGroups");
+        let ids: Vec<String> = groups.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_owned())
+            .collect();
+        let ec2 = aws_sdk_ec2::Client::new(&self.sdk);
+        let described = ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+            .expect("DescribeInstances");
+        let mut nodes: Vec<Node> = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| Node {
+                id: i.instance_id().unwrap().to_owned(),
+                ip: i.private_ip_address().unwrap().parse().unwrap(),
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.ip.to_string().starts_with("127.0.1.")),
+            "moto should give loopback IPs: {nodes:?}"
+        );
+        nodes
+    }
+
+    pub(crate) async fn set_desired(&self, desired: i32) {
+        aws_sdk_autoscaling::Client::new(&self.sdk)
+            .set_desired_capacity()
+            .auto_scaling_group_name(GROUP)
+            .desired_capacity(desired)
+            .send()
+            .await
+            .expect("SetDesiredCapacity");
+    }
+
+    /// Terminates an instance; the group launches a replacement (as AWS does when the
+    /// desired capacity is kept).
+    pub(crate) async fn terminate(&self, id: &str) {
+        aws_sdk_autoscaling::Client::new(&self.sdk)
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(id)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .expect("TerminateInstanceInAutoScalingGroup");
+    }
+
+    pub(crate) fn drop_in(&self, id: &str) -> PathBuf {
+        self.etcd.path(&format!(
+            "{id}/etc/systemd/system/etcd.service.d/70-initial-cluster.conf"
+        ))
+    }
+
+    pub(crate) fn client_url(&self, node: &Node) -> String {
+        format!("http://{}:{}", node.ip, self.client_port)
+    }
+
+    /// Runs the compiled binary as `node`, with only the etcd module.
+    pub(crate) async fn run(&self, node: &Node, extra_args: &[&str]) -> Run {
+        let imds = FakeImds::start();
+        imds.set_identity(&node.id, TEST_REGION, &node.ip.to_string());
+        let config = self.etcd.path(&format!("{}/bootstrap.yaml", node.id));
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "base:\n  chroot_path: false\nmodules: [etcd]\netcd:\n  client_port: {}\n  \
+                 peer_port: {}\n  drop_in_file: {}\n  data_dir: {}\n  cluster_size: 3\n  \
+                 marker_table: {MARKER_TABLE}\n",
+                self.client_port,
+                self.peer_port,
+                self.drop_in(&node.id).display(),
+                self.etcd.data_dir(&node.id).display(),
+            ),
+        )
+        .unwrap();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"));
+        command
+            .arg("-c")
+            .arg(&config)
+            .args(["--deadline", "90s"])
+            .args(extra_args)
+            .envs(
+                aws_env(&self.endpoint)
+                    .into_iter()
+                    .filter(|(k, _)| *k != "AWS_EC2_METADATA_DISABLED"),
+            )
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
+            .env("BERTH_LOG", "info,berth_core=debug")
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .expect("berth-bootstrap ran for more than 120 s")
+            .expect("run berth-bootstrap");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "summary is not JSON ({e}): {stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            summary,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Starts `node`'s etcd as systemd would: with the variables of its drop-in.
+    pub(crate) fn start_from_drop_in(&mut self, node: &Node) {
+        let env = drop_in_environment(&self.drop_in(&node.id));
+        self.etcd.start_with_env(&node.id, &env);
+    }
+
+    /// The cluster's members through a linearizable read, once every given node is
+    /// healthy.
+    pub(crate) async fn members(&self, through: &[Node]) -> Vec<EtcdMember> {
+        let urls: Vec<String> = through.iter().map(|n| self.client_url(n)).collect();
+        self.etcd.wait_healthy(&urls, Duration::from_secs(60));
+        let adapter = EtcdAdapter::new(EtcdClientConfig::default());
+        let mut members = adapter
+            .quorum_members(&urls)
+            .await
+            .expect("quorum read")
+            .expect("a quorum answers");
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        members
+    }
+
+    /// Three fresh nodes boot at the same moment (three binaries at once), then
+    /// systemd starts each etcd from its drop-in. Returns the nodes.
+    pub(crate) async fn form_cluster(&mut self) -> Vec<Node> {
+        let nodes = self.nodes().await;
+        assert_eq!(nodes.len(), 3);
+        let (a, b, c) = tokio::join!(
+            self.run(&nodes[0], &[]),
+            self.run(&nodes[1], &[]),
+            self.run(&nodes[2], &[])
+        );
+        for run in [&a, &b, &c] {
+            assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+            assert_eq!(run.membership()["action"], "created", "{}", run.summary);
+        }
+        for node in &nodes {
+            self.start_from_drop_in(node);
+        }
+        nodes
+    }
+}
