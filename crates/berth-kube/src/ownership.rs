@@ -1,15 +1,15 @@
 //! Target ownership kept in a ConfigMap: one ConfigMap per owner, one key per target
 //! group, each value the owned targets (`id:port`, space-separated). Every update is a
-//! compare-and-swap on the ConfigMap's `resourceVersion`, retried on conflict, so
+//! compare-and-swap on the ConfigMap's `resourceVersion`, retried on conflict under
+//! berth-core's one [`CasPolicy`] (the ledger's ownership rows use the same), so
 //! concurrent writers (several DaemonSet pods, an old and a new leader) never lose
 //! each other's claims.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::domain::{Owner, Target, TargetGroupArn};
-use berth_core::provider::{OwnedTargets, TargetOwnership};
+use berth_core::provider::{CasPolicy, OwnedTargets, Swap, TargetOwnership};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
@@ -29,7 +29,7 @@ pub struct ConfigMapOwnership {
     namespace: String,
     name: String,
     owner: Owner,
-    max_attempts: u32,
+    cas: CasPolicy,
 }
 
 impl ConfigMapOwnership {
@@ -48,7 +48,7 @@ impl ConfigMapOwnership {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             owner,
-            max_attempts: 16,
+            cas: CasPolicy::default(),
         }
     }
 
@@ -111,64 +111,68 @@ impl ConfigMapOwnership {
         edit: impl Fn(&mut BTreeSet<Target>),
     ) -> Result<(), Error> {
         let key = encode_group(group);
-        for attempt in 0..self.max_attempts {
-            if attempt > 0 {
-                // Spread contending writers out a little.
-                let ms = 5 * u64::from(attempt.min(8)) + fastrand::u64(0..20);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            let current = self.read().await?;
-            let mut targets = match current
-                .as_ref()
-                .and_then(|m| m.data.as_ref())
-                .and_then(|d| d.get(&key))
-            {
-                Some(text) => decode_targets(text)?,
-                None => BTreeSet::new(),
-            };
-            let before = targets.clone();
-            edit(&mut targets);
-            if targets == before {
-                return Ok(());
-            }
-            let result = match current {
-                None => {
-                    let mut map = self.empty_map();
-                    map.data = Some(BTreeMap::from([(
-                        key.clone(),
-                        berth_core::provider::encode_targets(&targets),
-                    )]));
-                    self.api
-                        .create(&PostParams::default(), &map)
-                        .await
-                        .map(drop)
-                        .map_err(|e| Error::kube(self.operation("create"), e))
+        let done = self
+            .cas
+            .run(|| async {
+                let current = self.read().await?;
+                let mut targets = match current
+                    .as_ref()
+                    .and_then(|m| m.data.as_ref())
+                    .and_then(|d| d.get(&key))
+                {
+                    Some(text) => decode_targets(text)?,
+                    None => BTreeSet::new(),
+                };
+                let before = targets.clone();
+                edit(&mut targets);
+                if targets == before {
+                    return Ok(Swap::Done(()));
                 }
-                Some(mut map) => {
-                    let data = map.data.get_or_insert_with(BTreeMap::new);
-                    if targets.is_empty() {
-                        data.remove(&key);
-                    } else {
-                        data.insert(key.clone(), berth_core::provider::encode_targets(&targets));
+                let result = match current {
+                    None => {
+                        let mut map = self.empty_map();
+                        map.data = Some(BTreeMap::from([(
+                            key.clone(),
+                            berth_core::provider::encode_targets(&targets),
+                        )]));
+                        self.api
+                            .create(&PostParams::default(), &map)
+                            .await
+                            .map(drop)
+                            .map_err(|e| Error::kube(self.operation("create"), e))
                     }
-                    // The resourceVersion read above rides along: a concurrent write
-                    // makes this a 409, and we start over from a fresh read.
-                    self.api
-                        .replace(&self.name, &PostParams::default(), &map)
-                        .await
-                        .map(drop)
-                        .map_err(|e| Error::kube(self.operation("replace"), e))
+                    Some(mut map) => {
+                        let data = map.data.get_or_insert_with(BTreeMap::new);
+                        if targets.is_empty() {
+                            data.remove(&key);
+                        } else {
+                            data.insert(
+                                key.clone(),
+                                berth_core::provider::encode_targets(&targets),
+                            );
+                        }
+                        // The resourceVersion read above rides along: a concurrent write
+                        // makes this a 409, and we start over from a fresh read.
+                        self.api
+                            .replace(&self.name, &PostParams::default(), &map)
+                            .await
+                            .map(drop)
+                            .map_err(|e| Error::kube(self.operation("replace"), e))
+                    }
+                };
+                match result {
+                    Ok(()) => Ok(Swap::Done(())),
+                    Err(e) if e.status_code() == Some(409) => Ok(Swap::Lost),
+                    Err(e) => Err(e),
                 }
-            };
-            match result {
-                Err(e) if e.status_code() == Some(409) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict(format!(
-            "ConfigMap {}/{} kept changing under us ({} attempts)",
-            self.namespace, self.name, self.max_attempts
-        )))
+            })
+            .await?;
+        done.ok_or_else(|| {
+            Error::Conflict(format!(
+                "ConfigMap {}/{} kept changing under us ({} attempts)",
+                self.namespace, self.name, self.cas.max_attempts
+            ))
+        })
     }
 
     fn empty_map(&self) -> ConfigMap {

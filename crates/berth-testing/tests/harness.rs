@@ -421,35 +421,16 @@ fn private_server_stops_when_dropped() {
     );
 }
 
-/// Run as a child by `moto_dies_with_the_test_process`: starts the shared
-/// server, prints its endpoint, then ends without dropping statics.
-#[test]
-fn watchdog_child() {
-    let Ok(mode) = std::env::var("BERTH_TESTING_WATCHDOG_CHILD") else {
-        return;
-    };
-    println!("MOTO_ENDPOINT={}", MotoServer::shared().endpoint());
-    match mode.as_str() {
-        "exit" => std::process::exit(0),
-        _ => std::thread::sleep(Duration::from_secs(60)),
-    }
-}
-
 #[test]
 fn moto_dies_with_the_test_process() {
     for mode in ["exit", "kill"] {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "watchdog_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("BERTH_TESTING_WATCHDOG_CHILD", mode)
+        let arg = if mode == "exit" { "exit" } else { "sleep" };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moto-child"))
+            .arg(arg)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("run the test binary as a child");
+            .expect("run the moto-child binary");
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let endpoint = stdout
             .lines()

@@ -29,7 +29,7 @@ pub use etcd::{MockEtcdMembership, MockScalingGroups};
 #[cfg(feature = "test-util")]
 pub use ownership::MockTargetOwnership;
 pub use ownership::{
-    decode_targets, encode_targets, LedgerOwnership, OwnedTargets, TargetOwnership,
+    decode_targets, encode_targets, CasPolicy, LedgerOwnership, OwnedTargets, Swap, TargetOwnership,
 };
 
 /// ELBv2 target groups.
