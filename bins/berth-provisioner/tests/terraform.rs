@@ -1,0 +1,275 @@
+//! The compiled berth-provisioner, the real `terraform` binary and the runner script
+//! from examples/provisioner, with Terraform's state in its `kubernetes` backend on
+//! the fake API server, and the test harness as kubelet.
+
+mod support;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_kube::fake::FakeApiServer;
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::Value;
+use support::kubelet::Kubelet;
+use support::{config_yaml, repo_root, seed_body, Provisioner, Scratch, NAMESPACE};
+
+fn terraform_present() {
+    let found = std::process::Command::new("terraform")
+        .arg("version")
+        .output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "these tests need the terraform binary on PATH (.ci/run checks /usr/local/bin/terraform)"
+    );
+}
+
+struct World {
+    api: Arc<FakeApiServer>,
+    server: Provisioner,
+    _kubelet: Kubelet,
+    _scratch: Scratch,
+}
+
+fn world(behaviour: &str) -> World {
+    terraform_present();
+    let api = Arc::new(FakeApiServer::start().expect("fake API server"));
+    let scratch = Scratch::new();
+    let kubeconfig = scratch.0.join("runner-kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let home = scratch.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let runner = repo_root().join("examples/provisioner/runner/berth-runner.sh");
+    let module = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/terraform"));
+    let runner_yaml = format!(
+        "  image: berth-runner:test\n  command: [\"{}\"]\n  env:\n    BERTH_KUBE_API: \"{}\"\n    KUBE_CONFIG_PATH: \"{}\"\n    BERTH_TF_MODULE: \"{}\"\n    CHECKPOINT_DISABLE: \"1\"\n",
+        runner.display(),
+        api.url(),
+        kubeconfig.display(),
+        module.display()
+    );
+    let server = Provisioner::start(
+        &api,
+        &config_yaml(&[("behaviour", behaviour)], &runner_yaml),
+    );
+    let kubelet = Kubelet::start(api.clone(), home);
+    World {
+        api,
+        server,
+        _kubelet: kubelet,
+        _scratch: scratch,
+    }
+}
+
+impl World {
+    fn run(&self, id: &str) -> Value {
+        self.server
+            .call("GET", &format!("/v1/runs/{id}"), None)
+            .json()
+    }
+
+    /// Waits (up to 3 minutes: terraform runs for real) until the run is in `states`.
+    async fn wait_for(&self, id: &str, states: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let run = self.run(id);
+            if states.contains(&run["state"].as_str().unwrap_or_default()) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} never reached {states:?}: {run}\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn log(&self, id: &str) -> String {
+        self.server
+            .call("GET", &format!("/v1/runs/{id}/logs"), None)
+            .text()
+    }
+
+    /// The managed resource addresses in the cluster's state Secret, if there is one.
+    fn state(&self, cluster: &str) -> Option<Vec<String>> {
+        let secrets = self.api.list::<Secret>(Some(NAMESPACE));
+        let secret = secrets.iter().find(|s| {
+            s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&format!("tfstate-default-{cluster}")))
+        })?;
+        let gz = &secret.data.as_ref()?.get("tfstate")?.0;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_string(&mut text)
+            .unwrap();
+        let state: Value = serde_json::from_str(&text).unwrap();
+        Some(
+            state["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| {
+                    r["mode"] == "managed" && !r["instances"].as_array().unwrap().is_empty()
+                })
+                .map(|r| {
+                    format!(
+                        "{}.{}",
+                        r["type"].as_str().unwrap(),
+                        r["name"].as_str().unwrap()
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_is_errored_and_keeps_its_partial_state() {
+    // Seed 004: `terraform apply | tee` without pipefail reported success, and state
+    // was copied only after success, so a failed apply orphaned what it created.
+    let w = world("fail");
+    let reply = w.server.call(
+        "POST",
+        "/clusters/provision",
+        Some(&seed_body("broken-001", "m6gd.large")),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
+    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    let log = w.log(&id);
+    assert_eq!(run["state"], "errored", "{log}");
+    assert!(log.contains("failing on demand"), "{log}");
+    let status = w
+        .server
+        .call("GET", "/clusters/broken-001/status", None)
+        .json();
+    assert_eq!(
+        (status["status"].as_str(), status["phase"].as_str()),
+        (Some("failed"), Some("Failed"))
+    );
+    let state = w.state("broken-001").expect("the state Secret is kept");
+    assert!(
+        state.contains(&"terraform_data.cluster".to_owned()),
+        "{state:?}"
+    );
+    let problem = w
+        .server
+        .call("DELETE", "/clusters/broken-001/cleanup", None)
+        .problem(409);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("resource"),
+        "{problem}"
+    );
+    assert!(
+        w.state("broken-001").is_some(),
+        "cleanup refused: the state stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_apply_is_refused_while_the_first_runs_and_cancel_saves_the_state() {
+    let w = world("slow");
+    let reply = w.server.call(
+        "POST",
+        "/clusters/provision",
+        Some(&seed_body("slow", "c5.metal")),
+    );
+    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
+    w.wait_for(&id, &["applying"]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.log(&id).contains("creating nodes slowly") {
+        assert!(Instant::now() < deadline, "{}", w.log(&id));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (method, path, body) in [
+        (
+            "POST",
+            "/clusters/provision",
+            Some(seed_body("slow", "c5.metal")),
+        ),
+        ("DELETE", "/clusters/slow", None),
+    ] {
+        let problem = w.server.call(method, path, body.as_deref()).problem(409);
+        assert_eq!(problem["active_run"], id.as_str());
+    }
+    let canceled_at = Instant::now();
+    assert_eq!(
+        w.server
+            .call("POST", &format!("/v1/runs/{id}/cancel"), None)
+            .status,
+        202
+    );
+    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    let log = w.log(&id);
+    assert_eq!(run["state"], "canceled", "{log}");
+    // The provisioner sleeps 60 s: the run ended because terraform was interrupted.
+    assert!(canceled_at.elapsed() < Duration::from_secs(55), "{log}");
+    assert!(log.contains("sending SIGINT to terraform"), "{log}");
+    let state = w.state("slow").expect("the state is saved");
+    assert!(
+        state.contains(&"terraform_data.cluster".to_owned()),
+        "{state:?}"
+    );
+    // The run is over: the cluster's lock is free again.
+    let next = w.server.call("DELETE", "/clusters/slow", None);
+    assert_eq!(next.status, 200, "{}", next.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
+    let w = world("succeed");
+    let reply = w.server.call(
+        "PUT",
+        "/v1/clusters/prod-eu",
+        Some(
+            r#"{"kubernetes_version":"1.33","instance_type":"m7i-flex.large","ip_family":"ipv4"}"#,
+        ),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let id = reply.json()["latest_run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    assert_eq!(run["state"], "applied", "{}", w.log(&id));
+    assert_eq!(run["resources"], 2);
+    let log = w.log(&id);
+    assert!(log.contains("Successfully configured the backend \"kubernetes\""), "{log}");
+    assert!(log.contains("Apply complete! Resources: 2 added"), "{log}");
+    let mut state = w.state("prod-eu").unwrap();
+    state.sort();
+    assert_eq!(state, ["terraform_data.cluster", "terraform_data.nodes"]);
+    let status = w
+        .server
+        .call("GET", "/clusters/prod-eu/status", None)
+        .json();
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["cluster_id"], "prod-eu");
+    // Cleanup of a live cluster is refused and keeps the state.
+    w.server
+        .call("DELETE", "/clusters/prod-eu/cleanup", None)
+        .problem(409);
+    assert_eq!(w.state("prod-eu").unwrap().len(), 2);
+
+    let destroy = w.server.call("DELETE", "/clusters/prod-eu", None);
+    assert_eq!(destroy.status, 200, "{}", destroy.text());
+    let destroy_id = destroy.json()["job_name"].as_str().unwrap().to_owned();
+    let run = w
+        .wait_for(&destroy_id, &["applied", "errored", "canceled"])
+        .await;
+    assert_eq!(run["state"], "applied", "{}", w.log(&destroy_id));
+    assert_eq!(run["resources"], 0);
+    assert!(w.log(&destroy_id).contains("Destroy complete! Resources: 2 destroyed"));
+    assert_eq!(w.state("prod-eu").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        w.server.call("GET", "/v1/clusters/prod-eu", None).json()["phase"],
+        "destroyed"
+    );
+    let cleanup = w.server.call("DELETE", "/clusters/prod-eu/cleanup", None);
+    assert_eq!(cleanup.status, 200, "{}", cleanup.text());
+    assert!(w.state("prod-eu").is_none());
+}
