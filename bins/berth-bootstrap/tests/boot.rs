@@ -70,7 +70,7 @@ async fn hostname_and_dns_with_no_zone_listing_then_nothing_on_a_second_run() {
         .unwrap()
         .modified()
         .unwrap();
-    let config = node.config("", &format!("{MODULES_NO_CERTS}"));
+    let config = node.config("", MODULES_NO_CERTS);
     let with_id = std::fs::read_to_string(&config).unwrap().replace(
         "hosted_zone:\n",
         &format!("hosted_zone:\n  id: {}\n", node.zone_id),
