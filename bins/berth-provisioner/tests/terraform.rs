@@ -238,7 +238,10 @@ async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
     assert_eq!(run["state"], "applied", "{}", w.log(&id));
     assert_eq!(run["resources"], 2);
     let log = w.log(&id);
-    assert!(log.contains("Successfully configured the backend \"kubernetes\""), "{log}");
+    assert!(
+        log.contains("Successfully configured the backend \"kubernetes\""),
+        "{log}"
+    );
     assert!(log.contains("Apply complete! Resources: 2 added"), "{log}");
     let mut state = w.state("prod-eu").unwrap();
     state.sort();
@@ -263,7 +266,9 @@ async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
         .await;
     assert_eq!(run["state"], "applied", "{}", w.log(&destroy_id));
     assert_eq!(run["resources"], 0);
-    assert!(w.log(&destroy_id).contains("Destroy complete! Resources: 2 destroyed"));
+    assert!(w
+        .log(&destroy_id)
+        .contains("Destroy complete! Resources: 2 destroyed"));
     assert_eq!(w.state("prod-eu").unwrap(), Vec::<String>::new());
     assert_eq!(
         w.server.call("GET", "/v1/clusters/prod-eu", None).json()["phase"],
