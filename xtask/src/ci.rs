@@ -29,7 +29,7 @@ impl Step {
     fn run(&self, root: &Path) -> Result<()> {
         match self {
             Step::Cargo(args) => process::run_cargo(root, args),
-            Step::Layering => layering::run(root),
+            Step::Layering => layering::run(root, layering::BINARY_RULES_IN_CI),
         }
     }
 }

@@ -1,15 +1,36 @@
-//! The layering check: `berth-core` does no I/O and depends on no AWS, kube or HTTP crate.
+//! The layering check:
 //!
-//! It reads `cargo tree -p berth-core -e normal --prefix none` twice, with default features and
-//! with `--features test-util` (which adds mockall, allowed), for every target platform, and
-//! fails if any crate in it is forbidden (see [`is_forbidden`]).
+//! 1. `berth-core` does no I/O and depends on no AWS, kube or HTTP crate: it reads
+//!    `cargo tree -p berth-core -e normal --prefix none` twice, with default features and
+//!    with `--features test-util` (which adds mockall, allowed), for every target
+//!    platform, and fails if any crate in it is forbidden (see [`is_forbidden`]);
+//! 2. berth-core's direct dependencies are exactly the list in [`core_deps`], which
+//!    `docs/ARCHITECTURE.md` repeats;
+//! 3. binaries are wiring ([`bins`]): no planner, engine retry or waiter calls, no HTTP
+//!    server, metrics registry, tracing subscriber or signal handling of their own.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::process;
+
+mod bins;
+mod core_deps;
+
+/// Whether `cargo xtask ci` fails on the binary rules ([`bins`]) or only reports them.
+/// `cargo xtask layering` always enforces them.
+pub(crate) const BINARY_RULES_IN_CI: Enforcement = Enforcement::Report;
+
+/// What a broken binary rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enforcement {
+    /// Fail the check.
+    Enforce,
+    /// Print the violations, pass.
+    Report,
+}
 
 /// The crate whose dependency tree is checked.
 const CORE: &str = "berth-core";
@@ -17,8 +38,61 @@ const CORE: &str = "berth-core";
 /// Feature sets checked: default features, and the `test-util` feature downstream tests enable.
 const FEATURE_SETS: &[&[&str]] = &[&[], &["--features", "test-util"]];
 
-/// Runs the check against the workspace in `root`.
-pub(crate) fn run(root: &Path) -> Result<()> {
+/// Runs every check against the workspace in `root`; `binary_rules` says whether the
+/// binary rules fail it.
+pub(crate) fn run(root: &Path, binary_rules: Enforcement) -> Result<()> {
+    let failures: Vec<String> = [
+        run_tree(root),
+        run_core_deps(root),
+        run_binary_rules(root, binary_rules),
+    ]
+    .into_iter()
+    .filter_map(|result| result.err().map(|e| format!("{e:#}")))
+    .collect();
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
+fn run_core_deps(root: &Path) -> Result<()> {
+    let read = |path: &str| {
+        std::fs::read_to_string(root.join(path))
+            .with_context(|| format!("layering: cannot read {path}"))
+    };
+    let problems = core_deps::check(
+        &read("crates/berth-core/Cargo.toml")?,
+        &read("docs/ARCHITECTURE.md")?,
+    );
+    if problems.is_empty() {
+        println!("layering: berth-core's dependencies are the documented list: clean");
+        return Ok(());
+    }
+    bail!("layering: {}", problems.join("\n  "))
+}
+
+fn run_binary_rules(root: &Path, enforcement: Enforcement) -> Result<()> {
+    let violations = bins::check(root).context("layering: cannot read bins/*/src")?;
+    if violations.is_empty() {
+        println!("layering: binaries are wiring only: clean");
+        return Ok(());
+    }
+    let listed: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    let text = format!(
+        "binaries must only parse, wire and translate outcomes ({} violations):\n  {}",
+        violations.len(),
+        listed.join("\n  ")
+    );
+    match enforcement {
+        Enforcement::Enforce => bail!("layering: {text}"),
+        Enforcement::Report => {
+            println!("layering: warning (not enforced in CI yet): {text}");
+            Ok(())
+        }
+    }
+}
+
+fn run_tree(root: &Path) -> Result<()> {
     let mut failures = Vec::new();
     for features in FEATURE_SETS {
         let mut args = vec![

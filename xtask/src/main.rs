@@ -1,7 +1,8 @@
 //! berth's developer tasks, run as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
 //! - `cargo xtask ci`: exactly what CI runs, in order, failing fast.
-//! - `cargo xtask layering`: checks that `berth-core` depends on no AWS, kube or HTTP crate.
+//! - `cargo xtask layering`: checks that `berth-core` depends on no AWS, kube or HTTP crate
+//!   and only on its documented dependencies, and that binaries are wiring only.
 //! - `cargo xtask dist [NAME...]`: release binaries of the packages under `bins/`, copied into `dist/`.
 
 mod ci;
@@ -32,7 +33,8 @@ struct Cli {
 enum Command {
     /// Run exactly what CI runs: fmt check, clippy -D warnings, the layering check, tests, cargo deny.
     Ci,
-    /// Fail if berth-core's normal dependency tree names an AWS, kube or HTTP crate.
+    /// Fail if berth-core's normal dependency tree names an AWS, kube or HTTP crate, if its
+    /// dependencies differ from the documented list, or if a binary does more than wiring.
     Layering,
     /// Build release artifacts into dist/ (default: binaries of every package under bins/).
     Dist(dist::DistArgs),
@@ -54,7 +56,7 @@ fn run(cli: Cli) -> Result<()> {
     let root = workspace_root()?;
     match cli.command {
         Command::Ci => ci::run(&root),
-        Command::Layering => layering::run(&root),
+        Command::Layering => layering::run(&root, layering::Enforcement::Enforce),
         Command::Dist(args) => dist::run(&root, args),
     }
 }
