@@ -2,16 +2,18 @@
 //! `_berth.` ownership marker. One read of the name and its marker, never a listing
 //! of the zone; the zone id from `hosted_zone.id` or one `ListHostedZonesByName`.
 //! A name that exists without berth's marker for this owner is refused, never
-//! overwritten.
+//! overwritten. Writing goes through berth-core's `DnsNames` workflow, the one way
+//! every mode writes DNS.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use berth_aws::route53::Route53Zones;
 use berth_core::domain::{DnsRecord, Owner, RecordType};
-use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::engine::{retry, RetryPolicy};
 use berth_core::plan::{plan_dns, DnsIntent};
 use berth_core::provider::DnsZones;
+use berth_core::workflow::{DnsNames, Expect, NameWrite};
 
 use crate::config::HostedZoneSettings;
 use crate::identity::Aws;
@@ -61,39 +63,44 @@ pub async fn apply(
         upsert: vec![record.clone()],
         delete: Vec::new(),
     };
-    let observed = zones
-        .records(&zone_id, &intent.names())
-        .await
-        .with_context(|| format!("reading {} in zone {zone_id}", record.name))?;
-    let plan = plan_dns(&intent, &observed);
-    if let Some(skip) = plan.skipped.first() {
-        return Err(NameTaken {
-            name: skip.subject.clone(),
-            reason: skip.reason.clone(),
-        }
-        .into());
-    }
     report.detail("fqdn", &record.name);
     report.detail("zone_id", &zone_id);
-    if plan.is_empty() {
-        return Ok(report);
-    }
-    for change in &plan.changes {
-        report.change(format!("{change}"));
-    }
     if dry_run {
+        // The same single read the claim makes, and the same refusal; nothing written.
+        let observed = zones
+            .records(&zone_id, &intent.names())
+            .await
+            .with_context(|| format!("reading {} in zone {zone_id}", record.name))?;
+        let plan = plan_dns(&intent, &observed);
+        if let Some(skip) = plan.skipped.first() {
+            return Err(NameTaken {
+                name: skip.subject.clone(),
+                reason: skip.reason.clone(),
+            }
+            .into());
+        }
+        for change in &plan.changes {
+            report.change(format!("{change}"));
+        }
         return Ok(report);
     }
-    let engine = Engine::new(
-        Providers {
-            dns: Some(Arc::new(zones) as Arc<dyn DnsZones>),
-            ..Providers::default()
-        },
-        ApplyOptions::default(),
-    );
-    let applied = engine.apply(&plan).await;
-    if let Some((_, error)) = applied.errors().next() {
-        return Err(error.clone()).with_context(|| format!("upserting {}", record.name));
+    let dns_names = DnsNames::new(Arc::new(zones) as Arc<dyn DnsZones>, zone_id, intent.owner);
+    // A rebooting node's name exists: read it once, then UPSERT what differs.
+    let (written, _attempts) = retry(&RetryPolicy::default(), || {
+        dns_names.claim(&record, Expect::Existing)
+    })
+    .await;
+    match written.with_context(|| format!("claiming {}", record.name))? {
+        NameWrite::Unchanged => {}
+        NameWrite::Created | NameWrite::Updated => report.change(format!(
+            "upsert {} A {} with its ownership marker",
+            record.name,
+            names_ip(&record)
+        )),
     }
     Ok(report)
+}
+
+fn names_ip(record: &DnsRecord) -> String {
+    record.values.join(", ")
 }

@@ -131,7 +131,7 @@ async fn a_name_owned_by_someone_else_is_refused() {
     let run = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let error = run.summary["error"].as_str().unwrap();
-    assert!(error.contains("refusing to overwrite"), "{error}");
+    assert!(error.contains("no berth ownership marker"), "{error}");
     assert_eq!(node.proxy.count("ChangeResourceRecordSets"), 0);
     let records = node.records().await;
     assert!(records
