@@ -2,9 +2,10 @@
 //! in Kubernetes Jobs; a drop-in for the seed's FastAPI provisioner (same endpoints and
 //! bodies) with a `/v1` resource API beside it.
 //!
-//! `main` parses flags, wires the token file, the configuration and the Kubernetes
-//! client into the API, serves it until SIGTERM/SIGINT, and maps failures to exit
-//! codes: 2 for bad flags or configuration, 1 for a runtime failure.
+//! `main` parses flags and hands over to berth-runtime's process shell (logging,
+//! signals, exit codes: 2 for bad flags or configuration, 1 for a runtime failure),
+//! then wires the token file, the configuration and the Kubernetes client into the API
+//! and serves it until the first SIGTERM/SIGINT.
 
 mod api;
 mod auth;
@@ -19,11 +20,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use berth_runtime::{process, ExitStatus, Failure, LogArgs, Process};
 use clap::Parser;
 
 /// Provisions EKS clusters with Terraform runs as Kubernetes Jobs.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = berth_runtime::LONG_VERSION, about)]
 struct Args {
     /// Address to serve the API on.
     #[arg(long, env = "BERTH_PROVISIONER_LISTEN", default_value = "0.0.0.0:8080")]
@@ -37,59 +39,55 @@ struct Args {
     /// The server configuration (YAML).
     #[arg(long, env = "BERTH_PROVISIONER_CONFIG")]
     config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, env = "BERTH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    /// Address of berth-runtime's admin server (`/healthz`, `/readyz`, `/metrics`);
+    /// none by default.
+    #[arg(long, env = "BERTH_PROVISIONER_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     print_openapi: bool,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+impl process::Cli for Args {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.print_openapi {
-        println!("{}", api::openapi_json());
-        return ExitCode::SUCCESS;
-    }
-    init_logging(&args.log_format);
-    let prepared = prepare(&args);
-    let (config, tokens, namespace) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "cannot start");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(serve(args.listen, config, tokens, namespace)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "the provisioner failed");
-            ExitCode::from(1)
-        }
-    }
+    process::main(process::Options::new("provisioner"), run)
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.with_ansi(false).init();
+async fn run(args: Args, process: Process) -> Result<ExitStatus, Failure> {
+    if args.print_openapi {
+        println!("{}", api::openapi_json());
+        return Ok(ExitStatus::SUCCESS);
     }
+    let (config, tokens, namespace) = prepare(&args).map_err(Failure::usage)?;
+    if let Some(admin) = args.admin_listen {
+        let bound = process.serve_admin(admin).await?;
+        tracing::info!(addr = %bound, "admin server listening");
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+    let store = store::Store::new(client, namespace.clone(), Arc::new(config));
+    let app = api::router(Arc::new(store), Arc::new(tokens));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr().context("the listener's address")?;
+    tracing::info!(%addr, namespace, "listening on {addr}");
+    process.readiness.ready();
+    let shutdown = process.shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitStatus::SUCCESS)
 }
 
 type Prepared = (config::ServerConfig, auth::TokenFile, String);
@@ -110,43 +108,4 @@ fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         .filter(|n| !n.is_empty())
         .context("--namespace (POD_NAMESPACE) is required")?;
     Ok((config, tokens, namespace))
-}
-
-async fn serve(
-    listen: SocketAddr,
-    config: config::ServerConfig,
-    tokens: auth::TokenFile,
-    namespace: String,
-) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
-        .await
-        .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
-    let store = store::Store::new(client, namespace.clone(), Arc::new(config));
-    let app = api::router(Arc::new(store), Arc::new(tokens));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, namespace, "listening on {addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("the HTTP server failed")?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

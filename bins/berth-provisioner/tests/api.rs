@@ -704,3 +704,49 @@ fn the_openapi_document_matches_the_committed_copy() {
         "bins/berth-provisioner/openapi.json is out of date: run `BERTH_UPDATE_OPENAPI=1 cargo test -p berth-provisioner --test api openapi` and commit it"
     );
 }
+
+#[test]
+fn a_bad_start_exits_2_and_names_the_problem() {
+    let scratch = support::Scratch::new();
+    let config = scratch.0.join("config.yaml");
+    std::fs::write(&config, config_yaml(&[], IDLE_RUNNER)).unwrap();
+    let empty_tokens = scratch.0.join("tokens");
+    std::fs::write(&empty_tokens, "# none yet\n").unwrap();
+    let bad_config = scratch.0.join("bad.yaml");
+    std::fs::write(
+        &bad_config,
+        "kubernetes_versions: []\nregion: x\nrunner: {image: i}\n",
+    )
+    .unwrap();
+    let cases: [(&[(&str, &std::path::Path)], &str); 3] = [
+        (&[("BERTH_PROVISIONER_CONFIG", &config)], "--token-file"),
+        (
+            &[
+                ("BERTH_PROVISIONER_CONFIG", &config),
+                ("BERTH_PROVISIONER_TOKEN_FILE", &empty_tokens),
+            ],
+            "holds no token",
+        ),
+        (
+            &[
+                ("BERTH_PROVISIONER_CONFIG", &bad_config),
+                ("BERTH_PROVISIONER_TOKEN_FILE", &empty_tokens),
+            ],
+            "kubernetes_versions",
+        ),
+    ];
+    for (env, expected) in cases {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_berth-provisioner"));
+        command
+            .env_clear()
+            .env("POD_NAMESPACE", NAMESPACE)
+            .args(["--listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}
