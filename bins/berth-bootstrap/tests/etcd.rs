@@ -90,11 +90,24 @@ async fn a_new_node_joins_a_healthy_cluster() {
     let run = world.run(&new, &[]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
     assert_eq!(run.membership()["action"], "joined");
+    // The AWS calls of a join: identity (DescribeInstances), the group, its
+    // instances' IPs, the marker read and its first write.
+    let calls = run.aws_calls();
     eprintln!(
-        "join: {} ms, AWS calls {:?}",
+        "join: {} ms, AWS calls {calls:?}\n{}",
         run.elapsed.as_millis(),
-        run.aws_calls()
+        run.stderr
     );
+    let expected: std::collections::BTreeMap<String, u64> = [
+        ("DescribeAutoScalingGroups", 1),
+        ("DescribeInstances", 2),
+        ("GetItem", 1),
+        ("PutItem", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(calls, expected);
     world.start_from_drop_in(&new);
     let mut through = nodes.clone();
     through.push(new.clone());
