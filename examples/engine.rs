@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use berth_core::domain::{Owner, Target, TargetState, TargetType};
-use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::engine::{ApplyOptions, Engine, MembershipProviders};
 use berth_core::memory::{MemoryLedger, MemoryTargetGroups};
 use berth_core::plan::{plan_membership, DesiredMembership};
 use berth_core::provider::{LedgerOwnership, TargetGroups, TargetOwnership};
@@ -39,23 +39,18 @@ async fn main() -> Result<(), berth_core::Error> {
         desired.want(&api, node, Some(8443), None)?;
     }
 
-    let engine = Engine::new(
-        Providers {
-            targets: Some(groups.clone()),
-            ownership: Some(ownership.clone()),
-            ..Providers::default()
-        },
-        ApplyOptions::default(),
-    );
+    // The engine applies any plan; the providers a plan needs are typed by its changes.
+    let engine = Engine::new(ApplyOptions::default());
+    let providers = MembershipProviders::new(groups.clone(), ownership.clone());
 
     // Observe, plan, print, apply, report.
     let owned = ownership.owned().await?;
     let (observed, _) = engine
-        .observe_membership(desired.groups().chain(owned.keys()))
-        .await?;
+        .observe_membership(groups.as_ref(), desired.groups().chain(owned.keys()))
+        .await;
     let plan = plan_membership(&desired, &observed, &owned);
     println!("plan ({} changes):\n{plan}", plan.len());
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
     println!("report:\n{report}\n");
 
     // A node leaves: only what berth registered is deregistered; i-0manual stays.
@@ -65,8 +60,9 @@ async fn main() -> Result<(), berth_core::Error> {
         fewer.want(&web, node, None, None)?;
         fewer.want(&api, node, Some(8443), None)?;
     }
-    let (plan, report) = engine.reconcile_membership(&fewer).await?;
+    let (plan, report) = engine.reconcile_membership(&providers, &fewer).await?;
     println!("after i-0ccc left, plan:\n{plan}report:\n{report}\n");
+    println!("calls (calls/attempts): {}", engine.caller().tally());
     for (name, g) in [("web", &web), ("api", &api)] {
         let members: Vec<String> = groups
             .health(&g.arn)

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_core::domain::{InstanceId, Node, Target, TargetGroupArn};
-use berth_core::engine::{retry, wait_for_targets, Engine, Report, Status, WaitFor};
+use berth_core::engine::{wait_for_targets, Engine, MembershipProviders, Report, Status, WaitFor};
 use berth_core::plan::{
-    desire_nodes, owned_by_instances, plan_membership, Change, NodeDecision, NodeRules,
-    NodeVerdict, Plan,
+    desire_nodes, owned_by_instances, plan_membership, MembershipChange as Change, NodeDecision,
+    NodeRules, NodeVerdict, Plan,
 };
 use berth_core::provider::{PollPolicy, TargetGroups, TargetOwnership};
 
@@ -37,9 +37,9 @@ pub enum Scope {
 #[derive(Debug)]
 pub struct Pass {
     /// What was planned.
-    pub plan: Plan,
+    pub plan: Plan<Change>,
     /// What the engine did with it.
-    pub report: Report,
+    pub report: Report<Change>,
     /// Per node: serve, leave, hold or skip, and why.
     pub verdicts: Vec<NodeVerdict>,
     /// Groups that could not be observed (left alone this pass).
@@ -66,7 +66,7 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// A reconciler. `engine` must be built over the same `targets` and `ownership`.
+    /// A reconciler applying through `engine`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         resolver: Resolver,
@@ -148,9 +148,12 @@ impl Reconciler {
             };
             self.metrics.error(kind, problem);
         }
-        let retry_policy = self.engine.options().retry;
-        let (owned, _) = retry(&retry_policy, || self.ownership.owned()).await;
-        let mut owned = owned?;
+        let ownership = self.ownership.as_ref();
+        let mut owned = self
+            .engine
+            .caller()
+            .call("ReadOwnership", || ownership.owned())
+            .await?;
         if let Scope::Node { instance, .. } = &self.scope {
             let mut mine: BTreeSet<InstanceId> =
                 nodes.iter().filter_map(|n| n.instance_id.clone()).collect();
@@ -159,7 +162,10 @@ impl Reconciler {
         }
         let groups: BTreeSet<&TargetGroupArn> =
             resolution.resolved.keys().chain(owned.keys()).collect();
-        let (observed, unobserved) = self.engine.observe_membership(groups).await?;
+        let (observed, unobserved) = self
+            .engine
+            .observe_membership(self.targets.as_ref(), groups)
+            .await;
         for (group, e) in &unobserved {
             tracing::warn!(group = %group, error = %e, "target group not observed; left alone this pass");
             self.metrics.error("aws", e);
@@ -173,7 +179,8 @@ impl Reconciler {
             &owned,
         );
         let plan = plan_membership(&desire.membership, &observed, &owned);
-        let report = self.engine.apply(&plan).await;
+        let providers = MembershipProviders::new(self.targets.clone(), self.ownership.clone());
+        let report = self.engine.apply(&providers, &plan).await;
         let skipped = desire
             .verdicts
             .iter()
@@ -195,7 +202,7 @@ impl Reconciler {
     fn report(
         &self,
         verdicts: &[NodeVerdict],
-        report: &Report,
+        report: &Report<Change>,
         resolved: &BTreeMap<TargetGroupArn, berth_core::domain::TargetGroup>,
     ) {
         let by_instance: HashMap<&str, &NodeVerdict> = verdicts

@@ -13,7 +13,7 @@ use berth_aws::imds::Imds;
 use berth_aws::CallCounter;
 use berth_castai::{CastAiClient, CastAiConfig};
 use berth_core::domain::{InstanceId, Node, Owner, Taint, TaintEffect};
-use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::engine::{ApplyOptions, Engine};
 use berth_core::plan::{NodeDecision, NodeRules, TaintMatch};
 use berth_core::provider::{NodeConfigurations, TargetGroups, TargetOwnership};
 use berth_kube::events::EventRecorder;
@@ -96,18 +96,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Some(identity.clone()),
         ))
     };
-    let engine = Engine::new(
-        Providers {
-            targets: Some(targets.clone()),
-            ownership: Some(ownership.clone()),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            dry_run: cli.dry_run,
-            target_batch_size: cli.batch_size,
-            ..ApplyOptions::default()
-        },
-    );
+    let engine = Engine::new(ApplyOptions {
+        dry_run: cli.dry_run,
+        target_batch_size: cli.batch_size,
+        ..ApplyOptions::default()
+    });
     let mut rules = NodeRules {
         deregister_on_cordon: cli.deregister_on_cordon,
         not_ready_grace: cli.not_ready_grace,

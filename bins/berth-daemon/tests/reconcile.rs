@@ -7,7 +7,7 @@ use std::time::Duration;
 use berth_core::domain::{
     Node, Owner, Target, TargetGroup, TargetGroupRef, TargetState, TargetType,
 };
-use berth_core::engine::{ApplyOptions, Engine, Providers, RetryPolicy};
+use berth_core::engine::{ApplyOptions, Engine, RetryPolicy};
 use berth_core::memory::{MemoryLedger, MemoryNodeConfigurations, MemoryTargetGroups};
 use berth_core::plan::NodeRules;
 use berth_core::provider::{GroupBinding, LedgerOwnership, PollPolicy, TargetOwnership};
@@ -80,14 +80,7 @@ impl Rig {
             },
             ..ApplyOptions::default()
         };
-        let engine = Engine::new(
-            Providers {
-                targets: Some(self.tg.clone()),
-                ownership: Some(self.ownership.clone()),
-                ..Providers::default()
-            },
-            options,
-        );
+        let engine = Engine::new(options);
         let resolver = Resolver::new(
             Some(self.castai.clone()),
             StaticConfig::default(),

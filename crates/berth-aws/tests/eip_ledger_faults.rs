@@ -18,8 +18,7 @@ use berth_aws::CallCounter;
 use berth_core::domain::{
     AllocationId, AssociationTarget, InstanceId, LedgerRecord, Owner, WriteCondition,
 };
-use berth_core::engine::{retry, ApplyOptions, Engine, Providers, RetryPolicy, Status};
-use berth_core::plan::{Change, Plan};
+use berth_core::engine::{retry, Caller, RetryPolicy};
 use berth_core::provider::{Addresses, Instances, Ledger};
 use berth_core::Error;
 use berth_testing::{sdk_config, Fault, FaultProxy, MotoServer, Rule};
@@ -175,32 +174,23 @@ async fn engine_associates_and_disassociates_through_throttling_errors_and_reset
     ] {
         proxy.add(rule);
     }
-    let engine = Engine::new(
-        Providers {
-            addresses: Some(addresses.clone()),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            retry: fast_engine_retries(),
-            ..ApplyOptions::default()
-        },
-    );
+    // Every workflow calls its providers through the engine's caller.
+    let caller = Caller::new(fast_engine_retries(), Duration::ZERO);
 
-    let associate = Plan {
-        changes: vec![Change::Associate {
-            allocation_id: AllocationId(allocation.clone()),
-            target: AssociationTarget {
-                instance_id: instance.id.clone(),
-                network_interface_id: primary.id.clone(),
-                private_ip: primary.private_ip,
-            },
-        }],
-        ..Plan::default()
+    let target = AssociationTarget {
+        instance_id: instance.id.clone(),
+        network_interface_id: primary.id.clone(),
+        private_ip: primary.private_ip,
     };
-    let report = engine.apply(&associate).await;
-    let outcome = &report.outcomes[0];
-    assert_eq!(outcome.status, Status::Done, "{report:?}");
-    assert!(outcome.attempts > 1, "the engine retried: {outcome:?}");
+    let allocation_id = AllocationId(allocation.clone());
+    let associated = caller
+        .call("AssociateAddress", || {
+            addresses.associate(&allocation_id, &target)
+        })
+        .await;
+    let tally = caller.tally().operations["AssociateAddress"];
+    assert!(associated.is_ok(), "{associated:?}");
+    assert!(tally.attempts > 1, "the engine retried: {tally:?}");
     assert_eq!(proxy.count("AssociateAddress"), 5, "4 faults, then through");
     assert_eq!(counter.get("AssociateAddress"), 5, "every attempt counted");
     let (association_id, eni) = raw_association(&direct, &allocation)
@@ -208,15 +198,12 @@ async fn engine_associates_and_disassociates_through_throttling_errors_and_reset
         .expect("associated");
     assert_eq!(eni, primary.id);
 
-    let disassociate = Plan {
-        changes: vec![Change::Disassociate {
-            allocation_id: AllocationId(allocation.clone()),
-            association_id,
-        }],
-        ..Plan::default()
-    };
-    let report = engine.apply(&disassociate).await;
-    assert_eq!(report.outcomes[0].status, Status::Done, "{report:?}");
+    let disassociated = caller
+        .call("DisassociateAddress", || {
+            addresses.disassociate(&association_id)
+        })
+        .await;
+    assert!(disassociated.is_ok(), "{disassociated:?}");
     assert_eq!(proxy.count("DisassociateAddress"), 4);
     assert_eq!(raw_association(&direct, &allocation).await, None);
 }

@@ -20,8 +20,8 @@ use berth_aws::CallCounter;
 use berth_core::domain::{
     Registration, Target, TargetGroupArn, TargetGroupRef, TargetState, TargetType,
 };
-use berth_core::engine::{ApplyOptions, Engine, Providers};
-use berth_core::plan::{Change, Plan};
+use berth_core::engine::{ApplyOptions, Engine, MembershipProviders};
+use berth_core::plan::{MembershipChange, Plan};
 use berth_core::provider::TargetGroups;
 use berth_core::Error;
 use berth_testing::{sdk_config, MotoServer};
@@ -291,34 +291,29 @@ async fn engine_registers_and_deregisters_500_targets_in_ceil_batches() {
         target_batch_size: 200,
         ..ApplyOptions::default()
     };
-    let engine = Engine::new(
-        Providers {
-            targets: Some(adapter.clone()),
-            ..Providers::default()
-        },
-        options,
-    );
+    let engine = Engine::new(options);
+    let providers = MembershipProviders::owned_by_construction(adapter.clone());
 
     let register = Plan {
-        changes: vec![Change::Register {
+        changes: vec![MembershipChange::Register {
             group: group.clone(),
             targets: registrations(&ids, 30080),
         }],
         ..Plan::default()
     };
-    let report = engine.apply(&register).await;
+    let report = engine.apply(&providers, &register).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(s.counter.get("RegisterTargets"), 3); // ceil(500 / 200)
     assert_eq!(members(&s.elb, &group).await.len(), 500);
 
     let deregister = Plan {
-        changes: vec![Change::Deregister {
+        changes: vec![MembershipChange::Deregister {
             group: group.clone(),
             targets: ids[..450].iter().map(|id| Target::new(id, 30080)).collect(),
         }],
         ..Plan::default()
     };
-    let report = engine.apply(&deregister).await;
+    let report = engine.apply(&providers, &deregister).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(s.counter.get("DeregisterTargets"), 3); // ceil(450 / 200)
     let left = members(&s.elb, &group).await;

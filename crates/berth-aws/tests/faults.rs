@@ -21,8 +21,8 @@ use berth_aws::CallCounter;
 use berth_core::domain::{
     DnsRecord, RecordType, Registration, Target, TargetGroupArn, TargetState,
 };
-use berth_core::engine::{retry, ApplyOptions, Engine, Providers, Status};
-use berth_core::plan::{Change, Plan};
+use berth_core::engine::{retry, ApplyOptions, DnsProviders, Engine, MembershipProviders, Status};
+use berth_core::plan::{MembershipChange, Plan, RecordChange};
 use berth_core::provider::{DnsChange, DnsZones, TargetGroups};
 use berth_core::Error;
 use berth_testing::{sdk_config, Fault, FaultProxy, MotoGuard, MotoServer, Rule};
@@ -153,26 +153,21 @@ async fn engine_registers_500_targets_through_throttling_errors_resets_and_laten
         s.proxy.add(rule);
     }
     let wanted = targets(500);
-    let engine = Engine::new(
-        Providers {
-            targets: Some(Arc::new(s.targets())),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            target_batch_size: 100,
-            retry: fast_engine_retries(),
-            ..ApplyOptions::default()
-        },
-    );
+    let providers = MembershipProviders::owned_by_construction(Arc::new(s.targets()));
+    let engine = Engine::new(ApplyOptions {
+        target_batch_size: 100,
+        retry: fast_engine_retries(),
+        ..ApplyOptions::default()
+    });
     let plan = Plan {
-        changes: vec![Change::Register {
+        changes: vec![MembershipChange::Register {
             group: s.group.clone(),
             targets: wanted.iter().cloned().map(Registration::from).collect(),
         }],
         ..Plan::default()
     };
 
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
 
     assert!(report.is_success(), "{report:?}");
     assert_eq!(report.done(), 500);
@@ -326,25 +321,20 @@ async fn refused_permissions_name_the_iam_action_and_are_not_retried() {
         access_denied(ELB_XMLNS, "elasticloadbalancing:DescribeTargetHealth"),
     ));
     let adapter = Arc::new(s.targets());
-    let engine = Engine::new(
-        Providers {
-            targets: Some(adapter.clone()),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            retry: fast_engine_retries(),
-            ..ApplyOptions::default()
-        },
-    );
+    let providers = MembershipProviders::owned_by_construction(adapter.clone());
+    let engine = Engine::new(ApplyOptions {
+        retry: fast_engine_retries(),
+        ..ApplyOptions::default()
+    });
     let plan = Plan {
-        changes: vec![Change::Register {
+        changes: vec![MembershipChange::Register {
             group: s.group.clone(),
             targets: targets(3).into_iter().map(Registration::from).collect(),
         }],
         ..Plan::default()
     };
 
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
 
     let [outcome] = report.outcomes.as_slice() else {
         panic!("one batch expected: {report:?}");
@@ -418,27 +408,24 @@ async fn dns_changes_converge_through_faults_and_wait_through_pending() {
             )
         })
         .collect();
-    let engine = Engine::new(
-        Providers {
-            dns: Some(Arc::new(zones.clone())),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            dns_batch_size: 100,
-            retry: fast_engine_retries(),
-            dns_sync: Some(quick_poll(Duration::from_secs(5))),
-            ..ApplyOptions::default()
-        },
-    );
+    let providers = DnsProviders {
+        zones: Arc::new(zones.clone()),
+        wait_in_sync: Some(quick_poll(Duration::from_secs(5))),
+    };
+    let engine = Engine::new(ApplyOptions {
+        dns_batch_size: 100,
+        retry: fast_engine_retries(),
+        ..ApplyOptions::default()
+    });
     let plan = Plan {
-        changes: vec![Change::UpsertRecords {
+        changes: vec![RecordChange::Upsert {
             zone_id: zone_id.clone(),
             records: records.clone(),
         }],
         ..Plan::default()
     };
 
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
 
     assert!(report.is_success(), "{report:?}");
     let names: Vec<String> = records.iter().map(|r| r.name.clone()).collect();

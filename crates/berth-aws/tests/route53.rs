@@ -19,8 +19,8 @@ use aws_sdk_route53::Client as Route53Client;
 use berth_aws::route53::Route53Zones;
 use berth_aws::CallCounter;
 use berth_core::domain::{DnsRecord, HostedZone, Owner, RecordType};
-use berth_core::engine::{ApplyOptions, Engine, Providers};
-use berth_core::plan::{plan_dns, Change, DnsIntent, Plan};
+use berth_core::engine::{ApplyOptions, DnsProviders, Engine};
+use berth_core::plan::{plan_dns, DnsIntent, Plan, RecordChange};
 use berth_core::provider::{DnsChange, DnsZones};
 use berth_core::Error;
 use berth_testing::{sdk_config, MotoServer};
@@ -302,13 +302,8 @@ async fn ownership_markers_keep_berth_off_names_it_did_not_create() {
     )
     .await;
     let owner = Owner::new("berth/test").unwrap();
-    let engine = Engine::new(
-        Providers {
-            dns: Some(Arc::new(s.adapter.clone())),
-            ..Providers::default()
-        },
-        ApplyOptions::default(),
-    );
+    let engine = Engine::new(ApplyOptions::default());
+    let providers = DnsProviders::new(Arc::new(s.adapter.clone()));
 
     let intent = DnsIntent {
         zone_id: s.zone_id.clone(),
@@ -327,7 +322,7 @@ async fn ownership_markers_keep_berth_off_names_it_did_not_create() {
         .unwrap();
     let plan = plan_dns(&intent, &observed);
     assert_eq!(plan.skipped.len(), 1, "{plan:?}");
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(
         berth_visible(&s.route53, &s.zone_id).await,
@@ -352,7 +347,9 @@ async fn ownership_markers_keep_berth_off_names_it_did_not_create() {
         .records(&s.zone_id, &intent.names())
         .await
         .unwrap();
-    let report = engine.apply(&plan_dns(&intent, &observed)).await;
+    let report = engine
+        .apply(&providers, &plan_dns(&intent, &observed))
+        .await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(
         berth_visible(&s.route53, &s.zone_id).await,
@@ -373,25 +370,22 @@ async fn engine_writes_1200_records_in_batches_within_route53_limits() {
             )
         })
         .collect();
-    let engine = Engine::new(
-        Providers {
-            dns: Some(Arc::new(s.adapter.clone())),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            dns_batch_size: 500,
-            dns_sync: Some(quick_poll(Duration::from_secs(5))),
-            ..ApplyOptions::default()
-        },
-    );
+    let engine = Engine::new(ApplyOptions {
+        dns_batch_size: 500,
+        ..ApplyOptions::default()
+    });
+    let providers = DnsProviders {
+        zones: Arc::new(s.adapter.clone()),
+        wait_in_sync: Some(quick_poll(Duration::from_secs(5))),
+    };
     let plan = Plan {
-        changes: vec![Change::UpsertRecords {
+        changes: vec![RecordChange::Upsert {
             zone_id: s.zone_id.clone(),
             records: records.clone(),
         }],
         ..Plan::default()
     };
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(s.counter.get("ChangeResourceRecordSets"), 3); // ceil(1200 / 500)
     assert_eq!(s.counter.get("GetChange"), 3);

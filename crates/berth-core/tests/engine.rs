@@ -8,10 +8,11 @@ use berth_core::domain::{
     DnsRecord, Owner, RecordType, Target, TargetGroup, TargetState, TargetType,
 };
 use berth_core::engine::{
-    wait_for_targets, ApplyOptions, Engine, Providers, RetryPolicy, Status, WaitFor,
+    wait_for_targets, ApplyOptions, DnsProviders, Engine, MembershipProviders, RetryPolicy, Status,
+    WaitFor,
 };
 use berth_core::memory::{DeregisterBehaviour, MemoryDns, MemoryLedger, MemoryTargetGroups};
-use berth_core::plan::{Change, DesiredMembership, Plan};
+use berth_core::plan::{DesiredMembership, MembershipChange, Plan, RecordChange};
 use berth_core::provider::{LedgerOwnership, PollPolicy, TargetGroups, TargetOwnership};
 use berth_core::Error;
 
@@ -56,13 +57,36 @@ impl World {
         }
     }
 
-    fn engine(&self, options: ApplyOptions) -> Engine {
-        let providers = Providers {
-            targets: Some(self.tg.clone()),
-            ownership: Some(self.ownership.clone()),
-            ..Providers::default()
-        };
-        Engine::new(providers, options)
+    fn providers(&self) -> MembershipProviders {
+        MembershipProviders::new(self.tg.clone(), self.ownership.clone())
+    }
+
+    /// An engine with these options, and the world's providers.
+    fn engine(&self, options: ApplyOptions) -> Reconciler {
+        Reconciler {
+            engine: Engine::new(options),
+            providers: self.providers(),
+        }
+    }
+}
+
+/// An engine bound to one world's providers, so each test reads as before.
+struct Reconciler {
+    engine: Engine,
+    providers: MembershipProviders,
+}
+
+impl Reconciler {
+    async fn reconcile_membership(
+        &self,
+        desired: &DesiredMembership,
+    ) -> berth_core::Result<(
+        Plan<MembershipChange>,
+        berth_core::engine::Report<MembershipChange>,
+    )> {
+        self.engine
+            .reconcile_membership(&self.providers, desired)
+            .await
     }
 }
 
@@ -223,7 +247,7 @@ async fn deregisters_only_its_own_targets_and_releases_ownership() {
     assert!(report.is_success(), "{report}");
     assert_eq!(
         plan.changes,
-        vec![Change::Deregister {
+        vec![MembershipChange::Deregister {
             group: g.arn.clone(),
             targets: vec![Target::new("i-0001", 80)]
         }]
@@ -281,18 +305,18 @@ async fn a_crash_between_claim_and_register_is_repaired_by_the_next_plan() {
 async fn rate_limit_spaces_calls() {
     let w = World::new();
     let g = w.tg.add_group("web", TargetType::Instance, Some(80));
-    let providers = Providers {
-        targets: Some(w.tg.clone()),
-        ..Providers::default()
-    };
+    let providers = MembershipProviders::owned_by_construction(w.tg.clone());
     let options = ApplyOptions {
         target_batch_size: 1,
         min_call_interval: Duration::from_millis(100),
         ..ApplyOptions::default()
     };
-    let engine = Engine::new(providers, options);
+    let engine = Engine::new(options);
     let started = tokio::time::Instant::now();
-    let (_, report) = engine.reconcile_membership(&desire(&[g], 5)).await.unwrap();
+    let (_, report) = engine
+        .reconcile_membership(&providers, &desire(&[g], 5))
+        .await
+        .unwrap();
     assert!(report.is_success());
     // 1 health call + 5 registrations, 100 ms apart.
     assert!(
@@ -392,24 +416,18 @@ async fn dns_changes_are_batched_and_wait_for_sync_with_backoff() {
         })
         .collect();
     let plan = Plan {
-        changes: vec![Change::UpsertRecords {
+        changes: vec![RecordChange::Upsert {
             zone_id: "Z1".into(),
             records,
         }],
         skipped: vec![],
     };
-    let options = ApplyOptions {
-        dns_sync: Some(PollPolicy::default()),
-        ..ApplyOptions::default()
+    let providers = DnsProviders {
+        zones: dns.clone(),
+        wait_in_sync: Some(PollPolicy::default()),
     };
-    let engine = Engine::new(
-        Providers {
-            dns: Some(dns.clone()),
-            ..Providers::default()
-        },
-        options,
-    );
-    let report = engine.apply(&plan).await;
+    let engine = Engine::new(ApplyOptions::default());
+    let report = engine.apply(&providers, &plan).await;
     assert!(report.is_success(), "{report}");
     assert_eq!(dns.all("Z1").len(), 1200);
     assert_eq!(
@@ -422,26 +440,6 @@ async fn dns_changes_are_batched_and_wait_for_sync_with_backoff() {
         3 * 3,
         "each batch polled until INSYNC"
     );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_change_without_its_provider_fails_clearly() {
-    let engine = Engine::new(Providers::default(), ApplyOptions::default());
-    let plan = Plan {
-        changes: vec![Change::UpsertRecords {
-            zone_id: "Z1".into(),
-            records: vec![DnsRecord::new(
-                "a.example.com",
-                RecordType::A,
-                60,
-                vec!["192.0.2.1".into()],
-            )],
-        }],
-        skipped: vec![],
-    };
-    let report = engine.apply(&plan).await;
-    let (_, err) = report.errors().next().unwrap();
-    assert!(err.to_string().contains("DNS zones provider"), "{err}");
 }
 
 #[tokio::test]
@@ -464,4 +462,38 @@ async fn concurrent_ownership_claims_do_not_lose_each_other() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(own.owned().await.unwrap()[&g.arn].len(), 16);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_counts_calls_attempts_and_failures_per_operation() {
+    let w = World::new();
+    let g = w.tg.add_group("web", TargetType::Instance, Some(80));
+    w.tg.faults.fail("RegisterTargets", throttled(), 2);
+    w.tg.faults
+        .fail("DeregisterTargets", Error::invalid("refused"), 1);
+    let engine = w.engine(ApplyOptions::default());
+    let (_, report) = engine
+        .reconcile_membership(&desire(std::slice::from_ref(&g), 1))
+        .await
+        .unwrap();
+    let register = report.calls.operations["RegisterTargets"];
+    assert_eq!(
+        (register.calls, register.attempts, register.failures),
+        (1, 3, 0)
+    );
+    assert_eq!(report.calls.operations["ClaimTargets"].calls, 1);
+    assert_eq!(report.outcomes[0].attempts, 1 + 3, "claim plus three tries");
+    let (_, report) = engine
+        .reconcile_membership(&DesiredMembership::new())
+        .await
+        .unwrap();
+    assert_eq!(report.calls.operations["DeregisterTargets"].failures, 1);
+    assert_eq!(report.calls.failures(), 1);
+    assert!(
+        !report.calls.operations.contains_key("ReleaseTargets"),
+        "nothing released when the deregistration failed"
+    );
+    let lifetime = engine.engine.caller().tally();
+    assert_eq!(lifetime.operations["DescribeTargetHealth"].calls, 2);
+    assert_eq!(lifetime.operations["ReadOwnership"].calls, 2);
 }

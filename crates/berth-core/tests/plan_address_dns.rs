@@ -7,7 +7,9 @@ use berth_core::domain::{
     AllocationId, Association, DnsRecord, ElasticIp, Instance, InstanceId, InstanceState,
     NetworkInterface, Owner, RecordType, Tags,
 };
-use berth_core::plan::{plan_address, plan_dns, AddressDecision, AddressPolicy, Change, DnsIntent};
+use berth_core::plan::{
+    plan_address, plan_dns, AddressDecision, AddressPolicy, DnsIntent, RecordChange,
+};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -205,7 +207,7 @@ fn seed_002_and_003_create_instead_of_upsert_a_free_name_gets_record_and_marker(
         &[],
     );
     match &plan.changes[..] {
-        [Change::UpsertRecords { records, .. }] => {
+        [RecordChange::Upsert { records, .. }] => {
             assert_eq!(records.len(), 2);
             assert_eq!(records[1].owner(), Some("berth/test"));
         }
@@ -282,7 +284,7 @@ fn deleting_an_owned_name_leaves_other_systems_records_of_other_types() {
     ];
     let plan = plan_dns(&intent(vec![], vec!["n1.example.com"]), &observed);
     match &plan.changes[..] {
-        [Change::DeleteRecords { records, .. }] => {
+        [RecordChange::Delete { records, .. }] => {
             assert_eq!(records.len(), 2, "{records:?}");
             assert!(!records.contains(&theirs), "{records:?}");
         }

@@ -10,8 +10,8 @@ use berth_core::domain::{
     TargetState, TargetType,
 };
 use berth_core::plan::{
-    desire_nodes, owned_by_instances, plan_membership, Change, LeaveReason, NodeDecision,
-    NodeGroup, NodeGroups, NodeRules, ObservedMembership, Plan,
+    desire_nodes, owned_by_instances, plan_membership, LeaveReason, MembershipChange as Change,
+    NodeDecision, NodeGroup, NodeGroups, NodeRules, ObservedMembership, Plan,
 };
 use berth_core::provider::OwnedTargets;
 use proptest::prelude::*;
@@ -99,21 +99,21 @@ impl World {
         nodes: &[Node],
         groups: &BTreeMap<String, NodeGroups>,
         rules: &NodeRules,
-    ) -> Plan {
+    ) -> Plan<Change> {
         let desire = desire_nodes(nodes, groups, rules, now(), &self.observed, &self.owned);
         plan_membership(&desire.membership, &self.observed, &self.owned)
     }
 }
 
-fn registered(plan: &Plan) -> Vec<String> {
+fn registered(plan: &Plan<Change>) -> Vec<String> {
     items(plan, "register")
 }
 
-fn deregistered(plan: &Plan) -> Vec<String> {
+fn deregistered(plan: &Plan<Change>) -> Vec<String> {
     items(plan, "deregister")
 }
 
-fn items(plan: &Plan, verb: &str) -> Vec<String> {
+fn items(plan: &Plan<Change>, verb: &str) -> Vec<String> {
     let mut out = Vec::new();
     for c in &plan.changes {
         match c {

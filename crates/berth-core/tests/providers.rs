@@ -8,9 +8,9 @@ use berth_core::domain::{
     AllocationId, AssociationTarget, InstanceId, LedgerRecord, Owner, Registration, TagFilter,
     Target, TargetGroupArn, WriteCondition,
 };
-use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::engine::{ApplyOptions, Engine, MembershipProviders};
 use berth_core::memory::{MemoryAddresses, MemoryLedger};
-use berth_core::plan::{Change, Plan};
+use berth_core::plan::{MembershipChange, Plan};
 use berth_core::provider::{Addresses, Ledger, MockTargetGroups};
 use berth_core::Error;
 
@@ -140,25 +140,20 @@ async fn the_engine_calls_register_once_per_batch_with_exact_arguments() {
         .withf(|_, t| t.len() == 2 || t.len() == 1)
         .times(2)
         .returning(|_, _| Ok(()));
-    let engine = Engine::new(
-        Providers {
-            targets: Some(Arc::new(mock)),
-            ..Providers::default()
-        },
-        ApplyOptions {
-            target_batch_size: 2,
-            concurrency: 1,
-            ..ApplyOptions::default()
-        },
-    );
+    let providers = MembershipProviders::owned_by_construction(Arc::new(mock));
+    let engine = Engine::new(ApplyOptions {
+        target_batch_size: 2,
+        concurrency: 1,
+        ..ApplyOptions::default()
+    });
     let plan = Plan {
-        changes: vec![Change::Register {
+        changes: vec![MembershipChange::Register {
             group: arn,
             targets,
         }],
         skipped: vec![],
     };
-    let report = engine.apply(&plan).await;
+    let report = engine.apply(&providers, &plan).await;
     assert!(report.is_success(), "{report}");
     assert_eq!(report.done(), 5);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::domain::{Target, TargetGroup, TargetGroupRef};
-use berth_core::engine::{ApplyOptions, Engine, Providers};
+use berth_core::engine::{ApplyOptions, Engine, MembershipProviders};
 use berth_core::provider::TargetGroups;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -58,6 +58,9 @@ struct Slot {
 /// Drives one sidecar life.
 pub(crate) struct Runner {
     provider: Arc<dyn TargetGroups>,
+    /// The same target groups, for the engine (the sidecar owns its target by
+    /// construction: nothing is recorded).
+    providers: MembershipProviders,
     engine: Engine,
     settings: Settings,
     status: Arc<Status>,
@@ -70,12 +73,9 @@ impl Runner {
         settings: Settings,
         status: Arc<Status>,
     ) -> Self {
-        let providers = Providers {
-            targets: Some(provider.clone()),
-            ..Providers::default()
-        };
         Runner {
-            engine: Engine::new(providers, Default::default()),
+            providers: MembershipProviders::owned_by_construction(provider.clone()),
+            engine: Engine::default(),
             provider,
             settings,
             status,
@@ -88,11 +88,7 @@ impl Runner {
             min_call_interval: interval,
             ..self.engine.options().clone()
         };
-        let providers = Providers {
-            targets: Some(self.provider.clone()),
-            ..Providers::default()
-        };
-        self.engine = Engine::new(providers, options);
+        self.engine = Engine::new(options);
         self
     }
 

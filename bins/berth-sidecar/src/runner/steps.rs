@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use berth_core::domain::{Target, TargetType};
-use berth_core::engine::{retry, wait_for_targets, Status as ChangeStatus, WaitFor};
-use berth_core::plan::{plan_membership, Change, DesiredMembership, ObservedMembership, Plan};
+use berth_core::engine::{wait_for_targets, Status as ChangeStatus, WaitFor};
+use berth_core::plan::{
+    plan_membership, DesiredMembership, MembershipChange as Change, ObservedMembership, Plan,
+};
 use berth_core::provider::{OwnedTargets, PollPolicy};
 use futures::future::join_all;
 
@@ -40,7 +42,12 @@ impl Runner {
     async fn resolve(&self) -> anyhow::Result<Vec<Slot>> {
         let s = &self.settings;
         let resolved = join_all(s.groups.iter().map(|g| async move {
-            let (r, _) = retry(&self.engine.options().retry, || self.provider.resolve(g)).await;
+            let provider = self.provider.as_ref();
+            let r = self
+                .engine
+                .caller()
+                .call("DescribeTargetGroups", || provider.resolve(g))
+                .await;
             r.with_context(|| format!("cannot resolve target group {g}"))
         }))
         .await;
@@ -67,7 +74,7 @@ impl Runner {
     /// The plan that registers the target where it is missing. A target still
     /// draining from a previous life of this pod is waited out first, never
     /// re-registered mid-drain.
-    async fn plan_registration(&self, slots: &[Slot]) -> anyhow::Result<Plan> {
+    async fn plan_registration(&self, slots: &[Slot]) -> anyhow::Result<Plan<Change>> {
         let mut desired = DesiredMembership::new();
         let mut observed = ObservedMembership::new();
         for slot in slots {
@@ -77,8 +84,12 @@ impl Runner {
                 slot.target.clone(),
                 self.settings.availability_zone.clone(),
             );
-            let (health, _) =
-                retry(&self.engine.options().retry, || self.provider.health(arn)).await;
+            let provider = self.provider.as_ref();
+            let health = self
+                .engine
+                .caller()
+                .call("DescribeTargetHealth", || provider.health(arn))
+                .await;
             let health = health
                 .with_context(|| format!("cannot read the targets of {}", slot.group.name))?;
             observed.observe(arn, health);
@@ -117,7 +128,7 @@ impl Runner {
             }
             plan = self.plan_registration(slots).await?;
         }
-        let report = self.engine.apply(&plan).await;
+        let report = self.engine.apply(&self.providers, &plan).await;
         for outcome in &report.outcomes {
             if let (Change::Register { group, targets }, ChangeStatus::Done) =
                 (&outcome.change, &outcome.status)
@@ -199,7 +210,7 @@ impl Runner {
                 .collect(),
             skipped: Vec::new(),
         };
-        let report = self.engine.apply(&plan).await;
+        let report = self.engine.apply(&self.providers, &plan).await;
         let mut left = Vec::new();
         let mut errors = Vec::new();
         for outcome in &report.outcomes {

@@ -20,6 +20,11 @@ impl RateLimiter {
         }
     }
 
+    /// The minimum interval between two calls.
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Waits for the next free slot.
     pub(crate) async fn acquire(&self) {
         if self.interval.is_zero() {

@@ -1,13 +1,97 @@
-//! The whole membership loop — observe, plan, apply — for callers that reconcile target
-//! groups (the daemon's resync, the sidecar's start-up).
+//! Target-group membership through the engine: how a [`MembershipChange`] is applied,
+//! and the whole observe → plan → apply loop for callers that reconcile target groups.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::{Engine, Report};
-use crate::domain::TargetGroupArn;
-use crate::plan::{plan_membership, DesiredMembership, ObservedMembership, Plan};
-use crate::provider::OwnedTargets;
+use async_trait::async_trait;
+
+use super::{Apply, ApplyOptions, Caller, Engine, Report};
+use crate::domain::{Target, TargetGroupArn};
+use crate::plan::{plan_membership, DesiredMembership, MembershipChange, ObservedMembership, Plan};
+use crate::provider::{OwnedByConstruction, TargetGroups, TargetOwnership};
 use crate::{Error, Result};
+
+/// What applying membership changes needs: the target groups and the store of what
+/// berth registered (an [`OwnedByConstruction`] for a caller that records nothing).
+#[derive(Clone)]
+pub struct MembershipProviders {
+    /// Target groups.
+    pub targets: Arc<dyn TargetGroups>,
+    /// Target ownership.
+    pub ownership: Arc<dyn TargetOwnership>,
+}
+
+impl MembershipProviders {
+    /// Target groups with an ownership store.
+    pub fn new(targets: Arc<dyn TargetGroups>, ownership: Arc<dyn TargetOwnership>) -> Self {
+        MembershipProviders { targets, ownership }
+    }
+
+    /// Target groups for a caller that owns its targets by construction.
+    pub fn owned_by_construction(targets: Arc<dyn TargetGroups>) -> Self {
+        MembershipProviders::new(targets, Arc::new(OwnedByConstruction))
+    }
+}
+
+#[async_trait]
+impl Apply for MembershipChange {
+    type Providers = MembershipProviders;
+
+    fn batch_size(options: &ApplyOptions) -> usize {
+        options.target_batch_size
+    }
+
+    async fn apply(&self, providers: &MembershipProviders, caller: &Caller) -> Result<()> {
+        let tg = providers.targets.as_ref();
+        match self {
+            MembershipChange::Register { group, targets } => {
+                // Write-ahead: a crash after this leaves a claim the next plan completes.
+                claim(providers.ownership.as_ref(), caller, group, &self.targets()).await?;
+                caller
+                    .call("RegisterTargets", || tg.register(group, targets))
+                    .await
+            }
+            MembershipChange::Deregister { group, targets } => {
+                caller
+                    .call("DeregisterTargets", || tg.deregister(group, targets))
+                    .await?;
+                release(providers.ownership.as_ref(), caller, group, targets).await
+            }
+            MembershipChange::Forget { group, targets } => {
+                release(providers.ownership.as_ref(), caller, group, targets).await
+            }
+        }
+    }
+}
+
+async fn claim(
+    own: &dyn TargetOwnership,
+    caller: &Caller,
+    group: &TargetGroupArn,
+    targets: &[Target],
+) -> Result<()> {
+    if !own.records() {
+        return Ok(());
+    }
+    caller
+        .call("ClaimTargets", || own.claim(group, targets))
+        .await
+}
+
+async fn release(
+    own: &dyn TargetOwnership,
+    caller: &Caller,
+    group: &TargetGroupArn,
+    targets: &[Target],
+) -> Result<()> {
+    if !own.records() {
+        return Ok(());
+    }
+    caller
+        .call("ReleaseTargets", || own.release(group, targets))
+        .await
+}
 
 impl Engine {
     /// Observes every group with one health call per group (retried), never per target.
@@ -15,17 +99,18 @@ impl Engine {
     /// planning skips them rather than guessing.
     pub async fn observe_membership<'a>(
         &self,
+        targets: &dyn TargetGroups,
         groups: impl IntoIterator<Item = &'a TargetGroupArn>,
-    ) -> Result<(ObservedMembership, Vec<(TargetGroupArn, Error)>)> {
-        let tg =
-            self.providers.targets.as_ref().ok_or_else(|| {
-                Error::invalid("observing membership needs a target groups provider")
-            })?;
+    ) -> (ObservedMembership, Vec<(TargetGroupArn, Error)>) {
         let mut observed = ObservedMembership::new();
         let mut failed = Vec::new();
         let unique: BTreeSet<&TargetGroupArn> = groups.into_iter().collect();
         for group in unique {
-            match self.call(|| tg.health(group)).await.0 {
+            match self
+                .caller()
+                .call("DescribeTargetHealth", || targets.health(group))
+                .await
+            {
                 Ok(health) => observed.observe(group, health),
                 Err(e) => {
                     tracing::warn!(group = %group, error = %e, "could not observe target group");
@@ -33,24 +118,25 @@ impl Engine {
                 }
             }
         }
-        Ok((observed, failed))
+        (observed, failed)
     }
 
-    /// Observe → plan → apply for target-group membership. Reads ownership (when an
-    /// ownership provider is configured), observes each desired or owned group once,
-    /// plans and applies. Returns the plan and the report.
+    /// Observe → plan → apply for target-group membership. Reads ownership, observes
+    /// each desired or owned group once, plans and applies. Returns the plan and the
+    /// report.
     pub async fn reconcile_membership(
         &self,
+        providers: &MembershipProviders,
         desired: &DesiredMembership,
-    ) -> Result<(Plan, Report)> {
-        let owned = match &self.providers.ownership {
-            Some(own) => self.call(|| own.owned()).await.0?,
-            None => OwnedTargets::new(),
-        };
+    ) -> Result<(Plan<MembershipChange>, Report<MembershipChange>)> {
+        let own = providers.ownership.as_ref();
+        let owned = self.caller().call("ReadOwnership", || own.owned()).await?;
         let groups: Vec<&TargetGroupArn> = desired.groups().chain(owned.keys()).collect();
-        let (observed, _failed) = self.observe_membership(groups).await?;
+        let (observed, _failed) = self
+            .observe_membership(providers.targets.as_ref(), groups)
+            .await;
         let plan = plan_membership(desired, &observed, &owned);
-        let report = self.apply(&plan).await;
+        let report = self.apply(providers, &plan).await;
         Ok((plan, report))
     }
 }

@@ -1,40 +1,53 @@
-//! Applies a [`Plan`] through the provider traits: batched, rate-limited, retried with
+//! Applies a [`Plan`] through typed providers: batched, rate-limited, retried with
 //! jittered backoff, and reported change by change.
+//!
+//! A change type implements [`crate::plan::Change`] (pure: size, verb, batching) and
+//! [`Apply`] (which providers it needs and how it is applied through a [`Caller`]). The
+//! engine is generic over it, so a new capability brings its own change type and
+//! providers without touching the others, and a missing provider is a compile error.
 
+mod caller;
 mod limiter;
 mod membership;
+mod records;
 mod report;
 mod retry;
 mod wait;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 
-use crate::domain::{DnsRecord, Target, TargetGroupArn};
 use crate::plan::{Change, Plan};
-use crate::provider::{Addresses, DnsChange, DnsZones, PollPolicy, TargetGroups, TargetOwnership};
+use crate::provider::{DnsZones, PollPolicy};
 use crate::{Error, Result};
 
-use limiter::RateLimiter;
+pub use caller::{Caller, OperationTally, Tally};
+pub use membership::MembershipProviders;
+pub use records::DnsProviders;
 pub use report::{Outcome, Report, Status};
 pub use retry::{retry, RetryPolicy};
 pub use wait::{wait_for_targets, WaitFor};
 
-/// The providers a plan may need; a change whose provider is missing fails with a
-/// clear error instead of being dropped.
-#[derive(Clone, Default)]
-pub struct Providers {
-    /// Target groups.
-    pub targets: Option<Arc<dyn TargetGroups>>,
-    /// Target ownership (when absent, registrations are not recorded: the caller owns
-    /// its targets by construction, as the sidecar does).
-    pub ownership: Option<Arc<dyn TargetOwnership>>,
-    /// Elastic IPs.
-    pub addresses: Option<Arc<dyn Addresses>>,
-    /// DNS zones.
-    pub dns: Option<Arc<dyn DnsZones>>,
+/// How a change type is applied: the providers it needs and the calls it makes.
+///
+/// `Engine::apply` takes `&C::Providers`: a plan applied with providers of another
+/// kind, or without them, does not compile.
+#[async_trait]
+pub trait Apply: Change {
+    /// What applying needs, e.g. target groups and an ownership store. Typed, so a
+    /// plan cannot be applied without them.
+    type Providers: ?Sized + Send + Sync;
+
+    /// Items per batch under these options (`usize::MAX`: never split).
+    fn batch_size(options: &ApplyOptions) -> usize {
+        let _ = options;
+        usize::MAX
+    }
+
+    /// Applies one batch, every provider call through `caller`.
+    async fn apply(&self, providers: &Self::Providers, caller: &Caller) -> Result<()>;
 }
 
 /// How the engine applies a plan.
@@ -49,12 +62,12 @@ pub struct ApplyOptions {
     pub dns_batch_size: usize,
     /// Retries of retryable failures.
     pub retry: RetryPolicy,
-    /// At least this long between two API calls of this engine.
+    /// At least this long between two API calls of this engine (and of every clone of
+    /// its [`Caller`]); binaries set it from `--aws-max-rps` with
+    /// [`Caller::interval_for_rate`].
     pub min_call_interval: Duration,
     /// Batches applied at once.
     pub concurrency: usize,
-    /// Wait for DNS changes to be `INSYNC` (off by default: callers rarely need it).
-    pub dns_sync: Option<PollPolicy>,
 }
 
 impl Default for ApplyOptions {
@@ -66,27 +79,29 @@ impl Default for ApplyOptions {
             retry: RetryPolicy::default(),
             min_call_interval: Duration::ZERO,
             concurrency: 4,
-            dns_sync: None,
         }
     }
 }
 
-/// The apply step of observe → desire → plan → apply.
+/// The apply step of observe → desire → plan → apply, and the [`Caller`] every
+/// workflow's provider calls go through. Clones share the caller.
+#[derive(Debug, Clone)]
 pub struct Engine {
-    providers: Providers,
     options: ApplyOptions,
-    limiter: RateLimiter,
+    caller: Caller,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(ApplyOptions::default())
+    }
 }
 
 impl Engine {
-    /// An engine over these providers.
-    pub fn new(providers: Providers, options: ApplyOptions) -> Self {
-        let limiter = RateLimiter::new(options.min_call_interval);
-        Engine {
-            providers,
-            options,
-            limiter,
-        }
+    /// An engine applying with these options.
+    pub fn new(options: ApplyOptions) -> Self {
+        let caller = Caller::new(options.retry, options.min_call_interval);
+        Engine { options, caller }
     }
 
     /// The options in force.
@@ -94,11 +109,18 @@ impl Engine {
         &self.options
     }
 
+    /// The call path shared by everything this engine does (rate limit, retries,
+    /// tallies of the engine's whole life).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// Applies every change, batch by batch, and reports each batch's outcome. A failed
     /// batch does not stop the others: each change is independent and idempotent, and
     /// the next reconcile plans again from what is really there.
-    pub async fn apply(&self, plan: &Plan) -> Report {
-        let batches = self.split(plan);
+    pub async fn apply<C: Apply>(&self, providers: &C::Providers, plan: &Plan<C>) -> Report<C> {
+        let size = C::batch_size(&self.options).max(1);
+        let batches: Vec<C> = plan.changes.iter().flat_map(|c| c.split(size)).collect();
         if self.options.dry_run {
             let outcomes = batches
                 .into_iter()
@@ -112,22 +134,28 @@ impl Engine {
                 outcomes,
                 skipped: plan.skipped.clone(),
                 dry_run: true,
+                calls: Tally::default(),
             };
         }
+        let scope = self.caller.scope();
         let outcomes = stream::iter(batches)
-            .map(|change| async move {
-                let (result, attempts) = self.apply_one(&change).await;
-                let status = match result {
-                    Ok(()) => Status::Done,
-                    Err(error) => {
-                        tracing::warn!(change = %change, %error, attempts, "change failed");
-                        Status::Failed(error)
+            .map(|change| {
+                let caller = scope.scope();
+                async move {
+                    let result = change.apply(providers, &caller).await;
+                    let attempts = caller.tally().attempts();
+                    let status = match result {
+                        Ok(()) => Status::Done,
+                        Err(error) => {
+                            tracing::warn!(change = %change, %error, attempts, "change failed");
+                            Status::Failed(error)
+                        }
+                    };
+                    Outcome {
+                        change,
+                        status,
+                        attempts,
                     }
-                };
-                Outcome {
-                    change,
-                    status,
-                    attempts,
                 }
             })
             .buffered(self.options.concurrency.max(1))
@@ -137,155 +165,35 @@ impl Engine {
             outcomes,
             skipped: plan.skipped.clone(),
             dry_run: false,
+            calls: scope.tally(),
         }
-    }
-
-    /// Splits multi-item changes into API-sized batches.
-    fn split(&self, plan: &Plan) -> Vec<Change> {
-        let tb = self.options.target_batch_size.max(1);
-        let db = self.options.dns_batch_size.max(1);
-        let mut out = Vec::new();
-        for change in &plan.changes {
-            match change {
-                Change::Register { group, targets } => {
-                    out.extend(targets.chunks(tb).map(|c| Change::Register {
-                        group: group.clone(),
-                        targets: c.to_vec(),
-                    }))
-                }
-                Change::Deregister { group, targets } => {
-                    out.extend(targets.chunks(tb).map(|c| Change::Deregister {
-                        group: group.clone(),
-                        targets: c.to_vec(),
-                    }))
-                }
-                Change::UpsertRecords { zone_id, records } => {
-                    out.extend(records.chunks(db).map(|c| Change::UpsertRecords {
-                        zone_id: zone_id.clone(),
-                        records: c.to_vec(),
-                    }))
-                }
-                Change::DeleteRecords { zone_id, records } => {
-                    out.extend(records.chunks(db).map(|c| Change::DeleteRecords {
-                        zone_id: zone_id.clone(),
-                        records: c.to_vec(),
-                    }))
-                }
-                other => out.push(other.clone()),
-            }
-        }
-        out
-    }
-
-    /// Runs one call through the rate limiter and the retry policy.
-    async fn call<T, F, Fut>(&self, call: F) -> (Result<T>, u32)
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        retry(&self.options.retry, || async {
-            self.limiter.acquire().await;
-            call().await
-        })
-        .await
-    }
-
-    async fn apply_one(&self, change: &Change) -> (Result<()>, u32) {
-        match change {
-            Change::Register { group, targets } => {
-                let Some(tg) = self.targets() else {
-                    return missing("target groups");
-                };
-                let ids: Vec<Target> = targets.iter().map(|r| r.target.clone()).collect();
-                let mut attempts = 0;
-                if let Some(own) = &self.providers.ownership {
-                    // Write-ahead: a crash after this leaves a claim the next plan completes.
-                    let (r, n) = self.call(|| own.claim(group, &ids)).await;
-                    attempts += n;
-                    if r.is_err() {
-                        return (r, attempts);
-                    }
-                }
-                let (r, n) = self.call(|| tg.register(group, targets)).await;
-                (r, attempts + n)
-            }
-            Change::Deregister { group, targets } => {
-                let Some(tg) = self.targets() else {
-                    return missing("target groups");
-                };
-                let (r, mut attempts) = self.call(|| tg.deregister(group, targets)).await;
-                if r.is_err() {
-                    return (r, attempts);
-                }
-                let (r, n) = self.release(group, targets).await;
-                attempts += n;
-                (r, attempts)
-            }
-            Change::Forget { group, targets } => self.release(group, targets).await,
-            Change::Associate {
-                allocation_id,
-                target,
-            } => {
-                let Some(a) = &self.providers.addresses else {
-                    return missing("addresses");
-                };
-                let (r, n) = self.call(|| a.associate(allocation_id, target)).await;
-                (r.map(|_| ()), n)
-            }
-            Change::Disassociate { association_id, .. } => {
-                let Some(a) = &self.providers.addresses else {
-                    return missing("addresses");
-                };
-                self.call(|| a.disassociate(association_id)).await
-            }
-            Change::UpsertRecords { zone_id, records } => {
-                self.dns_change(zone_id, records, DnsChange::Upsert).await
-            }
-            Change::DeleteRecords { zone_id, records } => {
-                self.dns_change(zone_id, records, DnsChange::Delete).await
-            }
-        }
-    }
-
-    fn targets(&self) -> Option<&Arc<dyn TargetGroups>> {
-        self.providers.targets.as_ref()
-    }
-
-    async fn release(&self, group: &TargetGroupArn, targets: &[Target]) -> (Result<()>, u32) {
-        match &self.providers.ownership {
-            Some(own) => self.call(|| own.release(group, targets)).await,
-            None => (Ok(()), 0),
-        }
-    }
-
-    async fn dns_change(
-        &self,
-        zone_id: &str,
-        records: &[DnsRecord],
-        kind: fn(DnsRecord) -> DnsChange,
-    ) -> (Result<()>, u32) {
-        let Some(dns) = &self.providers.dns else {
-            return missing("DNS zones");
-        };
-        let changes: Vec<DnsChange> = records.iter().cloned().map(kind).collect();
-        let (r, n) = self.call(|| dns.change(zone_id, &changes)).await;
-        let change_id = match r {
-            Ok(id) => id,
-            Err(e) => return (Err(e), n),
-        };
-        let Some(policy) = self.options.dns_sync else {
-            return (Ok(()), n);
-        };
-        (wait_dns_sync(dns.as_ref(), &change_id, policy).await, n)
     }
 }
 
 /// Waits until a DNS change is `INSYNC`, with backoff (never a busy poll).
 pub async fn wait_dns_sync(dns: &dyn DnsZones, change_id: &str, policy: PollPolicy) -> Result<()> {
+    wait_dns_sync_through(
+        dns,
+        &Caller::new(RetryPolicy::none(), Duration::ZERO),
+        change_id,
+        policy,
+    )
+    .await
+}
+
+/// [`wait_dns_sync`] with each poll through `caller`, without retries: the wait is the
+/// retry.
+pub(crate) async fn wait_dns_sync_through(
+    dns: &dyn DnsZones,
+    caller: &Caller,
+    change_id: &str,
+    policy: PollPolicy,
+) -> Result<()> {
     let started = tokio::time::Instant::now();
     let mut delay = policy.initial;
+    let poll = caller.with_retry(RetryPolicy::none());
     loop {
-        match dns.is_in_sync(change_id).await {
+        match poll.call("GetChange", || dns.is_in_sync(change_id)).await {
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(e) if !e.is_retryable() => return Err(e),
@@ -301,13 +209,4 @@ pub async fn wait_dns_sync(dns: &dyn DnsZones, change_id: &str, policy: PollPoli
         tokio::time::sleep(delay.min(policy.deadline - elapsed)).await;
         delay = (delay * 2).min(policy.max);
     }
-}
-
-fn missing(what: &str) -> (Result<()>, u32) {
-    (
-        Err(Error::invalid(format!(
-            "the plan needs a {what} provider and none was configured"
-        ))),
-        0,
-    )
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::Tally;
 use crate::plan::{Change, Skip};
 use crate::Error;
 
@@ -18,9 +19,9 @@ pub enum Status {
 
 /// One batch and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Outcome<C> {
     /// The batch.
-    pub change: Change,
+    pub change: C,
     /// Done, planned or failed.
     pub status: Status,
     /// Calls spent on it: retries and ownership writes included.
@@ -28,17 +29,30 @@ pub struct Outcome {
 }
 
 /// The engine's report: done, skipped, failed with the reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report<C> {
     /// Every batch.
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<Outcome<C>>,
     /// What planning left alone, and why.
     pub skipped: Vec<Skip>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Calls, attempts and failures per API operation while applying.
+    pub calls: Tally,
 }
 
-impl Report {
+impl<C> Default for Report<C> {
+    fn default() -> Self {
+        Report {
+            outcomes: Vec::new(),
+            skipped: Vec::new(),
+            dry_run: false,
+            calls: Tally::default(),
+        }
+    }
+}
+
+impl<C: Change> Report<C> {
     /// Whether every batch was applied (or planned, in a dry run).
     pub fn is_success(&self) -> bool {
         self.outcomes
@@ -57,7 +71,7 @@ impl Report {
     }
 
     /// The failures.
-    pub fn errors(&self) -> impl Iterator<Item = (&Change, &Error)> {
+    pub fn errors(&self) -> impl Iterator<Item = (&C, &Error)> {
         self.outcomes.iter().filter_map(|o| match &o.status {
             Status::Failed(e) => Some((&o.change, e)),
             _ => None,
@@ -78,7 +92,7 @@ impl Report {
     }
 }
 
-impl fmt::Display for Report {
+impl<C: Change> fmt::Display for Report<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for o in &self.outcomes {
             match &o.status {

@@ -1,9 +1,111 @@
 //! DNS records, changed only where berth owns the name.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use super::{Change, Plan};
+use super::{chunked, list, Change, Plan};
 use crate::domain::{DnsRecord, Owner, RecordType};
+use crate::provider::DnsChange;
+
+/// One change to a hosted zone's record sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    /// Create or replace record sets (each with its ownership marker).
+    Upsert {
+        /// The hosted zone id.
+        zone_id: String,
+        /// The record sets.
+        records: Vec<DnsRecord>,
+    },
+    /// Delete record sets berth owns.
+    Delete {
+        /// The hosted zone id.
+        zone_id: String,
+        /// The record sets, as they are now.
+        records: Vec<DnsRecord>,
+    },
+}
+
+impl RecordChange {
+    /// The hosted zone id.
+    pub fn zone_id(&self) -> &str {
+        match self {
+            RecordChange::Upsert { zone_id, .. } | RecordChange::Delete { zone_id, .. } => zone_id,
+        }
+    }
+
+    /// The record sets.
+    pub fn records(&self) -> &[DnsRecord] {
+        match self {
+            RecordChange::Upsert { records, .. } | RecordChange::Delete { records, .. } => records,
+        }
+    }
+
+    /// The change as provider changes, for one change batch.
+    pub fn dns_changes(&self) -> Vec<DnsChange> {
+        match self {
+            RecordChange::Upsert { records, .. } => {
+                records.iter().cloned().map(DnsChange::Upsert).collect()
+            }
+            RecordChange::Delete { records, .. } => {
+                records.iter().cloned().map(DnsChange::Delete).collect()
+            }
+        }
+    }
+}
+
+impl Change for RecordChange {
+    fn len(&self) -> usize {
+        self.records().len()
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            RecordChange::Upsert { .. } => "upsert",
+            RecordChange::Delete { .. } => "delete",
+        }
+    }
+
+    fn split(&self, max_items: usize) -> Vec<Self> {
+        let zone_id = self.zone_id().to_owned();
+        match self {
+            RecordChange::Upsert { records, .. } => {
+                chunked(records, max_items, |records| RecordChange::Upsert {
+                    zone_id: zone_id.clone(),
+                    records,
+                })
+            }
+            RecordChange::Delete { records, .. } => {
+                chunked(records, max_items, |records| RecordChange::Delete {
+                    zone_id: zone_id.clone(),
+                    records,
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for RecordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in zone {}: {}",
+            self.verb(),
+            self.zone_id(),
+            list(self.records())
+        )
+    }
+}
+
+impl Plan<RecordChange> {
+    /// Every change of the plan as provider changes, for one atomic change batch.
+    pub fn dns_changes(&self) -> Vec<DnsChange> {
+        self.changes
+            .iter()
+            .flat_map(RecordChange::dns_changes)
+            .collect()
+    }
+}
 
 /// The records berth wants in one zone, and the names it wants gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +157,7 @@ impl DnsIntent {
 /// - an unwanted record set is deleted only if its name is ours, together with the
 ///   marker; records of other types at that name are left alone;
 /// - a record that already matches is left alone.
-pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
+pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan<RecordChange> {
     let mut plan = Plan::default();
     let by_key: BTreeMap<(&str, RecordType), &DnsRecord> = observed
         .iter()
@@ -120,11 +222,11 @@ pub fn plan_dns(intent: &DnsIntent, observed: &[DnsRecord]) -> Plan {
             None => {}
         }
     }
-    plan.push(Change::UpsertRecords {
+    plan.push(RecordChange::Upsert {
         zone_id: intent.zone_id.clone(),
         records: upserts,
     });
-    plan.push(Change::DeleteRecords {
+    plan.push(RecordChange::Delete {
         zone_id: intent.zone_id.clone(),
         records: deletes,
     });

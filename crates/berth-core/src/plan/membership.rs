@@ -2,11 +2,122 @@
 
 use std::collections::BTreeMap;
 use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 
-use super::{Change, Plan};
+use super::{chunked, list, Change, Plan};
 use crate::domain::{Registration, Target, TargetGroup, TargetGroupArn, TargetHealth, TargetState};
 use crate::provider::OwnedTargets;
 use crate::Result;
+
+/// One change to target-group membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Register targets in a group (claiming ownership first).
+    Register {
+        /// The group.
+        group: TargetGroupArn,
+        /// What to register.
+        targets: Vec<Registration>,
+    },
+    /// Deregister targets berth owns (releasing ownership after).
+    Deregister {
+        /// The group.
+        group: TargetGroupArn,
+        /// What to deregister.
+        targets: Vec<Target>,
+    },
+    /// Forget ownership of targets that are already gone from the group.
+    Forget {
+        /// The group.
+        group: TargetGroupArn,
+        /// The targets.
+        targets: Vec<Target>,
+    },
+}
+
+impl MembershipChange {
+    /// The group the change is about.
+    pub fn group(&self) -> &TargetGroupArn {
+        match self {
+            MembershipChange::Register { group, .. }
+            | MembershipChange::Deregister { group, .. }
+            | MembershipChange::Forget { group, .. } => group,
+        }
+    }
+
+    /// The targets the change is about.
+    pub fn targets(&self) -> Vec<Target> {
+        match self {
+            MembershipChange::Register { targets, .. } => {
+                targets.iter().map(|r| r.target.clone()).collect()
+            }
+            MembershipChange::Deregister { targets, .. }
+            | MembershipChange::Forget { targets, .. } => targets.clone(),
+        }
+    }
+}
+
+impl Change for MembershipChange {
+    fn len(&self) -> usize {
+        match self {
+            MembershipChange::Register { targets, .. } => targets.len(),
+            MembershipChange::Deregister { targets, .. }
+            | MembershipChange::Forget { targets, .. } => targets.len(),
+        }
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            MembershipChange::Register { .. } => "register",
+            MembershipChange::Deregister { .. } => "deregister",
+            MembershipChange::Forget { .. } => "forget",
+        }
+    }
+
+    fn split(&self, max_items: usize) -> Vec<Self> {
+        match self {
+            MembershipChange::Register { group, targets } => {
+                chunked(targets, max_items, |targets| MembershipChange::Register {
+                    group: group.clone(),
+                    targets,
+                })
+            }
+            MembershipChange::Deregister { group, targets } => {
+                chunked(targets, max_items, |targets| MembershipChange::Deregister {
+                    group: group.clone(),
+                    targets,
+                })
+            }
+            MembershipChange::Forget { .. } => vec![self.clone()],
+        }
+    }
+}
+
+impl fmt::Display for MembershipChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MembershipChange::Register { group, targets } => {
+                let t: Vec<String> = targets
+                    .iter()
+                    .map(|r| match &r.availability_zone {
+                        Some(az) => format!("{} (az {az})", r.target),
+                        None => r.target.to_string(),
+                    })
+                    .collect();
+                write!(f, "register {} in {}", t.join(", "), group.name())
+            }
+            MembershipChange::Deregister { group, targets } => {
+                write!(f, "deregister {} from {}", list(targets), group.name())
+            }
+            MembershipChange::Forget { group, targets } => write!(
+                f,
+                "forget {} in {} (already gone)",
+                list(targets),
+                group.name()
+            ),
+        }
+    }
+}
 
 /// What should be registered: per group, each target and its Availability Zone.
 /// Targets are kept sorted so planning walks them in step with the (sorted) ownership
@@ -127,7 +238,7 @@ pub fn plan_membership(
     desired: &DesiredMembership,
     observed: &ObservedMembership,
     owned: &OwnedTargets,
-) -> Plan {
+) -> Plan<MembershipChange> {
     let mut plan = Plan::default();
     let groups: BTreeSet<&TargetGroupArn> = desired.groups.keys().chain(owned.keys()).collect();
     for group in groups {
@@ -186,15 +297,15 @@ pub fn plan_membership(
                 (Some(_), false) => deregister.push(target.clone()),
             }
         }
-        plan.push(Change::Deregister {
+        plan.push(MembershipChange::Deregister {
             group: group.clone(),
             targets: deregister,
         });
-        plan.push(Change::Register {
+        plan.push(MembershipChange::Register {
             group: group.clone(),
             targets: register,
         });
-        plan.push(Change::Forget {
+        plan.push(MembershipChange::Forget {
             group: group.clone(),
             targets: forget,
         });

@@ -1,5 +1,8 @@
 //! Pure planning: `(desired, observed) -> Plan`. Nothing here calls a provider, so
 //! every rule is tested with plain values.
+//!
+//! Each capability has its own change type ([`MembershipChange`], [`RecordChange`]);
+//! [`Plan`] is generic over it. How a change is applied lives in [`crate::engine`].
 
 mod address;
 mod dns;
@@ -10,161 +13,43 @@ pub mod runs;
 
 use std::fmt;
 
-use crate::domain::{
-    AllocationId, AssociationTarget, DnsRecord, Registration, Target, TargetGroupArn,
-};
-
 pub use address::{plan_address, AddressDecision, AddressPolicy};
-pub use dns::{plan_dns, DnsIntent};
+pub use dns::{plan_dns, DnsIntent, RecordChange};
 pub use etcd::{
     decide_etcd, presence, quorum, render_drop_in, ClusterState, DropIn, EtcdDecision,
     EtcdObservation, EtcdSettings, EtcdTls, InitialClusterState, InstanceFate, JoinPlan,
     NodeIdentity, ObservedMember, Peer, Presence, Removal, SelfStep,
 };
-pub use membership::{plan_membership, DesiredMembership, ObservedMembership};
+pub use membership::{plan_membership, DesiredMembership, MembershipChange, ObservedMembership};
 pub use nodes::{
     desire_nodes, owned_by_instances, LeaveReason, NodeDecision, NodeDesire, NodeGroup, NodeGroups,
     NodeRules, NodeVerdict, TaintMatch, EXCLUDE_FROM_LOAD_BALANCERS, UNSCHEDULABLE_TAINT,
 };
 
-/// One change to the world. Target and record changes carry many items: the engine
-/// splits them into API-sized batches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Register targets in a group (claiming ownership first).
-    Register {
-        /// The group.
-        group: TargetGroupArn,
-        /// What to register.
-        targets: Vec<Registration>,
-    },
-    /// Deregister targets berth owns (releasing ownership after).
-    Deregister {
-        /// The group.
-        group: TargetGroupArn,
-        /// What to deregister.
-        targets: Vec<Target>,
-    },
-    /// Forget ownership of targets that are already gone from the group.
-    Forget {
-        /// The group.
-        group: TargetGroupArn,
-        /// The targets.
-        targets: Vec<Target>,
-    },
-    /// Associate an Elastic IP (never re-associating one that is taken).
-    Associate {
-        /// The address.
-        allocation_id: AllocationId,
-        /// Where.
-        target: AssociationTarget,
-    },
-    /// Remove an Elastic IP association.
-    Disassociate {
-        /// The address.
-        allocation_id: AllocationId,
-        /// The association to remove.
-        association_id: String,
-    },
-    /// Create or replace record sets (each with its ownership marker).
-    UpsertRecords {
-        /// The hosted zone id.
-        zone_id: String,
-        /// The record sets.
-        records: Vec<DnsRecord>,
-    },
-    /// Delete record sets berth owns.
-    DeleteRecords {
-        /// The hosted zone id.
-        zone_id: String,
-        /// The record sets, as they are now.
-        records: Vec<DnsRecord>,
-    },
-}
-
-impl Change {
-    /// How many items (targets, records, addresses) the change touches.
-    pub fn len(&self) -> usize {
-        match self {
-            Change::Register { targets, .. } => targets.len(),
-            Change::Deregister { targets, .. } | Change::Forget { targets, .. } => targets.len(),
-            Change::Associate { .. } | Change::Disassociate { .. } => 1,
-            Change::UpsertRecords { records, .. } | Change::DeleteRecords { records, .. } => {
-                records.len()
-            }
-        }
-    }
+/// One change to the world, as planning sees it: printable, countable and divisible
+/// into API-sized batches. The engine applies it through [`crate::engine::Apply`].
+pub trait Change: fmt::Display + fmt::Debug + Clone + Send + Sync + 'static {
+    /// How many items (targets, records, ...) the change touches.
+    fn len(&self) -> usize;
 
     /// Whether the change touches nothing.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// A short verb for logs and metrics: `register`, `deregister`, ...
-    pub fn verb(&self) -> &'static str {
-        match self {
-            Change::Register { .. } => "register",
-            Change::Deregister { .. } => "deregister",
-            Change::Forget { .. } => "forget",
-            Change::Associate { .. } => "associate",
-            Change::Disassociate { .. } => "disassociate",
-            Change::UpsertRecords { .. } => "upsert",
-            Change::DeleteRecords { .. } => "delete",
-        }
+    fn verb(&self) -> &'static str;
+
+    /// The change cut into batches of at most `max_items` items (in order).
+    fn split(&self, max_items: usize) -> Vec<Self> {
+        let _ = max_items;
+        vec![self.clone()]
     }
 }
 
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn list<T: fmt::Display>(items: &[T]) -> String {
-            items
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-        match self {
-            Change::Register { group, targets } => {
-                let t: Vec<String> = targets
-                    .iter()
-                    .map(|r| match &r.availability_zone {
-                        Some(az) => format!("{} (az {az})", r.target),
-                        None => r.target.to_string(),
-                    })
-                    .collect();
-                write!(f, "register {} in {}", t.join(", "), group.name())
-            }
-            Change::Deregister { group, targets } => {
-                write!(f, "deregister {} from {}", list(targets), group.name())
-            }
-            Change::Forget { group, targets } => write!(
-                f,
-                "forget {} in {} (already gone)",
-                list(targets),
-                group.name()
-            ),
-            Change::Associate {
-                allocation_id,
-                target,
-            } => write!(
-                f,
-                "associate {allocation_id} with {} ({} {})",
-                target.instance_id, target.network_interface_id, target.private_ip
-            ),
-            Change::Disassociate {
-                allocation_id,
-                association_id,
-            } => {
-                write!(f, "disassociate {allocation_id} ({association_id})")
-            }
-            Change::UpsertRecords { zone_id, records } => {
-                write!(f, "upsert in zone {zone_id}: {}", list(records))
-            }
-            Change::DeleteRecords { zone_id, records } => {
-                write!(f, "delete in zone {zone_id}: {}", list(records))
-            }
-        }
-    }
+/// `items` in chunks of at most `max` (at least one item each), rebuilt by `make`.
+pub(crate) fn chunked<T: Clone, C>(items: &[T], max: usize, make: impl Fn(Vec<T>) -> C) -> Vec<C> {
+    items.chunks(max.max(1)).map(|c| make(c.to_vec())).collect()
 }
 
 /// Something planning chose not to do, and why (printed with the plan).
@@ -182,16 +67,25 @@ impl fmt::Display for Skip {
     }
 }
 
-/// A list of changes, printable for dry-runs and countable.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+/// A list of changes of one kind, printable for dry-runs and countable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<C> {
     /// The changes, in the order they should be applied.
-    pub changes: Vec<Change>,
+    pub changes: Vec<C>,
     /// What was deliberately left alone.
     pub skipped: Vec<Skip>,
 }
 
-impl Plan {
+impl<C> Default for Plan<C> {
+    fn default() -> Self {
+        Plan {
+            changes: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl<C: Change> Plan<C> {
     /// Whether the plan changes nothing.
     pub fn is_empty(&self) -> bool {
         self.changes.iter().all(Change::is_empty)
@@ -212,18 +106,20 @@ impl Plan {
     }
 
     /// Appends another plan.
-    pub fn extend(&mut self, other: Plan) {
+    pub fn extend(&mut self, other: Plan<C>) {
         self.changes.extend(other.changes);
         self.skipped.extend(other.skipped);
     }
 
-    fn push(&mut self, change: Change) {
+    /// Adds a change, unless it touches nothing.
+    pub fn push(&mut self, change: C) {
         if !change.is_empty() {
             self.changes.push(change);
         }
     }
 
-    fn skip(&mut self, subject: impl Into<String>, reason: impl Into<String>) {
+    /// Records something deliberately left alone, and why.
+    pub fn skip(&mut self, subject: impl Into<String>, reason: impl Into<String>) {
         self.skipped.push(Skip {
             subject: subject.into(),
             reason: reason.into(),
@@ -231,7 +127,7 @@ impl Plan {
     }
 }
 
-impl fmt::Display for Plan {
+impl<C: fmt::Display> fmt::Display for Plan<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.changes.is_empty() {
             writeln!(f, "no changes")?;
@@ -244,4 +140,13 @@ impl fmt::Display for Plan {
         }
         Ok(())
     }
+}
+
+/// Items joined with `, ` (for the changes' `Display`).
+pub(crate) fn list<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -29,7 +29,8 @@ pub use etcd::{MockEtcdMembership, MockScalingGroups};
 #[cfg(feature = "test-util")]
 pub use ownership::MockTargetOwnership;
 pub use ownership::{
-    decode_targets, encode_targets, CasPolicy, LedgerOwnership, OwnedTargets, Swap, TargetOwnership,
+    decode_targets, encode_targets, CasPolicy, LedgerOwnership, OwnedByConstruction, OwnedTargets,
+    Swap, TargetOwnership,
 };
 
 /// ELBv2 target groups.

@@ -25,6 +25,32 @@ pub trait TargetOwnership: Send + Sync {
     async fn claim(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()>;
     /// Forgets targets berth deregistered (or that are gone).
     async fn release(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()>;
+    /// Whether this store records anything ([`OwnedByConstruction`] does not, and the
+    /// engine then spends no call on it).
+    fn records(&self) -> bool {
+        true
+    }
+}
+
+/// The ownership of a caller that owns its targets by construction (the sidecar: its
+/// one target is its pod's IP): records nothing, owns nothing it did not just desire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnedByConstruction;
+
+#[async_trait]
+impl TargetOwnership for OwnedByConstruction {
+    async fn owned(&self) -> Result<OwnedTargets> {
+        Ok(OwnedTargets::new())
+    }
+    async fn claim(&self, _group: &TargetGroupArn, _targets: &[Target]) -> Result<()> {
+        Ok(())
+    }
+    async fn release(&self, _group: &TargetGroupArn, _targets: &[Target]) -> Result<()> {
+        Ok(())
+    }
+    fn records(&self) -> bool {
+        false
+    }
 }
 
 /// What one compare-and-swap attempt came to.

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::domain::{DnsRecord, Owner, RecordType};
-use crate::plan::{plan_dns, Change, DnsIntent, Plan};
+use crate::plan::{plan_dns, DnsIntent};
 use crate::provider::{DnsChange, DnsZones};
 use crate::{Error, Result};
 
@@ -126,7 +126,7 @@ impl DnsNames {
                 held_by,
             });
         }
-        let changes = dns_changes(&plan);
+        let changes = plan.dns_changes();
         if changes.is_empty() {
             return Ok(NameWrite::Unchanged);
         }
@@ -148,7 +148,7 @@ impl DnsNames {
         for skip in &plan.skipped {
             tracing::warn!(%skip, "DNS name left alone");
         }
-        let changes = dns_changes(&plan);
+        let changes = plan.dns_changes();
         if !changes.is_empty() {
             self.dns.change(&self.zone_id, &changes).await?;
         }
@@ -171,20 +171,4 @@ impl DnsNames {
             delete,
         }
     }
-}
-
-/// The plan's record changes as one change batch.
-fn dns_changes(plan: &Plan) -> Vec<DnsChange> {
-    plan.changes
-        .iter()
-        .flat_map(|c| match c {
-            Change::UpsertRecords { records, .. } => {
-                records.iter().cloned().map(DnsChange::Upsert).collect()
-            }
-            Change::DeleteRecords { records, .. } => {
-                records.iter().cloned().map(DnsChange::Delete).collect()
-            }
-            _ => Vec::new(),
-        })
-        .collect()
 }
