@@ -57,6 +57,10 @@ pub(crate) struct RunnerConfig {
     /// SIGTERM before it is killed.
     #[serde(default = "default_grace")]
     pub(crate) termination_grace_seconds: i64,
+    /// After a cancel, how long terraform has to stop on its SIGINT before the Job's
+    /// deadline ends it (its pod then gets SIGTERM and the termination grace period).
+    #[serde(default = "default_cancel_grace")]
+    pub(crate) cancel_grace_seconds: i64,
 }
 
 fn default_ip_families() -> Vec<String> {
@@ -70,6 +74,9 @@ fn default_deadline() -> i64 {
 }
 fn default_plan_ttl() -> i32 {
     24 * 3600
+}
+fn default_cancel_grace() -> i64 {
+    10 * 60
 }
 fn default_grace() -> i64 {
     30 * 60

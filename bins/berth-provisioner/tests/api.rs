@@ -649,6 +649,13 @@ fn logs_page_by_offset_follow_and_cancel() {
         record.data.unwrap().contains_key("cancel"),
         "the runner sees the request"
     );
+    // The Job controller ends it after the cancel grace (600 s) if terraform does not stop.
+    let deadline = job(&api, &id)
+        .spec
+        .unwrap()
+        .active_deadline_seconds
+        .unwrap();
+    assert!((600..=660).contains(&deadline), "{deadline}");
 
     // follow=true streams until the run ends.
     let addr = server.addr.clone();

@@ -274,8 +274,41 @@ impl Store {
         self.api::<ConfigMap>()
             .patch(id, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        self.shorten_deadline(id).await?;
         tracing::info!(run = %id, "cancel requested");
         self.run(id).await
+    }
+
+    /// Bounds a canceled run: its Job's `activeDeadlineSeconds` becomes its age plus
+    /// the cancel grace (never longer than it was), so the Job controller ends a run
+    /// whose terraform ignored the SIGINT, even if this API restarts meanwhile.
+    async fn shorten_deadline(&self, id: &str) -> Result<()> {
+        let Some(job) = self.api::<Job>().get_opt(id).await? else {
+            return Ok(());
+        };
+        let started = job
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .or(job.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0);
+        let age = started
+            .map(|t| {
+                k8s_openapi::jiff::Timestamp::now()
+                    .duration_since(t)
+                    .as_secs()
+            })
+            .unwrap_or(0)
+            .max(0);
+        let current = job.spec.as_ref().and_then(|s| s.active_deadline_seconds);
+        let deadline = age + self.config.runner.cancel_grace_seconds;
+        if current.is_none_or(|c| deadline < c) {
+            let patch = json!({"spec": {"activeDeadlineSeconds": deadline}});
+            self.api::<Job>()
+                .patch(id, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Stores a cluster's desired spec.
