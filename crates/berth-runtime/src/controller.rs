@@ -354,15 +354,28 @@ impl<L: Leadership> Controller<L> {
         }
         let mut next_resync = self.config.resync.map(|r| Instant::now() + r);
         let mut leadership_final = false;
+        // The leadership last acted upon (is_leader may already show a change that
+        // `changed` has not reported yet).
+        let mut last_leader = self.leadership.is_leader();
+        self.record_leader(last_leader);
         loop {
             let leading = self.leadership.is_leader();
             let due = state
                 .pending
                 .filter(|_| synced && leading)
                 .map(|(at, _)| at);
+            // Biased: a due pass goes before queued triggers, so a flood of changes
+            // cannot starve it (the keys it brings go into the next pass).
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Ok(Stopped::Cancelled),
+                () = sleep_until(due) => {
+                    let converged = self.pass(&mut state, &mut reconcile).await;
+                    if self.config.once {
+                        return Ok(Stopped::Once { converged });
+                    }
+                    next_resync = self.config.resync.map(|r| Instant::now() + r);
+                }
                 trigger = triggers.next() => match trigger {
                     Some(Trigger::Changed(key)) => {
                         state.changed.insert(key);
@@ -380,26 +393,31 @@ impl<L: Leadership> Controller<L> {
                     None => return Err(Error::TriggersEnded),
                 },
                 changed = self.leadership.changed(), if !leadership_final => match changed {
-                    Some(true) => {
-                        tracing::info!(controller = %self.name, "became the leader");
-                        state.schedule(Instant::now(), Reason::Leadership);
+                    Some(leading) if leading != last_leader => {
+                        last_leader = leading;
+                        self.record_leader(leading);
+                        if leading {
+                            tracing::info!(controller = %self.name, "became the leader");
+                            state.schedule(Instant::now(), Reason::Leadership);
+                        } else {
+                            tracing::info!(controller = %self.name, "no longer the leader");
+                        }
                     }
-                    Some(false) => tracing::info!(controller = %self.name, "no longer the leader"),
+                    Some(_) => {}
                     None => leadership_final = true,
                 },
-                () = sleep_until(due) => {
-                    let converged = self.pass(&mut state, &mut reconcile).await;
-                    if self.config.once {
-                        return Ok(Stopped::Once { converged });
-                    }
-                    next_resync = self.config.resync.map(|r| Instant::now() + r);
-                }
                 () = sleep_until(next_resync) => {
                     tracing::debug!(controller = %self.name, "periodic resync");
                     next_resync = self.config.resync.map(|r| Instant::now() + r);
                     state.schedule(Instant::now(), Reason::Resync);
                 }
             }
+        }
+    }
+
+    fn record_leader(&self, leading: bool) {
+        if let Some(m) = &self.metrics {
+            m.set_leader(&self.name, leading);
         }
     }
 

@@ -129,11 +129,13 @@ impl PassResult {
     }
 }
 
-/// `berth_reconcile_total{controller,result}`, `berth_reconcile_duration_seconds{controller}`
-/// and `berth_last_successful_reconcile_timestamp_seconds{controller}`.
+/// `berth_reconcile_total{controller,result}`, `berth_reconcile_duration_seconds{controller}`,
+/// `berth_last_successful_reconcile_timestamp_seconds{controller}` and
+/// `berth_leader{controller}`.
 #[derive(Clone)]
 pub struct ReconcileMetrics {
     total: Family<ResultLabels, Counter>,
+    leader: Family<ControllerLabel, Gauge>,
     duration: Family<ControllerLabel, Histogram>,
     last_success: Family<ControllerLabel, Gauge<f64, AtomicU64>>,
 }
@@ -153,6 +155,7 @@ impl Default for ReconcileMetrics {
     fn default() -> Self {
         ReconcileMetrics {
             total: Family::default(),
+            leader: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             last_success: Family::default(),
         }
@@ -176,6 +179,18 @@ impl ReconcileMetrics {
             "Unix time at which the last converged pass of the controller ended",
             self.last_success.clone(),
         );
+        registry.register(
+            "berth_leader",
+            "1 while this process may run the controller's passes (it leads, or needs no election)",
+            self.leader.clone(),
+        );
+    }
+
+    /// Records whether `controller` leads.
+    pub fn set_leader(&self, controller: &str, leading: bool) {
+        self.leader
+            .get_or_create(&[("controller", controller.to_owned())])
+            .set(i64::from(leading));
     }
 
     /// Records one pass of `controller` that took `took`.

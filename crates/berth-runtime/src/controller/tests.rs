@@ -261,8 +261,16 @@ async fn no_pass_before_the_first_listing_nor_while_not_leader() {
     h.send(Trigger::Synced);
     h.until(s(120)).await;
     assert!(h.times().is_empty(), "a pass while not the leader");
+    assert!(h
+        .metrics
+        .render()
+        .contains("berth_leader{controller=\"nodes\"} 0"));
     leader.send(true).unwrap();
     h.until(s(121)).await;
+    assert!(h
+        .metrics
+        .render()
+        .contains("berth_leader{controller=\"nodes\"} 1"));
     // Becoming leader runs the waiting pass at once, with the keys gathered meanwhile.
     assert_eq!(h.times(), [s(120)]);
     assert_eq!(h.passes()[0].1.changed, [1]);
