@@ -2,7 +2,7 @@
 //! who this instance is, the AWS configuration to build providers from, the node's
 //! TLS files, the dry-run flag and the run's deadline.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::time::Instant;
 
@@ -28,6 +28,9 @@ pub struct EtcdRun<'a> {
     pub dry_run: bool,
     /// The whole run must be over by then: waits end here (then fail, exit 1).
     pub deadline: Instant,
+    /// `base.chroot_path` (or `/`): paths berth writes under it are named in the
+    /// drop-in as the host's etcd sees them, without it.
+    pub root: &'a Path,
 }
 
 /// Where the certificates module keeps the node's TLS material.

@@ -174,6 +174,7 @@ async fn execute(
                     tls: tls.as_ref(),
                     dry_run,
                     deadline,
+                    root: config.base.root(),
                 };
                 let report = etcd::run(input).await.context("etcd")?;
                 progress.record(module, report);

@@ -5,6 +5,7 @@
 
 mod local;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +75,7 @@ pub async fn run(input: EtcdRun<'_>) -> anyhow::Result<ModuleReport> {
     let workflow = EtcdBootstrap::new(
         providers,
         EtcdBootstrapSettings {
-            etcd: core_settings(settings, &group, input.tls),
+            etcd: core_settings(settings, &group, input.tls, input.root),
             group,
             owner: Owner::new(OWNER)?,
             wait: PollPolicy {
@@ -105,7 +106,7 @@ pub async fn run(input: EtcdRun<'_>) -> anyhow::Result<ModuleReport> {
         EtcdAction::Joined => report.change(format!(
             "add member {} ({}) to the cluster{}",
             me.instance_id,
-            core_settings(settings, "", None).peer_url(me.private_ip),
+            core_settings(settings, "", None, input.root).peer_url(me.private_ip),
             if summary.learner { " as a learner" } else { "" }
         )),
         EtcdAction::Created => report.change(format!(
@@ -139,6 +140,7 @@ fn core_settings(
     settings: &EtcdSettings,
     group: &str,
     tls: Option<&TlsFiles>,
+    root: &Path,
 ) -> plan::EtcdSettings {
     plan::EtcdSettings {
         client_scheme: settings.client_schema.as_str().to_owned(),
@@ -149,10 +151,19 @@ fn core_settings(
         learner: settings.learner,
         cluster_token: group.to_owned(),
         tls: tls.map(|t| EtcdTls {
-            cert_file: t.cert_file.display().to_string(),
-            key_file: t.key_file.display().to_string(),
-            trusted_ca_file: t.ca_file.display().to_string(),
+            cert_file: host_path(&t.cert_file, root),
+            key_file: host_path(&t.key_file, root),
+            trusted_ca_file: host_path(&t.ca_file, root),
         }),
+    }
+}
+
+/// `path` as etcd on the host sees it: written under the chroot `root` by a
+/// containerised berth-bootstrap, read without it by the host's etcd.
+fn host_path(path: &Path, root: &Path) -> String {
+    match path.strip_prefix(root) {
+        Ok(relative) => Path::new("/").join(relative).display().to_string(),
+        Err(_) => path.display().to_string(),
     }
 }
 
@@ -178,4 +189,26 @@ fn client_config(
         tls,
         ..EtcdClientConfig::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_paths_in_the_drop_in_are_the_hosts() {
+        let root = Path::new("/media/root");
+        assert_eq!(
+            host_path(Path::new("/media/root/etc/ssl/node_certs/n.pem"), root),
+            "/etc/ssl/node_certs/n.pem"
+        );
+        assert_eq!(
+            host_path(Path::new("/etc/ssl/ca.pem"), root),
+            "/etc/ssl/ca.pem"
+        );
+        assert_eq!(
+            host_path(Path::new("/etc/ssl/ca.pem"), Path::new("/")),
+            "/etc/ssl/ca.pem"
+        );
+    }
 }
