@@ -24,6 +24,8 @@ pub(crate) const DNS_TTL: &str = "BERTH_DNS_TTL";
 pub(crate) const LEDGER_TABLE: &str = "BERTH_LEDGER_TABLE";
 /// Release the address when the instance stops (default false).
 pub(crate) const RELEASE_ON_STOP: &str = "BERTH_RELEASE_ON_STOP";
+/// Most AWS API calls per second the function sends (0 = unlimited, the default).
+pub(crate) const AWS_MAX_RPS: &str = "BERTH_AWS_MAX_RPS";
 /// The installation this function belongs to (default `default`); its owner id is
 /// `berth/<installation>/lambda`.
 pub(crate) const INSTALLATION_ID: &str = "BERTH_INSTALLATION_ID";
@@ -58,6 +60,8 @@ pub(crate) struct Config {
     pub(crate) settings: BindingSettings,
     /// The ledger table.
     pub(crate) table: String,
+    /// The least time between two AWS calls (zero: no limit).
+    pub(crate) min_call_interval: Duration,
 }
 
 impl Config {
@@ -158,6 +162,19 @@ impl Config {
             }
         };
 
+        let min_call_interval = match get(AWS_MAX_RPS) {
+            None => Duration::ZERO,
+            Some(v) => match v.parse::<f64>() {
+                Ok(0.0) => Duration::ZERO,
+                Ok(rps) if rps.is_finite() && rps > 0.0 => Duration::from_secs_f64(1.0 / rps),
+                _ => {
+                    return Err(bad(
+                        AWS_MAX_RPS,
+                        format!("{v:?} is not a number of calls per second (0 = unlimited)"),
+                    ))
+                }
+            },
+        };
         let installation = match get(INSTALLATION_ID) {
             None => InstallationId::default(),
             Some(v) => InstallationId::new(&v).map_err(|e| bad(INSTALLATION_ID, e.to_string()))?,
@@ -182,6 +199,7 @@ impl Config {
                 claim_ttl: CLAIM_TTL,
             },
             table,
+            min_call_interval,
         })
     }
 }
@@ -242,6 +260,7 @@ mod tests {
         assert_eq!(c.settings.name_template, DnsNameTemplate::default());
         assert!(!c.settings.policy.release_on_stop);
         assert_eq!(c.table, "berth-ledger");
+        assert_eq!(c.min_call_interval, Duration::ZERO, "no rate limit");
         assert_eq!(c.settings.owner.as_str(), "berth/default/lambda");
         // Rows and DNS names written before installation ids stay ours.
         assert_eq!(
@@ -261,8 +280,10 @@ mod tests {
             (RELEASE_ON_STOP, "TRUE"),
             (DNS_NAME_TEMPLATE, "{tag:team}-{instance_id}"),
             (INSTALLATION_ID, "prod-eu-1"),
+            (AWS_MAX_RPS, "4"),
         ])))
         .unwrap();
+        assert_eq!(c.min_call_interval, Duration::from_millis(250));
         assert_eq!(c.settings.owner.as_str(), "berth/prod-eu-1/lambda");
         assert_eq!(c.settings.dns_ttl, 300);
         assert!(c.settings.policy.release_on_stop);
@@ -290,6 +311,8 @@ mod tests {
             (LEDGER_TABLE, "a/b"),
             (RELEASE_ON_STOP, "maybe"),
             (INSTALLATION_ID, "prod/eu"),
+            (AWS_MAX_RPS, "fast"),
+            (AWS_MAX_RPS, "-1"),
         ];
         for (variable, value) in cases {
             let err = Config::from_lookup(env(&with(&[(variable, value)]))).unwrap_err();

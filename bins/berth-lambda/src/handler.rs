@@ -8,7 +8,9 @@ use berth_aws::dynamodb::DynamoLedger;
 use berth_aws::ec2::{Ec2Addresses, Ec2Instances};
 use berth_aws::route53::Route53Zones;
 use berth_aws::CallCounter;
-use berth_core::workflow::{AddressBinder, Outcome};
+use berth_core::engine::{Caller, RetryPolicy, Tally};
+use berth_core::provider::{Addresses, DnsZones, Instances, Ledger};
+use berth_core::workflow::{AddressBinder, BindingSettings, Outcome};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -22,8 +24,28 @@ pub(crate) struct Handler {
 }
 
 struct App {
-    binder: AddressBinder,
+    instances: Arc<dyn Instances>,
+    addresses: Arc<dyn Addresses>,
+    dns: Arc<dyn DnsZones>,
+    ledger: Arc<dyn Ledger>,
+    settings: BindingSettings,
+    /// The rate limit and retries of every call; each event counts in its own scope.
+    caller: Caller,
     counter: CallCounter,
+}
+
+impl App {
+    /// A binder for one event: the shared providers and rate limit, a fresh tally.
+    fn binder(&self) -> AddressBinder {
+        AddressBinder::with_caller(
+            self.instances.clone(),
+            self.addresses.clone(),
+            self.dns.clone(),
+            self.ledger.clone(),
+            self.settings.clone(),
+            self.caller.scope(),
+        )
+    }
 }
 
 impl Handler {
@@ -43,23 +65,29 @@ impl Handler {
                 return Handler { app: Err(error) };
             }
         };
-        let sdk = load_sdk_config(&AwsOptions::default()).await;
+        // The engine retries (with jittered backoff, within the rate limit, and counted
+        // in the log line), so the SDK makes one attempt per call.
+        let options = AwsOptions {
+            max_attempts: 1,
+            ..AwsOptions::default()
+        };
+        let sdk = load_sdk_config(&options).await;
         let counter = CallCounter::new();
-        let binder = AddressBinder::new(
-            Arc::new(Ec2Instances::new(&sdk, counter.clone())),
-            Arc::new(Ec2Addresses::new(&sdk, counter.clone())),
-            Arc::new(Route53Zones::new(&sdk, counter.clone())),
-            Arc::new(DynamoLedger::new(
+        let app = App {
+            instances: Arc::new(Ec2Instances::new(&sdk, counter.clone())),
+            addresses: Arc::new(Ec2Addresses::new(&sdk, counter.clone())),
+            dns: Arc::new(Route53Zones::new(&sdk, counter.clone())),
+            ledger: Arc::new(DynamoLedger::new(
                 &sdk,
                 counter.clone(),
                 config.table,
                 LEDGER_KEY,
             )),
-            config.settings,
-        );
-        Handler {
-            app: Ok(App { binder, counter }),
-        }
+            settings: config.settings,
+            caller: Caller::new(RetryPolicy::default(), config.min_call_interval),
+            counter,
+        };
+        Handler { app: Ok(app) }
     }
 
     /// Handles one event: the outcome as the response, or an error with a type
@@ -111,10 +139,12 @@ impl Handler {
         line.insert("instance_id".into(), change.instance_id.to_string().into());
         line.insert("state".into(), change.state.as_str().into());
         let before = app.counter.snapshot();
-        let result = app.binder.handle(&change.instance_id, change.state).await;
+        let binder = app.binder();
+        let result = binder.handle(&change.instance_id, change.state).await;
         let calls = delta(&before, &app.counter.snapshot());
         line.insert("aws_calls".into(), calls.values().sum::<u64>().into());
         line.insert("aws_calls_by_operation".into(), json!(calls));
+        report_attempts(&binder.caller().tally(), line);
         let outcome = result.map_err(|e| Diagnostic {
             error_type: error_type(&e).into(),
             error_message: e.to_string(),
@@ -153,6 +183,23 @@ fn describe(outcome: &Outcome, line: &mut Map<String, Value>) {
         Outcome::Ignored { reason } => {
             line.insert("reason".into(), reason.clone().into());
         }
+    }
+}
+
+/// What the engine's retries cost: attempts in all, retries and calls that failed
+/// after their last attempt, and the retries per operation where there were any.
+fn report_attempts(tally: &Tally, line: &mut Map<String, Value>) {
+    line.insert("aws_attempts".into(), tally.attempts().into());
+    line.insert("aws_retries".into(), tally.retries().into());
+    line.insert("aws_failures".into(), tally.failures().into());
+    let retried: BTreeMap<&str, u32> = tally
+        .operations
+        .iter()
+        .filter(|(_, o)| o.retries() > 0)
+        .map(|(name, o)| (name.as_str(), o.retries()))
+        .collect();
+    if !retried.is_empty() {
+        line.insert("aws_retries_by_operation".into(), json!(retried));
     }
 }
 

@@ -12,7 +12,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
-use berth_testing::{aws_env, sdk_config, InvocationResult, LambdaRuntimeApi, MotoServer};
+use berth_testing::{
+    aws_env, sdk_config, Fault, FaultProxy, InvocationResult, LambdaRuntimeApi, MotoServer, Rule,
+};
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
@@ -318,6 +320,17 @@ struct Runtimes {
 
 impl Runtimes {
     fn spawn(api: &LambdaRuntimeApi, aws: &Aws, count: usize, extra: &[(&str, &str)]) -> Runtimes {
+        Runtimes::spawn_at(api, aws, &aws.endpoint, count, extra)
+    }
+
+    /// As [`Runtimes::spawn`], with AWS at `endpoint` (a fault proxy in front of moto).
+    fn spawn_at(
+        api: &LambdaRuntimeApi,
+        aws: &Aws,
+        endpoint: &str,
+        count: usize,
+        extra: &[(&str, &str)],
+    ) -> Runtimes {
         let mut env: Vec<(String, String)> = vec![
             (
                 "BERTH_INSTANCE_TAGS".into(),
@@ -334,7 +347,7 @@ impl Runtimes {
                 env.push(((*k).into(), (*v).into()));
             }
         }
-        Runtimes::spawn_with(api, &aws.endpoint, count, &env)
+        Runtimes::spawn_with(api, endpoint, count, &env)
     }
 
     fn spawn_with(
@@ -521,6 +534,35 @@ async fn one_instance_gets_one_address_one_record_one_bound_row() {
         again["aws_calls_by_operation"].get("PutItem").is_none(),
         "{again}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_and_failing_calls_are_retried_by_the_engine_and_reported_in_the_log_line() {
+    let moto = MotoServer::isolated().await;
+    let aws = Aws::new(&moto, 2).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let throttle = proxy.add(Rule::new("AssociateAddress", Fault::Throttle).times(2));
+    let fail = proxy.add(Rule::new("PutItem", Fault::ServerError { status: 500 }).times(1));
+    let api = LambdaRuntimeApi::start();
+    let runtimes = Runtimes::spawn_at(&api, &aws, &proxy.endpoint(), 1, &[]);
+    let instance = aws.launch(1, MATCHING).await.remove(0);
+    let results = deliver(&api, &[event(&instance, "running")]).await;
+    assert_eq!(response(&results[0].1)["outcome"], "bound", "{results:?}");
+    assert_eq!((proxy.fired(throttle), proxy.fired(fail)), (2, 1));
+    aws.assert_consistent().await;
+
+    runtimes.wait_outcomes(1).await;
+    let line = &runtimes.outcomes()[&results[0].0];
+    let retried = &line["aws_retries_by_operation"];
+    assert_eq!(retried["AssociateAddress"], 2, "{line}");
+    assert_eq!(retried["PutItem"], 1, "{line}");
+    assert_eq!(line["aws_retries"], 3, "{line}");
+    assert_eq!(line["aws_failures"], 0, "{line}");
+    // Six calls, three of them retried once more each: nine attempts, every one of
+    // them an HTTP request (the SDK itself does not retry).
+    assert_eq!(line["aws_attempts"], 9, "{line}");
+    assert_eq!(proxy.count("AssociateAddress"), 3);
+    assert_eq!(proxy.count("PutItem"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::called::Called;
 use super::dns::{DnsNames, Expect};
 use super::naming::DnsNameTemplate;
 use super::row::{attr, AddressRow, RowState};
@@ -12,6 +13,7 @@ use crate::domain::{
     AllocationId, Association, AssociationTarget, AttributeEquals, DnsRecord, ElasticIp, Instance,
     InstanceId, InstanceState, Owner, RecordType, TagFilter, WriteCondition,
 };
+use crate::engine::Caller;
 use crate::plan::{plan_address, AddressDecision, AddressPolicy};
 use crate::provider::{Addresses, DnsZones, Instances, Ledger};
 use crate::{Error, Result};
@@ -134,11 +136,13 @@ pub struct AddressBinder {
     names: DnsNames,
     ledger: Arc<dyn Ledger>,
     settings: BindingSettings,
+    caller: Caller,
     clock: Clock,
 }
 
 impl AddressBinder {
-    /// A binder over these providers.
+    /// A binder over these providers, every call through a [`Caller`] with the
+    /// default retry policy and no rate limit.
     pub fn new(
         instances: Arc<dyn Instances>,
         addresses: Arc<dyn Addresses>,
@@ -146,20 +150,49 @@ impl AddressBinder {
         ledger: Arc<dyn Ledger>,
         settings: BindingSettings,
     ) -> Self {
-        let names = DnsNames::new(dns, settings.zone_id.clone(), settings.owner.clone())
-            .adopting(settings.previous_owners.iter().cloned());
-        AddressBinder {
+        Self::with_caller(
             instances,
             addresses,
-            names,
+            dns,
             ledger,
             settings,
+            Caller::default(),
+        )
+    }
+
+    /// A binder over these providers, every call through `caller`: its rate limit,
+    /// its retries, and its tally (give each event a [`Caller::scope`] to report what
+    /// that event alone spent).
+    pub fn with_caller(
+        instances: Arc<dyn Instances>,
+        addresses: Arc<dyn Addresses>,
+        dns: Arc<dyn DnsZones>,
+        ledger: Arc<dyn Ledger>,
+        settings: BindingSettings,
+        caller: Caller,
+    ) -> Self {
+        let names = DnsNames::new(dns, settings.zone_id.clone(), settings.owner.clone())
+            .adopting(settings.previous_owners.iter().cloned())
+            .through(caller.clone());
+        AddressBinder {
+            instances: Arc::new(Called::new(instances, caller.clone())),
+            addresses: Arc::new(Called::new(addresses, caller.clone())),
+            names,
+            ledger: Arc::new(Called::new(ledger, caller.clone())),
+            settings,
+            caller,
             clock: Arc::new(|| {
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs())
             }),
         }
+    }
+
+    /// The caller every provider call goes through (its [`Caller::tally`] is what
+    /// this binder spent).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// Replaces the clock (Unix seconds).

@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::called::Called;
 use crate::domain::{DnsRecord, Owner, RecordType};
+use crate::engine::Caller;
 use crate::plan::{plan_dns, DnsIntent};
 use crate::provider::{DnsChange, DnsZones};
 use crate::{Error, Result};
@@ -78,6 +80,12 @@ impl DnsNames {
     /// the current owner on the next write, so nothing is orphaned.
     pub fn adopting(mut self, previous: impl IntoIterator<Item = Owner>) -> Self {
         self.adopt = previous.into_iter().filter(|o| *o != self.owner).collect();
+        self
+    }
+
+    /// Sends every DNS call through `caller` (its rate limit, retries and tally).
+    pub fn through(mut self, caller: Caller) -> Self {
+        self.dns = Arc::new(Called::new(self.dns, caller));
         self
     }
 

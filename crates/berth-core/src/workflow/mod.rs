@@ -7,11 +7,14 @@
 //! - [`EtcdBootstrap`]: this node's etcd membership at boot (berth-bootstrap's policy).
 
 mod binder;
+mod called;
 mod dns;
 #[cfg(test)]
 mod dns_tests;
 mod etcd;
 mod naming;
+#[cfg(test)]
+mod retries;
 mod row;
 #[cfg(test)]
 mod tests;

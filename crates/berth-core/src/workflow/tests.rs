@@ -15,6 +15,7 @@ use crate::domain::{
     AllocationId, AssociationTarget, DnsRecord, ElasticIp, Instance, InstanceId, InstanceState,
     LedgerRecord, NetworkInterface, Owner, RecordType, TagFilter, Tags, WriteCondition,
 };
+use crate::engine::{Caller, RetryPolicy};
 use crate::memory::{MemoryAddresses, MemoryDns, MemoryInstances, MemoryLedger};
 use crate::plan::AddressPolicy;
 use crate::provider::{Addresses, DnsChange, DnsZones, Instances, Ledger};
@@ -144,12 +145,14 @@ impl World {
 
     fn binder_with(&self, settings: BindingSettings) -> AddressBinder {
         let now = self.now.clone();
-        AddressBinder::new(
+        // No retries: these tests drive each failure by hand (retries: `retries.rs`).
+        AddressBinder::with_caller(
             Arc::new(Yielding(self.instances.clone())),
             Arc::new(Yielding(self.addresses.clone())),
             Arc::new(Yielding(self.dns.clone())),
             Arc::new(Yielding(self.ledger.clone())),
             settings,
+            Caller::new(RetryPolicy::none(), Duration::ZERO),
         )
         .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
     }
