@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
+use berth_runtime::{LogArgs, LogFormat};
+use clap::Parser;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -27,15 +29,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The function's logging settings, through berth-runtime's shared arguments but from
+/// the environment only (Lambda passes no arguments): `BERTH_LOG_FORMAT` (`json`
+/// unless set to `text`), `BERTH_LOG_LEVEL`, `RUST_LOG`.
+#[derive(clap::Parser)]
+struct Env {
+    #[command(flatten)]
+    log: LogArgs,
+}
+
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    let mut env = Env::try_parse_from(["berth-lambda"]).context("logging settings")?;
+    // CloudWatch Logs reads JSON lines best: the function's default format.
+    if std::env::var_os("BERTH_LOG_FORMAT").is_none() {
+        env.log.format = LogFormat::Json;
+    }
+    berth_runtime::logging::init(&env.log, "lambda").context("logging")?;
     // One invocation at a time per process (Lambda's model): one thread is enough,
     // and it starts faster.
     let runtime = tokio::runtime::Builder::new_current_thread()
