@@ -75,7 +75,11 @@ impl Provisioner {
         std::fs::write(&config_path, config).expect("write the config");
         let token_file = scratch.0.join("tokens");
         std::fs::write(&token_file, format!("# tokens\n{TOKEN}\n")).expect("write tokens");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth-provisioner"))
+        // BERTH_PROVISIONER_BIN: another build of the binary (the benchmark's release one).
+        let binary = std::env::var_os("BERTH_PROVISIONER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth-provisioner")));
+        let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", NAMESPACE)
@@ -120,6 +124,11 @@ impl Provisioner {
             token_file,
             stderr,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the binary logged so far.
