@@ -141,7 +141,7 @@ impl Handler {
         let before = app.counter.snapshot();
         let binder = app.binder();
         let result = binder.handle(&change.instance_id, change.state).await;
-        let calls = delta(&before, &app.counter.snapshot());
+        let calls = app.counter.since(&before);
         line.insert("aws_calls".into(), calls.values().sum::<u64>().into());
         line.insert("aws_calls_by_operation".into(), json!(calls));
         report_attempts(&binder.caller().tally(), line);
@@ -218,16 +218,6 @@ fn error_type(e: &berth_core::Error) -> &'static str {
         E::Invalid(_) => "Invalid",
         _ => "ProviderError",
     }
-}
-
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter_map(|(op, n)| {
-            let d = n - before.get(op).copied().unwrap_or(0);
-            (d > 0).then(|| (op.clone(), d))
-        })
-        .collect()
 }
 
 /// One JSON object per line on stdout, which Lambda sends to CloudWatch Logs.

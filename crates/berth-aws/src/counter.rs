@@ -86,6 +86,18 @@ impl CallCounter {
         out
     }
 
+    /// The calls per operation made since `before` (an earlier [`CallCounter::snapshot`]),
+    /// operations without any left out: what one event or one pass spent.
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|(op, n)| {
+                let d = n.saturating_sub(before.get(&op).copied().unwrap_or(0));
+                (d > 0).then_some((op, d))
+            })
+            .collect()
+    }
+
     /// The counts per service and operation.
     pub fn calls(&self) -> BTreeMap<Call, u64> {
         self.lock().calls.clone()
@@ -238,6 +250,23 @@ fn shape_name(raw: &str) -> String {
 mod tests {
     use super::*;
     use aws_smithy_types::body::SdkBody;
+
+    #[test]
+    fn since_counts_only_what_came_after_the_snapshot() {
+        let counter = CallCounter::new();
+        counter.record_call("ec2", "DescribeAddresses");
+        counter.record_call("ec2", "AssociateAddress");
+        let before = counter.snapshot();
+        counter.record_call("ec2", "AssociateAddress");
+        counter.record_call("dynamodb", "PutItem");
+        assert_eq!(
+            counter.since(&before),
+            BTreeMap::from([
+                ("AssociateAddress".to_owned(), 1),
+                ("PutItem".to_owned(), 1)
+            ])
+        );
+    }
 
     #[test]
     fn clones_share_counts() {
