@@ -86,7 +86,7 @@ async fn https_members_answer_with_the_node_certificate_and_refuse_without_it() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(members.len(), 1);
-    assert_eq!(members[0].client_urls, [client_url.clone()]);
+    assert_eq!(members[0].client_urls, std::slice::from_ref(&client_url));
     assert!(adapter.local_view(&client_url).await.unwrap().is_some());
 
     // Without a client certificate the member refuses the handshake: nothing answers.
