@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use berth_runtime::LogArgs;
+use clap::{Parser, Subcommand};
 
 use crate::config::Module;
 
@@ -49,12 +50,9 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "10m", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
 
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BERTH_LOG_FORMAT")]
-    pub log_format: LogFormat,
-    /// Log filter (`info`, `berth_bootstrap=debug`, ...); `RUST_LOG` works too.
-    #[arg(long, global = true, default_value = "info", env = "BERTH_LOG")]
-    pub log_level: String,
+    /// Logging on stderr (`--log-format text|json`, `--log-level`).
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// The subcommands.
@@ -69,13 +67,10 @@ pub enum Command {
     Plan,
 }
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+impl berth_runtime::process::Cli for Cli {
+    fn log_args(&self) -> &LogArgs {
+        &self.log
+    }
 }
 
 impl Cli {

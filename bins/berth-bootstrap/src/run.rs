@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use berth_aws::CallCounter;
+use berth_runtime::oneshot::Finished;
+use berth_runtime::ExitStatus;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -14,7 +16,7 @@ use crate::config::{Config, ConfigError, Module};
 use crate::context::{EtcdRun, TlsFiles};
 use crate::hostname::HostnameError;
 use crate::identity::{self, NodeIdentity};
-use crate::summary::{ModuleReport, RunStatus, Summary};
+use crate::summary::{ModuleReport, Summary};
 use crate::{certs, dns, etcd, hostname};
 
 /// What a run has gathered so far, kept when it fails half-way.
@@ -31,57 +33,51 @@ impl Progress {
     }
 }
 
-/// Runs the command line's command and summarises it.
-pub async fn run(cli: &Cli) -> Summary {
-    let started = Instant::now();
-    let deadline = started + cli.deadline;
+/// How a run ended, before it becomes berth-runtime's outcome.
+enum Ended {
+    Done,
+    AmiBuild,
+}
+
+/// Runs the command line's command once and summarises it for berth-runtime's
+/// one-shot runner (which enforces `--deadline` and SIGTERM).
+pub async fn run(cli: &Cli) -> Finished<Summary> {
+    let deadline = Instant::now() + cli.deadline;
     let counter = CallCounter::new();
     let mut progress = Progress::default();
-    let outcome =
-        tokio::time::timeout_at(deadline, execute(cli, &counter, deadline, &mut progress))
-            .await
-            .unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "the run did not finish within its deadline of {}",
-                    humantime::format_duration(cli.deadline)
-                ))
-            });
-    let (status, error) = match outcome {
-        Ok(status) => (status, None),
-        Err(error) => {
-            let status = classify(&error);
-            tracing::error!("{error:#}");
-            (status, Some(format!("{error:#}")))
-        }
-    };
-    Summary {
+    let outcome = execute(cli, &counter, deadline, &mut progress).await;
+    let summary = Summary {
         command: match cli.command() {
             Command::Run => "run",
             Command::RenewCerts => "renew-certs",
             Command::Plan => "plan",
         },
         dry_run: cli.dry_run(),
-        status,
-        exit_code: status.exit_code(),
         instance: progress.instance,
         modules: progress.modules,
-        error,
         aws_calls: counter.snapshot(),
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    match outcome {
+        Ok(Ended::Done) => Finished::Done(summary),
+        Ok(Ended::AmiBuild) => Finished::Other {
+            outcome: "ami_build",
+            status: ExitStatus::new(crate::EXIT_AMI_BUILD),
+            summary,
+        },
+        Err(error) if is_bad_input(&error) => Finished::BadConfiguration(error.into()),
+        Err(error) => Finished::Failed {
+            summary: Some(summary),
+            error: error.into(),
+        },
     }
 }
 
-/// Bad configuration or unusable tags (exit 2), anything else a failure (exit 1).
-/// Decided by the error's type, never its text.
-fn classify(error: &anyhow::Error) -> RunStatus {
-    let bad_input = error
+/// Bad configuration or unusable tags (exit 2); decided by the error's type, never
+/// its text.
+fn is_bad_input(error: &anyhow::Error) -> bool {
+    error
         .chain()
-        .any(|e| e.is::<ConfigError>() || e.is::<HostnameError>());
-    if bad_input {
-        RunStatus::BadConfiguration
-    } else {
-        RunStatus::Failed
-    }
+        .any(|e| e.is::<ConfigError>() || e.is::<HostnameError>())
 }
 
 async fn execute(
@@ -89,7 +85,7 @@ async fn execute(
     counter: &CallCounter,
     deadline: Instant,
     progress: &mut Progress,
-) -> anyhow::Result<RunStatus> {
+) -> anyhow::Result<Ended> {
     let config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::defaults(),
@@ -109,7 +105,7 @@ async fn execute(
             tag = %config.base.ami_build_tag,
             "this instance is an AMI build: nothing to do"
         );
-        return Ok(RunStatus::AmiBuild);
+        return Ok(Ended::AmiBuild);
     }
 
     let names = if modules
@@ -181,7 +177,7 @@ async fn execute(
             }
         }
     }
-    Ok(RunStatus::Done)
+    Ok(Ended::Done)
 }
 
 /// The modules this command runs: the configured ones minus `--skip-*`; `renew-certs`

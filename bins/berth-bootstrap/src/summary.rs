@@ -5,32 +5,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-/// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Every module finished (exit 0).
-    Done,
-    /// A module failed (exit 1).
-    Failed,
-    /// The configuration or the instance's tags are unusable (exit 2).
-    BadConfiguration,
-    /// The instance builds an AMI: nothing was done (exit 3).
-    AmiBuild,
-}
-
-impl RunStatus {
-    /// The process exit code.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            RunStatus::Done => 0,
-            RunStatus::Failed => 1,
-            RunStatus::BadConfiguration => 2,
-            RunStatus::AmiBuild => crate::EXIT_AMI_BUILD,
-        }
-    }
-}
-
 /// What one module did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModuleReport {
@@ -83,27 +57,20 @@ impl ModuleReport {
     }
 }
 
-/// The whole run, printed once on stdout.
+/// What the run did: the `summary` of berth-runtime's one-shot report on stdout
+/// (`{"outcome": ..., "exit_code": ..., "elapsed_seconds": ..., "summary": {...},
+/// "error": ...}`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// `run`, `renew-certs` or `plan`.
     pub command: &'static str,
     /// Nothing was changed.
     pub dry_run: bool,
-    /// How it ended.
-    pub status: RunStatus,
-    /// The process exit code.
-    pub exit_code: u8,
     /// This instance, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<Value>,
-    /// Per module, in the order they ran.
+    /// Per module that ran (or was planned), by name.
     pub modules: BTreeMap<String, Value>,
-    /// The error that ended the run, with its causes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
     /// AWS calls per operation.
     pub aws_calls: BTreeMap<String, u64>,
-    /// Wall time of the run, milliseconds.
-    pub elapsed_ms: u64,
 }

@@ -13,7 +13,7 @@ async fn an_ami_build_exits_3_and_writes_nothing() {
     let config = node.config("", MODULES_NO_CERTS);
     let run = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.summary["status"], "ami_build");
+    assert_eq!(run.summary["outcome"], "ami_build");
     assert!(files_under(&node.root()).is_empty());
     assert_eq!(node.proxy.count("ChangeResourceRecordSets"), 0);
     assert_eq!(node.proxy.count("ListHostedZonesByName"), 0);
@@ -26,7 +26,7 @@ async fn a_missing_hostname_tag_exits_2_naming_it_and_writes_nothing() {
     let config = node.config("", MODULES_NO_CERTS);
     let run = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(run.summary["status"], "bad_configuration");
+    assert_eq!(run.summary["outcome"], "bad_configuration");
     let error = run.summary["error"].as_str().unwrap();
     assert!(error.contains("`Role`"), "{error}");
     assert!(files_under(&node.root()).is_empty());
@@ -40,7 +40,7 @@ async fn hostname_and_dns_with_no_zone_listing_then_nothing_on_a_second_run() {
     let config = node.config("", MODULES_NO_CERTS);
     let run = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
-    assert_eq!(run.summary["status"], "done");
+    assert_eq!(run.summary["outcome"], "done");
     let hostname = std::fs::read_to_string(node.root().join("etc/hostname")).unwrap();
     assert_eq!(hostname, format!("{}\n", node.hostname()));
 
@@ -78,8 +78,14 @@ async fn hostname_and_dns_with_no_zone_listing_then_nothing_on_a_second_run() {
     std::fs::write(&config, with_id).unwrap();
     let again = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert_eq!(again.summary["modules"]["hostname"]["status"], "unchanged");
-    assert_eq!(again.summary["modules"]["dns"]["status"], "unchanged");
+    assert_eq!(
+        again.summary["summary"]["modules"]["hostname"]["status"],
+        "unchanged"
+    );
+    assert_eq!(
+        again.summary["summary"]["modules"]["dns"]["status"],
+        "unchanged"
+    );
     assert_eq!(node.proxy.count("ListHostedZonesByName"), 0);
     assert_eq!(node.proxy.count("ChangeResourceRecordSets"), 0);
     assert_eq!(
@@ -154,13 +160,13 @@ async fn plan_prints_every_change_and_changes_nothing() {
         all.extend(["-c", config.to_str().unwrap()]);
         let run = node.run(&all).await;
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert_eq!(run.summary["dry_run"], true);
+        assert_eq!(run.summary["summary"]["dry_run"], true);
         for module in ["hostname", "dns", "certificates"] {
             assert_eq!(
-                run.summary["modules"][module]["status"], "planned",
+                run.summary["summary"]["modules"][module]["status"], "planned",
                 "{module}"
             );
-            assert!(!run.summary["modules"][module]["changes"]
+            assert!(!run.summary["summary"]["modules"][module]["changes"]
                 .as_array()
                 .unwrap()
                 .is_empty());

@@ -242,12 +242,20 @@ impl World {
             .expect("berth-bootstrap ran for more than 120 s")
             .expect("run berth-bootstrap");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let summary = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
             panic!(
                 "summary is not JSON ({e}): {stdout}\nstderr:\n{}",
                 String::from_utf8_lossy(&output.stderr)
             )
         });
+        // berth-runtime's one-shot report {"outcome", "summary": {...}, "error"}: the
+        // run's summary, with the outcome and the error beside its fields.
+        let mut summary = match &report["summary"] {
+            Value::Object(_) => report["summary"].clone(),
+            _ => Value::Object(serde_json::Map::new()),
+        };
+        summary["outcome"] = report["outcome"].clone();
+        summary["error"] = report["error"].clone();
         Run {
             code: output.status.code().unwrap_or(-1),
             summary,
