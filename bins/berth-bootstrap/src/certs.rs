@@ -151,6 +151,27 @@ pub async fn apply(
     Ok((report, Some(files)))
 }
 
+/// Where the module keeps the node's TLS files, without issuing anything: for the
+/// etcd drop-in when the certificates module does not run in this run.
+pub async fn locate(
+    settings: &CertificateSettings,
+    aws: &Aws,
+    names: &NodeNames,
+) -> anyhow::Result<TlsFiles> {
+    let authority = settings
+        .authority()
+        .context("no CA configured (certificates.ca_cert_file + ca_key_file, or acm_pca_arn)")?;
+    let (_, ca_pem) = load_signer(&authority, aws).await?;
+    let ca = CertificateInfo::from_pem("the CA certificate", ca_pem.as_bytes())?;
+    let ca_name = ca
+        .common_name
+        .context("the CA certificate has no common name")?;
+    let ca_file = settings
+        .ca_path
+        .join(format!("{}.pem", file_stem(&ca_name)));
+    Ok(node_files(settings, &names.fqdn, ca_file))
+}
+
 /// The node's TLS files as the module names them (for the etcd drop-in).
 pub fn node_files(settings: &CertificateSettings, fqdn: &str, ca_file: PathBuf) -> TlsFiles {
     let stem = file_stem(fqdn);

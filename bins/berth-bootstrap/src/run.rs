@@ -163,6 +163,18 @@ async fn execute(
                 progress.record(module, report);
             }
             Module::Etcd => {
+                let certificates = &config.certificates;
+                if tls.is_none()
+                    && certificates.node_certificate
+                    && certificates.authority().is_some()
+                {
+                    // The certificates module did not run now: the files it keeps.
+                    let names = match &names {
+                        Some(names) => names.clone(),
+                        None => NodeNames::new(&config, &identity)?,
+                    };
+                    tls = Some(certs::locate(certificates, &aws, &names).await?);
+                }
                 let input = EtcdRun {
                     settings: &config.etcd,
                     identity: &identity,

@@ -204,3 +204,32 @@ async fn bad_configuration_exits_2_with_a_clear_message() {
     }
     assert_eq!(node.proxy.total(), 0);
 }
+
+// The kernel path, in a UTS namespace of its own: the machine's hostname is untouched.
+#[tokio::test]
+async fn the_kernel_hostname_is_set_in_the_binary_s_own_uts_namespace() {
+    let node = Node::start(&[("Role", "master")]).await;
+    let config = node.config("", "modules: [hostname]\n");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("set_kernel: false", "set_kernel: true");
+    std::fs::write(&config, text).unwrap();
+    let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let run = node
+        .run_under(&["unshare", "--uts"], &["-c", config.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    let changes = run.summary["summary"]["modules"]["hostname"]["changes"].to_string();
+    assert!(
+        changes.contains(&format!(
+            "set the kernel hostname: {:?} -> {:?}",
+            before.trim(),
+            node.hostname()
+        )),
+        "{changes}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        before
+    );
+}

@@ -133,7 +133,21 @@ impl Node {
 
     /// Runs the compiled binary with `args`, AWS through the counting proxy.
     pub async fn run(&self, args: &[&str]) -> Run {
-        let output: Output = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"))
+        self.run_under(&[], args).await
+    }
+
+    /// Runs the binary as the last argument of `wrapper` (e.g. `unshare --uts`).
+    pub async fn run_under(&self, wrapper: &[&str], args: &[&str]) -> Run {
+        let binary = env!("CARGO_BIN_EXE_berth-bootstrap");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => tokio::process::Command::new(binary),
+        };
+        let output: Output = command
             .args(args)
             .envs(aws_env(&self.proxy.endpoint()))
             .env_remove("AWS_EC2_METADATA_DISABLED")
