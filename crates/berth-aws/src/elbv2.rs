@@ -3,11 +3,16 @@
 //!
 //! One API call per trait method: the engine sizes batches and retries. Resolved
 //! groups are cached (name and ARN), since a group's identity, type, port and
-//! deregistration delay are read on every reconcile and almost never change.
+//! deregistration delay are read on every reconcile and rarely change — but never
+//! served stale for long: an entry expires after a bounded TTL, and is dropped at once
+//! when AWS answers `TargetGroupNotFound` for its group (deleted, perhaps recreated
+//! under the same name with a new ARN).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -21,8 +26,7 @@ use berth_core::domain::{
     Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,
     TargetType,
 };
-use berth_core::engine::{wait_for_targets, WaitFor};
-use berth_core::provider::{PollPolicy, TargetGroups};
+use berth_core::provider::TargetGroups;
 use berth_core::{Error, Result};
 
 use crate::error::from_sdk;
@@ -31,13 +35,17 @@ use crate::CallCounter;
 /// The deregistration delay ELBv2 applies when the attribute is absent.
 const DEFAULT_DEREGISTRATION_DELAY: Duration = Duration::from_secs(300);
 const DEREGISTRATION_DELAY_KEY: &str = "deregistration_delay.timeout_seconds";
+/// How long a resolved group is trusted by default: a changed deregistration delay or
+/// port is seen within this long.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// ELBv2 target groups through the AWS SDK.
 #[derive(Debug)]
 pub struct ElbTargetGroups {
     client: Client,
-    /// Resolved groups by name and by ARN.
-    cache: Mutex<HashMap<String, TargetGroup>>,
+    /// Resolved groups by name and by ARN, with when they were resolved.
+    cache: Mutex<HashMap<String, (TargetGroup, Instant)>>,
+    ttl: Duration,
 }
 
 impl ElbTargetGroups {
@@ -49,7 +57,14 @@ impl ElbTargetGroups {
         ElbTargetGroups {
             client: Client::from_conf(config),
             cache: Mutex::new(HashMap::new()),
+            ttl: DEFAULT_CACHE_TTL,
         }
+    }
+
+    /// Trusts a resolved group for `ttl` (zero: never cache).
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// The underlying SDK client.
@@ -62,32 +77,37 @@ impl ElbTargetGroups {
         self.cache().clear();
     }
 
-    /// Waits until every target in `targets` is `healthy` in `group`, polling with
-    /// backoff; fails with [`Error::Timeout`] at `policy.deadline`. Returns how long
-    /// it took.
-    pub async fn wait_healthy(
-        &self,
-        group: &TargetGroupArn,
-        targets: &[Target],
-        policy: PollPolicy,
-    ) -> Result<Duration> {
-        wait_for_targets(self, group, targets, WaitFor::Healthy, policy).await
-    }
-
-    /// Waits until every target in `targets` has left `group` (drained), polling
-    /// with backoff; fails with [`Error::Timeout`] at `policy.deadline`.
-    pub async fn wait_gone(
-        &self,
-        group: &TargetGroupArn,
-        targets: &[Target],
-        policy: PollPolicy,
-    ) -> Result<Duration> {
-        wait_for_targets(self, group, targets, WaitFor::Gone, policy).await
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, TargetGroup>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TargetGroup, Instant)>> {
         // A map of immutable values cannot be left half-updated by a panic.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached group under `key`, if resolved less than the TTL ago.
+    fn cached(&self, key: &str) -> Option<TargetGroup> {
+        let mut cache = self.cache();
+        match cache.get(key) {
+            Some((group, at)) if at.elapsed() < self.ttl => Some(group.clone()),
+            Some(_) => {
+                cache.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Drops every entry of the group with this ARN (under its name and its ARN).
+    fn forget(&self, arn: &TargetGroupArn) {
+        self.cache().retain(|_, (group, _)| &group.arn != arn);
+    }
+
+    /// Passes `result` through, dropping the group from the cache if AWS says it is
+    /// gone.
+    fn seen<T>(&self, group: &TargetGroupArn, result: Result<T>) -> Result<T> {
+        if let Err(Error::NotFound { .. }) = &result {
+            tracing::debug!(group = %group, "target group not found; dropped from the cache");
+            self.forget(group);
+        }
+        result
     }
 
     async fn describe_group(&self, group: &TargetGroupRef) -> Result<TargetGroup> {
@@ -154,17 +174,47 @@ impl ElbTargetGroups {
 impl TargetGroups for ElbTargetGroups {
     async fn resolve(&self, group: &TargetGroupRef) -> Result<TargetGroup> {
         let key = group.to_string();
-        if let Some(cached) = self.cache().get(&key) {
-            return Ok(cached.clone());
+        if let Some(cached) = self.cached(&key) {
+            return Ok(cached);
         }
-        let resolved = self.describe_group(group).await?;
-        let mut cache = self.cache();
-        cache.insert(resolved.name.clone(), resolved.clone());
-        cache.insert(resolved.arn.to_string(), resolved.clone());
+        let resolved = match self.describe_group(group).await {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                if let (Error::NotFound { .. }, TargetGroupRef::Arn(arn)) = (&e, group) {
+                    self.forget(arn);
+                }
+                return Err(e);
+            }
+        };
+        if !self.ttl.is_zero() {
+            let now = Instant::now();
+            let mut cache = self.cache();
+            // A recreated group has a new ARN: entries of the old one go with its name.
+            cache.retain(|_, (g, _)| g.name != resolved.name);
+            cache.insert(resolved.name.clone(), (resolved.clone(), now));
+            cache.insert(resolved.arn.to_string(), (resolved.clone(), now));
+        }
         Ok(resolved)
     }
 
     async fn health(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>> {
+        let result = self.health_call(group).await;
+        self.seen(group, result)
+    }
+
+    async fn register(&self, group: &TargetGroupArn, targets: &[Registration]) -> Result<()> {
+        let result = self.register_call(group, targets).await;
+        self.seen(group, result)
+    }
+
+    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+        let result = self.deregister_absent_ok(group, targets).await;
+        self.seen(group, result)
+    }
+}
+
+impl ElbTargetGroups {
+    async fn health_call(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>> {
         let output = self
             .client
             .describe_target_health()
@@ -179,7 +229,7 @@ impl TargetGroups for ElbTargetGroups {
             .collect()
     }
 
-    async fn register(&self, group: &TargetGroupArn, targets: &[Registration]) -> Result<()> {
+    async fn register_call(&self, group: &TargetGroupArn, targets: &[Registration]) -> Result<()> {
         if targets.is_empty() {
             return Ok(());
         }
@@ -202,7 +252,7 @@ impl TargetGroups for ElbTargetGroups {
     /// succeeds. So on `InvalidTarget` the membership is read (one call) and the call
     /// is repeated once with the targets still in the group; if every target was
     /// there, the refusal was about something else and is returned.
-    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+    async fn deregister_absent_ok(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
         if targets.is_empty() {
             return Ok(());
         }
@@ -211,7 +261,7 @@ impl TargetGroups for ElbTargetGroups {
             Err(Refused::InvalidTarget(refusal)) => refusal,
             Err(Refused::Other(err)) => return Err(err),
         };
-        let members = self.health(group).await?;
+        let members = self.health_call(group).await?;
         let present: Vec<Target> = targets
             .iter()
             .filter(|t| members.iter().any(|m| &m.target == *t))

@@ -20,7 +20,7 @@ use berth_aws::CallCounter;
 use berth_core::domain::{
     Registration, Target, TargetGroupArn, TargetGroupRef, TargetState, TargetType,
 };
-use berth_core::engine::{ApplyOptions, Engine, MembershipProviders};
+use berth_core::engine::{wait_for_targets, ApplyOptions, Engine, MembershipProviders, WaitFor};
 use berth_core::plan::{MembershipChange, Plan};
 use berth_core::provider::TargetGroups;
 use berth_core::Error;
@@ -28,6 +28,7 @@ use berth_testing::{sdk_config, MotoServer};
 use fixtures::*;
 
 struct Setup {
+    config: aws_config::SdkConfig,
     elb: ElbClient,
     adapter: ElbTargetGroups,
     counter: CallCounter,
@@ -42,6 +43,7 @@ async fn setup(moto: &MotoServer) -> Setup {
         adapter: ElbTargetGroups::new(&config, counter.clone()),
         vpc: vpc(&config).await,
         counter,
+        config,
     }
 }
 
@@ -83,16 +85,21 @@ async fn resolve_reads_type_port_and_deregistration_delay_once_per_group() {
     assert_eq!(s.counter.get("DescribeTargetGroups"), 1);
     assert_eq!(s.counter.get("DescribeTargetGroupAttributes"), 1);
 
-    // A changed group is read again once the cache is cleared.
+    // A changed group is read again once its entry has expired.
+    let short = ElbTargetGroups::new(&s.config, s.counter.clone())
+        .with_cache_ttl(Duration::from_millis(200));
+    short
+        .resolve(&TargetGroupRef::Arn(arn.clone()))
+        .await
+        .unwrap();
     set_deregistration_delay(&s.elb, &arn, 5).await;
-    s.adapter.clear_cache();
-    let reread = s
-        .adapter
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let reread = short
         .resolve(&TargetGroupRef::Arn(arn.clone()))
         .await
         .unwrap();
     assert_eq!(reread.deregistration_delay, Duration::from_secs(5));
-    assert_eq!(s.counter.get("DescribeTargetGroups"), 2);
+    assert_eq!(s.counter.get("DescribeTargetGroups"), 3);
 
     // An IP group with moto's default delay, resolved by ARN first.
     let ip_arn = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 8080).await;
@@ -337,25 +344,54 @@ async fn waits_end_as_soon_as_moto_reports_the_state() {
     s.adapter.register(&group, &registrations).await.unwrap();
 
     let poll = quick_poll(Duration::from_secs(5));
-    s.adapter
-        .wait_healthy(&group, &targets, poll)
+    wait_for_targets(&s.adapter, &group, &targets, WaitFor::Healthy, poll)
         .await
         .unwrap();
     assert_eq!(s.counter.get("DescribeTargetHealth"), 1);
 
     s.adapter.deregister(&group, &targets).await.unwrap();
-    s.adapter.wait_gone(&group, &targets, poll).await.unwrap();
+    wait_for_targets(&s.adapter, &group, &targets, WaitFor::Gone, poll)
+        .await
+        .unwrap();
     assert_eq!(s.counter.get("DescribeTargetHealth"), 2);
 
     // Never healthy: a target that is not registered times out at the deadline.
-    let err = s
-        .adapter
-        .wait_healthy(
-            &group,
-            &targets[..1],
-            quick_poll(Duration::from_millis(100)),
-        )
-        .await
-        .unwrap_err();
+    let err = wait_for_targets(
+        &s.adapter,
+        &group,
+        &targets[..1],
+        WaitFor::Healthy,
+        quick_poll(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_group_deleted_and_recreated_under_its_name_is_followed() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let old = target_group(&s.elb, &s.vpc, "web", TargetTypeEnum::Instance, 30080).await;
+    let web = TargetGroupRef::Name("web".into());
+    assert_eq!(s.adapter.resolve(&web).await.unwrap().arn, old);
+
+    s.elb
+        .delete_target_group()
+        .target_group_arn(old.as_str())
+        .send()
+        .await
+        .expect("DeleteTargetGroup");
+    let new = target_group(&s.elb, &s.vpc, "web", TargetTypeEnum::Instance, 30081).await;
+    assert_ne!(new, old);
+
+    // Within the TTL the old ARN is still served, until AWS says it is gone...
+    assert_eq!(s.adapter.resolve(&web).await.unwrap().arn, old);
+    let err = s.adapter.health(&old).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    // ...which drops it: the next resolution finds the new group.
+    let again = s.adapter.resolve(&web).await.unwrap();
+    assert_eq!(again.arn, new);
+    assert_eq!(again.port, Some(30081));
+    assert_eq!(s.counter.get("DescribeTargetGroups"), 2);
 }

@@ -21,7 +21,10 @@ use berth_aws::CallCounter;
 use berth_core::domain::{
     DnsRecord, RecordType, Registration, Target, TargetGroupArn, TargetState,
 };
-use berth_core::engine::{retry, ApplyOptions, DnsProviders, Engine, MembershipProviders, Status};
+use berth_core::engine::{
+    retry, wait_for_targets, ApplyOptions, DnsProviders, Engine, MembershipProviders, Status,
+    WaitFor,
+};
 use berth_core::plan::{MembershipChange, Plan, RecordChange};
 use berth_core::provider::{DnsChange, DnsZones, TargetGroups};
 use berth_core::Error;
@@ -208,10 +211,15 @@ async fn health_reads_and_waits_survive_throttling_errors_and_resets() {
     // A wait keeps polling through retryable failures.
     s.proxy
         .add(Rule::new("DescribeTargetHealth", Fault::Throttle).times(2));
-    adapter
-        .wait_healthy(&s.group, &members, quick_poll(Duration::from_secs(5)))
-        .await
-        .unwrap();
+    wait_for_targets(
+        &adapter,
+        &s.group,
+        &members,
+        WaitFor::Healthy,
+        quick_poll(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.proxy.count("DescribeTargetHealth"), 9);
 }
 
@@ -238,10 +246,15 @@ async fn wait_healthy_waits_through_initial() {
         health[0].reason.as_deref(),
         Some("Elb.RegistrationInProgress")
     );
-    let took = adapter
-        .wait_healthy(&s.group, &members, quick_poll(Duration::from_secs(5)))
-        .await
-        .unwrap();
+    let took = wait_for_targets(
+        &adapter,
+        &s.group,
+        &members,
+        WaitFor::Healthy,
+        quick_poll(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
     // One canned `initial` left, then moto's `healthy`: two polls, one back-off.
     assert_eq!(s.proxy.count("DescribeTargetHealth"), 3);
     assert!(took >= Duration::from_millis(10), "{took:?}");
@@ -275,10 +288,15 @@ async fn wait_gone_waits_through_draining() {
         health.iter().all(|h| h.state == TargetState::Draining),
         "{health:?}"
     );
-    adapter
-        .wait_gone(&s.group, &leaving, quick_poll(Duration::from_secs(5)))
-        .await
-        .unwrap();
+    wait_for_targets(
+        &adapter,
+        &s.group,
+        &leaving,
+        WaitFor::Gone,
+        quick_poll(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.proxy.count("DescribeTargetHealth"), 4);
     assert!(members(&s.elb, &s.group).await.is_empty());
 }
@@ -297,10 +315,15 @@ async fn waits_time_out_at_the_deadline_without_busy_polling() {
     let health = adapter.health(&s.group).await.unwrap();
     assert_eq!(health[0].state, TargetState::Unhealthy);
     let started = std::time::Instant::now();
-    let err = adapter
-        .wait_healthy(&s.group, &stuck, quick_poll(Duration::from_millis(300)))
-        .await
-        .unwrap_err();
+    let err = wait_for_targets(
+        &adapter,
+        &s.group,
+        &stuck,
+        WaitFor::Healthy,
+        quick_poll(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
     let waited = started.elapsed();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
