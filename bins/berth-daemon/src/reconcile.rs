@@ -140,13 +140,8 @@ impl Reconciler {
 
     async fn pass(&self, nodes: &[Node]) -> Result<Pass, berth_core::Error> {
         let resolution = self.resolver.resolve(nodes).await;
-        for problem in &resolution.problems {
-            let kind = if problem.to_string().contains("Cast.ai") {
-                "castai"
-            } else {
-                "aws"
-            };
-            self.metrics.error(kind, problem);
+        for (source, problem) in &resolution.problems {
+            self.metrics.error(source.label(), problem);
         }
         let ownership = self.ownership.as_ref();
         let mut owned = self
@@ -162,10 +157,22 @@ impl Reconciler {
         }
         let groups: BTreeSet<&TargetGroupArn> =
             resolution.resolved.keys().chain(owned.keys()).collect();
-        let (observed, unobserved) = self
+        let (mut observed, mut unobserved) = self
             .engine
             .observe_membership(self.targets.as_ref(), groups)
             .await;
+        // A group only known from ownership that AWS says is gone took its targets
+        // with it: observe it empty, so its ownership is forgotten instead of the
+        // group being left unobserved on every pass.
+        unobserved.retain(|(group, e)| {
+            let gone = matches!(e, berth_core::Error::NotFound { .. })
+                && !resolution.resolved.contains_key(group);
+            if gone {
+                tracing::info!(group = %group, "owned target group no longer exists; forgetting its targets");
+                observed.observe(group, Vec::new());
+            }
+            !gone
+        });
         for (group, e) in &unobserved {
             tracing::warn!(group = %group, error = %e, "target group not observed; left alone this pass");
             self.metrics.error("aws", e);

@@ -20,8 +20,28 @@ pub struct Resolution {
     pub groups: BTreeMap<String, NodeGroups>,
     /// Every group resolved, by ARN (deregistration delays come from here).
     pub resolved: BTreeMap<berth_core::domain::TargetGroupArn, TargetGroup>,
-    /// Problems to report (configuration or group lookups that failed), once each.
-    pub problems: Vec<berth_core::Error>,
+    /// Problems to report (configuration or group lookups that failed), once each,
+    /// with where they came from.
+    pub problems: Vec<(Source, berth_core::Error)>,
+}
+
+/// Where a resolution problem came from (metrics label it; never guessed from text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The node configurations (Cast.ai).
+    NodeConfigurations,
+    /// The target groups (AWS).
+    TargetGroups,
+}
+
+impl Source {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::NodeConfigurations => "castai",
+            Source::TargetGroups => "aws",
+        }
+    }
 }
 
 /// Looks up node configurations and target groups; each distinct configuration id and
@@ -61,7 +81,7 @@ impl Resolver {
                     Ok(b) => Ok(b),
                     Err(e) => {
                         let text = format!("node configuration {id}: {e}");
-                        out.problems.push(e);
+                        out.problems.push((Source::NodeConfigurations, e));
                         Err(text)
                     }
                 },
@@ -107,7 +127,7 @@ impl Resolver {
                 }
                 Err(e) => {
                     let text = format!("target group {r}: {e}");
-                    out.problems.push(e);
+                    out.problems.push((Source::TargetGroups, e));
                     Err(text)
                 }
             };
@@ -193,8 +213,18 @@ mod tests {
             panic!("{:?}", r.groups["b1"])
         };
         assert_eq!(b1.len(), 2);
+        assert!(
+            b1.contains(&NodeGroup {
+                group: api.clone(),
+                port: Some(8443),
+            }),
+            "the static rule's api group on its explicit port: {b1:?}"
+        );
+        assert!(b1.contains(&NodeGroup {
+            group: web.clone(),
+            port: None,
+        }));
         assert_eq!(r.groups["c1"], NodeGroups::Resolved(vec![]));
-        let _ = api;
     }
 
     #[tokio::test]

@@ -153,13 +153,19 @@ async fn notready_past_the_grace_is_deregistered_and_a_shorter_notready_is_kept(
         "{:?}",
         w.proxy.counts()
     );
-    let events = w.events_of("node-2");
-    assert!(
-        events
-            .iter()
-            .any(|e| e.starts_with("Deregistering") && e.contains("NotReady")),
-        "{events:?}"
-    );
+    // Events are published after the change, off the reconcile path: wait for it
+    // rather than read them at once (the read raced the publication).
+    eventually(
+        WAIT,
+        "node-2's Deregistering (NotReady) Event",
+        &d,
+        || async {
+            w.events_of("node-2")
+                .iter()
+                .any(|e| e.starts_with("Deregistering") && e.contains("NotReady"))
+        },
+    )
+    .await;
     assert!(
         !w.events_of("node-1")
             .iter()
