@@ -238,3 +238,55 @@ async fn the_kernel_hostname_is_set_in_the_binary_s_own_uts_namespace() {
         before
     );
 }
+
+// NodeReg added its record with a change that fails when the name exists. berth's own
+// name with a stale address (the node came back with a new IP) is UPSERTed in place.
+#[tokio::test]
+async fn berth_s_own_name_with_a_stale_address_is_upserted() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let node = Node::start(&[("Role", "master")]).await;
+    let set = |name: String, rr: RrType, value: &str| {
+        let record = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(rr)
+            .ttl(300)
+            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+            .build()
+            .unwrap();
+        Change::builder()
+            .action(ChangeAction::Create)
+            .resource_record_set(record)
+            .build()
+            .unwrap()
+    };
+    let batch = ChangeBatch::builder()
+        .changes(set(node.fqdn(), RrType::A, "10.9.9.9"))
+        .changes(set(
+            format!("_berth.{}", node.fqdn()),
+            RrType::Txt,
+            "\"berth-owner=berth-bootstrap\"",
+        ))
+        .build()
+        .unwrap();
+    node.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&node.zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .unwrap();
+    let config = node.config("", "modules: [dns]\n");
+    let run = node.run(&["-c", config.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(node.proxy.count("ChangeResourceRecordSets"), 1);
+    let fqdn = format!("{}.", node.fqdn());
+    let records = node.records().await;
+    let a: Vec<_> = records
+        .iter()
+        .filter(|(n, t, _)| *n == fqdn && t == "A")
+        .collect();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].2, vec![node.private_ip.clone()]);
+}
