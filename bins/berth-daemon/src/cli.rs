@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_castai::ApiKey;
+use berth_runtime::{AwsArgs, LogArgs};
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
@@ -111,6 +112,14 @@ pub struct Cli {
     /// Targets per RegisterTargets/DeregisterTargets call.
     #[arg(long, env = "BERTH_BATCH_SIZE", default_value_t = 200)]
     pub batch_size: usize,
+
+    /// `--log-format text|json`, `--log-level` (berth-runtime's).
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// `--aws-max-rps`, `--installation-id` (berth-runtime's).
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 impl Cli {
@@ -139,6 +148,16 @@ impl Cli {
             return Err("--batch-size must be between 1 and 500 (the ELBv2 limit)".into());
         }
         Ok(())
+    }
+
+    /// The log settings: `--log-level` if given, else `debug` with the seed's `DEBUG`,
+    /// else `RUST_LOG`, else `info`.
+    pub fn log_args(&self) -> LogArgs {
+        let mut log = self.log.clone();
+        if log.level.is_none() && self.debug {
+            log.level = Some("debug".into());
+        }
+        log
     }
 
     /// The owner id of this installation's ownership records.

@@ -31,7 +31,10 @@ pub fn main_exit_code() -> i32 {
         eprintln!("berth-daemon: {message}");
         return 2;
     }
-    init_tracing(cli.debug);
+    if let Err(e) = berth_runtime::logging::init(&cli.log_args(), "daemon") {
+        eprintln!("berth-daemon: {e}");
+        return 2;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -50,14 +53,4 @@ pub fn main_exit_code() -> i32 {
             1
         }
     }
-}
-
-fn init_tracing(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -99,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let engine = Engine::new(ApplyOptions {
         dry_run: cli.dry_run,
         target_batch_size: cli.batch_size,
+        min_call_interval: cli.aws.min_call_interval(),
         ..ApplyOptions::default()
     });
     let mut rules = NodeRules {
@@ -146,7 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("listening on {}", cli.listen))?;
     tracing::info!(
-        mode = ?cli.mode,
+        scope = ?cli.mode,
         listen = %bound,
         dry_run = cli.dry_run,
         owner = %cli.owner_id(),

@@ -60,3 +60,43 @@ async fn a_target_group_deleted_and_recreated_under_its_name_is_followed_without
     let mut d = d;
     assert!(d.is_running(), "{}", tail(&d.log_text(), 3000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    w.add_node("node-0", &instance(0), &[("role", "web")]);
+    let config = w.write("config.yaml", WEB_CONFIG);
+    let mut d = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--aws-max-rps",
+            "50",
+        ],
+        &[],
+    );
+    eventually(WAIT, "node-0 registered", &d, || async {
+        w.members(&arn).await.len() == 1
+    })
+    .await;
+    assert_eq!(d.terminate(), Some(0), "{}", tail(&d.log_text(), 3000));
+    let log = d.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(value.get("level").is_some(), "{line}");
+        assert_eq!(value["mode"], "daemon", "{line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("registered")),
+        "{}",
+        tail(&log, 3000)
+    );
+}
