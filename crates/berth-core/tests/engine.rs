@@ -497,3 +497,56 @@ async fn the_report_counts_calls_attempts_and_failures_per_operation() {
     assert_eq!(lifetime.operations["DescribeTargetHealth"].calls, 2);
     assert_eq!(lifetime.operations["ReadOwnership"].calls, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn deregister_and_drain_is_one_operation_that_waits_for_the_targets_to_leave() {
+    let w = World::new();
+    let g = w.tg.add_group("web", TargetType::Instance, Some(80));
+    let engine = w.engine(ApplyOptions::default());
+    engine
+        .reconcile_membership(&desire(std::slice::from_ref(&g), 2))
+        .await
+        .unwrap();
+    let leaving = vec![Target::new("i-0000", 80)];
+    let policy = PollPolicy {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+        deadline: Duration::from_secs(10),
+    };
+    let finish = {
+        let tg = w.tg.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            tg.finish_draining();
+        })
+    };
+    let drained = engine
+        .engine
+        .deregister_and_drain(&engine.providers, &g.arn, &leaving, policy)
+        .await;
+    finish.await.unwrap();
+    assert!(drained.report.is_success(), "{}", drained.report);
+    let took = drained.drain.expect("waited").expect("drained");
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert_eq!(w.tg.members(&g.arn).len(), 1);
+    assert!(
+        !w.ownership.owned().await.unwrap()[&g.arn].contains(&leaving[0]),
+        "ownership released"
+    );
+    assert!(
+        engine.engine.caller().tally().operations["DescribeTargetHealth"].calls >= 2,
+        "the drain polls go through the engine's caller"
+    );
+
+    // Not drained within the deadline: a timeout, reported, not an endless wait.
+    let drained = engine
+        .engine
+        .deregister_and_drain(
+            &engine.providers,
+            &g.arn,
+            &[Target::new("i-0001", 80)],
+            policy,
+        )
+        .await;
+    assert!(matches!(drained.drain, Some(Err(Error::Timeout { .. }))));
+}

@@ -140,3 +140,81 @@ impl Engine {
         Ok((plan, report))
     }
 }
+
+/// How a deregistration ended.
+#[derive(Debug)]
+pub struct Drained {
+    /// The deregistration's report (one batch per API-sized chunk).
+    pub report: Report<MembershipChange>,
+    /// How long the targets took to leave the group, or why they were not seen gone
+    /// (`None` when the deregistration itself failed: nothing to wait for).
+    pub drain: Option<Result<std::time::Duration>>,
+}
+
+impl Engine {
+    /// Deregisters `targets` from `group` (releasing their ownership) and waits, under
+    /// `poll`, until they have left it — the deregistration delay — with every health
+    /// poll through the engine's caller. One operation for every mode that lets a
+    /// target go.
+    pub async fn deregister_and_drain(
+        &self,
+        providers: &MembershipProviders,
+        group: &TargetGroupArn,
+        targets: &[Target],
+        poll: crate::provider::PollPolicy,
+    ) -> Drained {
+        let mut plan = Plan::default();
+        plan.push(MembershipChange::Deregister {
+            group: group.clone(),
+            targets: targets.to_vec(),
+        });
+        let report = self.apply(providers, &plan).await;
+        if !report.is_success() || report.dry_run {
+            return Drained {
+                report,
+                drain: None,
+            };
+        }
+        let polled = PolledTargets {
+            inner: providers.targets.as_ref(),
+            caller: self.caller().with_retry(super::RetryPolicy::none()),
+        };
+        let drain =
+            super::wait_for_targets(&polled, group, targets, super::WaitFor::Gone, poll).await;
+        Drained {
+            report,
+            drain: Some(drain),
+        }
+    }
+}
+
+/// Target groups whose health polls go through a caller (rate limit, tally).
+struct PolledTargets<'a> {
+    inner: &'a dyn TargetGroups,
+    caller: Caller,
+}
+
+#[async_trait]
+impl TargetGroups for PolledTargets<'_> {
+    async fn resolve(
+        &self,
+        group: &crate::domain::TargetGroupRef,
+    ) -> Result<crate::domain::TargetGroup> {
+        self.inner.resolve(group).await
+    }
+    async fn health(&self, group: &TargetGroupArn) -> Result<Vec<crate::domain::TargetHealth>> {
+        self.caller
+            .call("DescribeTargetHealth", || self.inner.health(group))
+            .await
+    }
+    async fn register(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[crate::domain::Registration],
+    ) -> Result<()> {
+        self.inner.register(group, targets).await
+    }
+    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+        self.inner.deregister(group, targets).await
+    }
+}

@@ -24,7 +24,7 @@ use crate::provider::{DnsZones, PollPolicy};
 use crate::{Error, Result};
 
 pub use caller::{Caller, OperationTally, Tally};
-pub use membership::MembershipProviders;
+pub use membership::{Drained, MembershipProviders};
 pub use records::DnsProviders;
 pub use report::{Outcome, Report, Status};
 pub use retry::{retry, RetryPolicy};
