@@ -75,6 +75,7 @@ async fn run(args: Args, process: Process) -> Result<ExitStatus, Failure> {
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
     let store = store::Store::new(client, namespace.clone(), Arc::new(config));
     let app = api::router(Arc::new(store), Arc::new(tokens));
+    // layering: allow(http-server): the provisioner's REST API is the product, not an admin endpoint.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -82,6 +83,7 @@ async fn run(args: Args, process: Process) -> Result<ExitStatus, Failure> {
     tracing::info!(%addr, namespace, "listening on {addr}");
     process.readiness.ready();
     let shutdown = process.shutdown.clone();
+    // layering: allow(http-server): serves the REST API bound above, until the shutdown token.
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
