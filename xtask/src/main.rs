@@ -62,8 +62,14 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
+///
+/// Read at run time (`cargo run` sets it) before the compile-time value: several
+/// checkouts sharing one target directory share the uplifted `xtask` binary, and
+/// the compile-time path would then name whichever checkout built it last.
 fn workspace_root() -> Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let manifest_dir = manifest_dir.as_path();
     manifest_dir
         .parent()
         .map(Path::to_path_buf)
