@@ -1,35 +1,46 @@
-//! `cargo xtask ci`: exactly what CI runs, in order, stopping at the first failure.
+//! `cargo xtask ci`: exactly what CI runs, in order, stopping at the first failure. It
+//! first runs `cargo xtask setup` (installing what the tests need, only when missing), so
+//! the README's test command works on a fresh machine and CI (`.ci/run`) is just this.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-use crate::{layering, process};
-
-/// Set to `1` to make a missing `cargo-deny` an error rather than a skipped step (CI sets it).
-const REQUIRE_DENY: &str = "BERTH_REQUIRE_DENY";
+use crate::{layering, process, setup};
 
 /// One CI step.
 enum Step {
+    /// `cargo xtask setup`, run in-process.
+    Setup,
     /// `cargo <args>`.
     Cargo(&'static [&'static str]),
     /// The layering check, run in-process.
     Layering,
+    /// Another tool: program and arguments, run in the workspace root.
+    Tool(&'static [&'static str]),
 }
 
 impl Step {
     fn title(&self) -> String {
         match self {
+            Step::Setup => "cargo xtask setup".to_owned(),
             Step::Cargo(args) => process::display(args),
             Step::Layering => "cargo xtask layering".to_owned(),
+            Step::Tool(words) => words.join(" "),
         }
     }
 
     fn run(&self, root: &Path) -> Result<()> {
         match self {
+            Step::Setup => setup::run(root),
             Step::Cargo(args) => process::run_cargo(root, args),
             Step::Layering => layering::run(root, layering::BINARY_RULES_IN_CI),
+            Step::Tool(words) => {
+                let (program, args) = words.split_first().context("empty tool step")?;
+                setup::run_tool(Command::new(program).args(args).current_dir(root))
+            }
         }
     }
 }
@@ -47,26 +58,23 @@ const CLIPPY: Step = Step::Cargo(&[
 const TEST: Step = Step::Cargo(&["test", "--workspace", "--all-features"]);
 /// Advisories are left out: their database is cloned from GitHub, which CI cannot reach.
 const DENY: Step = Step::Cargo(&["deny", "check", "bans", "licenses", "sources"]);
+/// The CloudFormation template berth-lambda ships.
+const CFN_LINT: Step = Step::Tool(&["cfn-lint", "examples/lambda/template.yaml"]);
 
-/// The steps, in order: the cheap checks first so a formatting slip fails in seconds.
-fn steps(with_deny: bool) -> Vec<Step> {
-    let mut steps = vec![FMT, CLIPPY, Step::Layering, TEST];
-    if with_deny {
-        steps.push(DENY);
+/// The steps, in order: set-up, then the cheap checks so a formatting slip fails in seconds.
+fn steps(with_setup: bool) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if with_setup {
+        steps.push(Step::Setup);
     }
+    steps.extend([FMT, CLIPPY, Step::Layering, CFN_LINT, TEST, DENY]);
     steps
 }
 
-/// Runs every step of CI in `root`.
-pub(crate) fn run(root: &Path) -> Result<()> {
-    let with_deny = process::cargo_subcommand_installed(root, "deny");
-    if !with_deny && deny_required() {
-        bail!(
-            "ci: {REQUIRE_DENY}=1 but cargo-deny is not installed \
-             (install it with `cargo install cargo-deny --locked`)"
-        );
-    }
-    let steps = steps(with_deny);
+/// Runs every step of CI in `root`; `with_setup: false` (`--no-setup`) skips the
+/// installation, so a missing tool fails its own step.
+pub(crate) fn run(root: &Path, with_setup: bool) -> Result<()> {
+    let steps = steps(with_setup);
     let total = steps.len();
     let started = Instant::now();
     for (index, step) in steps.iter().enumerate() {
@@ -81,12 +89,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             step_started.elapsed()
         );
     }
-    if !with_deny {
-        println!(
-            "==> ci: skipped `cargo deny check bans licenses sources`: cargo-deny is not installed \
-             (set {REQUIRE_DENY}=1 to make that an error)"
-        );
-    }
     println!(
         "==> ci: all {total} steps passed in {:.0?}",
         started.elapsed()
@@ -94,16 +96,12 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn deny_required() -> bool {
-    std::env::var(REQUIRE_DENY).is_ok_and(|value| value.trim() == "1")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn titles(with_deny: bool) -> Vec<String> {
-        steps(with_deny).iter().map(Step::title).collect()
+    fn titles(with_setup: bool) -> Vec<String> {
+        steps(with_setup).iter().map(Step::title).collect()
     }
 
     #[test]
@@ -111,9 +109,11 @@ mod tests {
         assert_eq!(
             titles(true),
             [
+                "cargo xtask setup",
                 "cargo fmt --all -- --check",
                 "cargo clippy --workspace --all-targets --all-features -- -D warnings",
                 "cargo xtask layering",
+                "cfn-lint examples/lambda/template.yaml",
                 "cargo test --workspace --all-features",
                 "cargo deny check bans licenses sources",
             ]
@@ -121,9 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn deny_is_left_out_when_not_installed() {
-        let titles = titles(false);
-        assert_eq!(titles.len(), 4);
-        assert!(!titles.iter().any(|title| title.contains("deny")));
+    fn no_setup_leaves_only_the_installation_out() {
+        let mut with = titles(true);
+        with.remove(0);
+        assert_eq!(titles(false), with);
     }
 }

@@ -1,6 +1,7 @@
 //! berth's developer tasks, run as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
-//! - `cargo xtask ci`: exactly what CI runs, in order, failing fast.
+//! - `cargo xtask ci`: exactly what CI runs, in order, failing fast (after `setup`).
+//! - `cargo xtask setup`: installs, pinned and only when missing, what the tests need.
 //! - `cargo xtask layering`: checks that `berth-core` depends on no AWS, kube or HTTP crate
 //!   and only on its documented dependencies, and that binaries are wiring only.
 //! - `cargo xtask dist [NAME...]`: release binaries of the packages under `bins/`, copied into `dist/`.
@@ -8,8 +9,10 @@
 mod ci;
 mod dist;
 mod dist_lambda;
+mod helm;
 mod layering;
 mod process;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,8 +34,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run exactly what CI runs: fmt check, clippy -D warnings, the layering check, tests, cargo deny.
-    Ci,
+    /// Run exactly what CI runs: set-up, fmt check, clippy -D warnings, the layering check,
+    /// cfn-lint, tests, cargo deny.
+    Ci {
+        /// Skip `cargo xtask setup` (a missing tool then fails its own step).
+        #[arg(long)]
+        no_setup: bool,
+    },
+    /// Install, pinned and only when missing, every peer the tests need (Debian packages when
+    /// root, moto and cfn-lint from PyPI, cargo-deny, helm); terraform must be installed.
+    Setup,
     /// Fail if berth-core's normal dependency tree names an AWS, kube or HTTP crate, if its
     /// dependencies differ from the documented list, or if a binary does more than wiring.
     Layering,
@@ -55,7 +66,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let root = workspace_root()?;
     match cli.command {
-        Command::Ci => ci::run(&root),
+        Command::Ci { no_setup } => ci::run(&root, !no_setup),
+        Command::Setup => setup::run(&root),
         Command::Layering => layering::run(&root, layering::Enforcement::Enforce),
         Command::Dist(args) => dist::run(&root, args),
     }

@@ -54,14 +54,17 @@ pub(crate) fn cargo_stdout(root: &Path, args: &[&str]) -> Result<String> {
     String::from_utf8(output.stdout).with_context(|| format!("`{shown}` printed invalid UTF-8"))
 }
 
-/// Whether `cargo <subcommand> --version` works, i.e. the cargo plugin is installed.
-pub(crate) fn cargo_subcommand_installed(root: &Path, subcommand: &str) -> bool {
-    cargo(root, &[subcommand, "--version"])
+/// The stdout of `cargo <args>` if it succeeded, with stderr discarded (for probes).
+pub(crate) fn cargo_stdout_quiet(root: &Path, args: &[&str]) -> Option<String> {
+    let output = cargo(root, args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]
@@ -79,6 +82,6 @@ mod tests {
     #[test]
     fn a_missing_cargo_plugin_is_reported_missing() {
         let root = crate::workspace_root().unwrap();
-        assert!(!cargo_subcommand_installed(&root, "berth-no-such-plugin"));
+        assert!(cargo_stdout_quiet(&root, &["berth-no-such-plugin", "--version"]).is_none());
     }
 }
