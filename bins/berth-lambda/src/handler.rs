@@ -1,4 +1,5 @@
-//! One invocation: parse the event, run the binder, answer, and print one JSON line.
+//! One invocation: parse the event, run the binder, answer, and log one summary line
+//! (berth-runtime's `logging::summary`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use berth_core::workflow::{AddressBinder, BindingSettings, Outcome};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use tracing::Level;
 
 use crate::config::{Config, ConfigError, LEDGER_KEY};
 use crate::event;
@@ -56,12 +58,11 @@ impl Handler {
         let config = match Config::from_env() {
             Ok(config) => config,
             Err(error) => {
-                log(&json!({
-                    "level": "error",
-                    "message": "berth-lambda is misconfigured; every invocation will fail",
-                    "error": error.to_string(),
-                    "variable": error.variable,
-                }));
+                tracing::error!(
+                    error = %error,
+                    variable = error.variable,
+                    "berth-lambda is misconfigured; every invocation will fail"
+                );
                 return Handler { app: Err(error) };
             }
         };
@@ -101,11 +102,12 @@ impl Handler {
         let mut line = Map::new();
         line.insert("request_id".into(), request_id.into());
         let result = self.run(payload, &mut line).await;
-        let level = if result.is_ok() { "info" } else { "error" };
-        let mut record = Map::new();
-        record.insert("level".into(), level.into());
-        record.insert("message".into(), "instance state change handled".into());
-        record.extend(line.clone());
+        let level = if result.is_ok() {
+            Level::INFO
+        } else {
+            Level::ERROR
+        };
+        let mut record = line.clone();
         match &result {
             Ok(()) => {}
             Err(d) => {
@@ -120,7 +122,7 @@ impl Handler {
                 .unwrap_or(u64::MAX)
                 .into(),
         );
-        log(&Value::Object(record));
+        berth_runtime::logging::summary(level, "instance state change handled", &record);
         result.map(|()| Value::Object(line))
     }
 
@@ -218,9 +220,4 @@ fn error_type(e: &berth_core::Error) -> &'static str {
         E::Invalid(_) => "Invalid",
         _ => "ProviderError",
     }
-}
-
-/// One JSON object per line on stdout, which Lambda sends to CloudWatch Logs.
-fn log(record: &Value) {
-    println!("{record}");
 }

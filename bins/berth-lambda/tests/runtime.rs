@@ -312,7 +312,7 @@ impl Aws {
     }
 }
 
-/// `count` berth-lambda processes polling `api`, with their stdout JSON lines.
+/// `count` berth-lambda processes polling `api`, with their log lines (JSON, on stderr).
 struct Runtimes {
     children: Vec<Child>,
     lines: Arc<Mutex<Vec<Value>>>,
@@ -366,16 +366,17 @@ impl Runtimes {
                     .envs(aws_env(endpoint))
                     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
+                    .stdout(Stdio::inherit())
+                    .stderr(Stdio::piped())
                     .kill_on_drop(true)
                     .spawn()
                     .expect("run the berth-lambda binary");
-                let stdout = child.stdout.take().unwrap();
+                let stderr = child.stderr.take().unwrap();
                 let lines = lines.clone();
                 tokio::spawn(async move {
-                    let mut reader = tokio::io::BufReader::new(stdout).lines();
+                    let mut reader = tokio::io::BufReader::new(stderr).lines();
                     while let Ok(Some(line)) = reader.next_line().await {
+                        eprintln!("{line}");
                         let value = serde_json::from_str(&line)
                             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
                         lines.lock().unwrap().push(value);
@@ -482,7 +483,7 @@ async fn one_instance_gets_one_address_one_record_one_bound_row() {
     // One structured line for the event, with the outcome and the AWS calls made.
     runtimes.wait_outcomes(1).await;
     let line = &runtimes.outcomes()[&results[0].0];
-    assert_eq!(line["level"], "info");
+    assert_eq!(line["level"], "INFO");
     assert_eq!(line["outcome"], "bound");
     assert_eq!(line["instance_id"], instance);
     assert_eq!(line["state"], "running");

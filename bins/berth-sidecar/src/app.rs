@@ -10,7 +10,7 @@ use berth_core::provider::TargetGroups;
 use berth_runtime::{ExitStatus, Failure, Process};
 
 use crate::args::Config;
-use crate::metrics::{CallSource, Metrics};
+use crate::metrics::Metrics;
 use crate::runner::{Runner, Settings};
 use crate::status::Status;
 
@@ -27,9 +27,7 @@ pub(crate) async fn run(config: Config, mut process: Process) -> Result<ExitStat
     let sdk = load_sdk_config(&AwsOptions::default()).await;
     let counter = CallCounter::new();
     let provider: Arc<dyn TargetGroups> = Arc::new(ElbTargetGroups::new(&sdk, counter.clone()));
-    process.metrics.register_aws_calls(counter.clone());
-    let calls: CallSource = Arc::new(move || counter.snapshot());
-    let metrics = Metrics::register(&process.metrics, calls);
+    let metrics = Metrics::register(&process.metrics, counter);
     let status = Arc::new(Status::with_readiness(metrics, process.readiness.clone()));
     let runner = Runner::new(provider, settings(&config), status)
         .min_call_interval(config.min_call_interval);

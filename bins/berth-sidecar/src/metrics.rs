@@ -1,21 +1,19 @@
 //! The sidecar's own metrics, registered under `berth_sidecar_` in the process's one
-//! registry (berth-runtime's, which also exports the AWS call counter as
-//! `berth_aws_api_calls_total`). Documented in `docs/metrics.md`.
+//! registry (berth-runtime's, which also exports the AWS call counter, as
+//! `berth_aws_api_calls_total` and under the sidecar's older name
+//! `berth_sidecar_aws_calls_total`). Documented in `docs/metrics.md`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use berth_aws::CallCounter;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-/// Reads the AWS calls made so far, per operation (berth_aws::CallCounter::snapshot).
-pub(crate) type CallSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
+/// The prefix of the sidecar's own metrics.
+const PREFIX: &str = "berth_sidecar";
 
 type GroupLabel = [(&'static str, String); 1];
 type StageLabel = [(&'static str, &'static str); 1];
@@ -42,13 +40,13 @@ impl fmt::Debug for Metrics {
 impl Metrics {
     /// The sidecar's metrics in a registry of their own (tests).
     #[cfg(test)]
-    pub(crate) fn new(calls: CallSource) -> Self {
+    pub(crate) fn new(calls: CallCounter) -> Self {
         Metrics::register(&berth_runtime::Metrics::new("sidecar"), calls)
     }
 
-    /// Registers the sidecar's metrics in the process's `registry`, with the legacy
-    /// per-operation AWS call counts read from `calls` at each scrape.
-    pub(crate) fn register(registry: &berth_runtime::Metrics, calls: CallSource) -> Self {
+    /// Registers the sidecar's metrics in the process's `registry`, and the AWS calls
+    /// of `calls` (read at each scrape) under both names.
+    pub(crate) fn register(registry: &berth_runtime::Metrics, calls: CallCounter) -> Self {
         let metrics = Metrics {
             registrations: Family::default(),
             deregistrations: Family::default(),
@@ -59,13 +57,13 @@ impl Metrics {
             #[cfg(test)]
             registry: registry.clone(),
         };
-        registry.with_registry(|root| {
-            metrics.register_in(root.sub_registry_with_prefix("berth_sidecar"), calls)
-        });
+        registry.with_registry(|root| metrics.register_in(root.sub_registry_with_prefix(PREFIX)));
+        registry.register_aws_calls(calls.clone());
+        registry.register_aws_calls_by_operation(PREFIX, calls);
         metrics
     }
 
-    fn register_in(&self, registry: &mut prometheus_client::registry::Registry, calls: CallSource) {
+    fn register_in(&self, registry: &mut prometheus_client::registry::Registry) {
         let metrics = self;
         registry.register(
             "registrations",
@@ -98,7 +96,6 @@ impl Metrics {
             "From the signal until the target left every group (or the drain bound)",
             metrics.drain.clone(),
         );
-        registry.register_collector(Box::new(AwsCalls(calls)));
     }
 
     /// Counts a registration in `group`.
@@ -142,49 +139,20 @@ impl Metrics {
     }
 }
 
-/// `berth_sidecar_aws_calls_total{operation=...}`, read from the call counter at
-/// scrape time (it is the one place that sees SDK retries). Deprecated in favour of
-/// `berth_aws_api_calls_total{service,operation}`; kept for existing dashboards.
-struct AwsCalls(CallSource);
-
-impl fmt::Debug for AwsCalls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AwsCalls")
-    }
-}
-
-impl Collector for AwsCalls {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-        let counts = (self.0)();
-        let probe = ConstCounter::new(0u64);
-        let mut family = encoder.encode_descriptor(
-            "aws_calls",
-            "AWS API requests sent (retries included), per operation",
-            None,
-            probe.metric_type(),
-        )?;
-        for (operation, count) in counts {
-            let labels = [("operation", operation)];
-            let metric = family.encode_family(&labels)?;
-            ConstCounter::new(count).encode(metric)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn renders_every_metric() {
-        let calls: CallSource = Arc::new(|| {
-            BTreeMap::from([
-                ("RegisterTargets".to_owned(), 2),
-                ("DescribeTargetHealth".to_owned(), 5),
-            ])
-        });
-        let m = Metrics::new(calls);
+        let calls = CallCounter::new();
+        let m = Metrics::new(calls.clone());
+        for _ in 0..2 {
+            calls.record_call("Elastic Load Balancing v2", "RegisterTargets");
+        }
+        for _ in 0..5 {
+            calls.record_call("Elastic Load Balancing v2", "DescribeTargetHealth");
+        }
         m.registered("web");
         m.registered("web");
         m.deregistered("web");

@@ -42,10 +42,10 @@ impl Status {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::sync::Arc;
 
+    use berth_aws::CallCounter;
     use berth_runtime::admin::{AdminServer, Endpoints};
     use berth_runtime::CancellationToken;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,7 +65,7 @@ mod tests {
     async fn endpoints_follow_the_status() {
         let registry = berth_runtime::Metrics::new("sidecar");
         let readiness = Readiness::new();
-        let metrics = Metrics::register(&registry, Arc::new(BTreeMap::new));
+        let metrics = Metrics::register(&registry, CallCounter::new());
         let status = Arc::new(Status::with_readiness(metrics, readiness.clone()));
         let server = AdminServer::bind("127.0.0.1:0".parse().unwrap())
             .await

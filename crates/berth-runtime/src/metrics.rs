@@ -89,6 +89,17 @@ impl Metrics {
         self.register_collector(Box::new(aws::AwsCalls(counter)));
     }
 
+    /// Also exports `counter` under a mode's older name, `<prefix>_aws_calls_total{operation}`
+    /// (every service together), read at every scrape: kept for dashboards built on it,
+    /// deprecated in favour of `berth_aws_api_calls_total`.
+    #[cfg(feature = "aws")]
+    pub fn register_aws_calls_by_operation(&self, prefix: &str, counter: berth_aws::CallCounter) {
+        self.with_registry(|r| {
+            r.sub_registry_with_prefix(prefix)
+                .register_collector(Box::new(aws::AwsCallsByOperation(counter)))
+        });
+    }
+
     /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
@@ -231,36 +242,69 @@ mod aws {
 
     impl Collector for AwsCalls {
         fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-            let probe = ConstCounter::new(0u64);
-            let mut family = encoder.encode_descriptor(
+            let calls = self.0.calls().into_iter().map(|(call, count)| {
+                (
+                    [("service", call.service), ("operation", call.operation)],
+                    count,
+                )
+            });
+            counters(
+                &mut encoder,
                 "berth_aws_api_calls",
                 "AWS API requests sent (every attempt, SDK retries included), per service and operation",
-                None,
-                probe.metric_type(),
+                calls,
             )?;
-            for (call, count) in self.0.calls() {
+            let errors = self.0.errors().into_iter().map(|(error, count)| {
                 let labels = [
-                    ("service", call.service.as_str()),
-                    ("operation", call.operation.as_str()),
+                    ("service", error.call.service),
+                    ("operation", error.call.operation),
+                    ("error_code", error.error_code),
                 ];
-                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
-            }
-            let mut family = encoder.encode_descriptor(
+                (labels, count)
+            });
+            counters(
+                &mut encoder,
                 "berth_aws_api_errors",
                 "AWS API attempts that failed, per service, operation and error code",
-                None,
-                probe.metric_type(),
-            )?;
-            for (error, count) in self.0.errors() {
-                let labels = [
-                    ("service", error.call.service.as_str()),
-                    ("operation", error.call.operation.as_str()),
-                    ("error_code", error.error_code.as_str()),
-                ];
-                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
-            }
-            Ok(())
+                errors,
+            )
         }
+    }
+
+    /// The call counter per operation, every service together (a mode's older name).
+    #[derive(Debug)]
+    pub(super) struct AwsCallsByOperation(pub(super) CallCounter);
+
+    impl Collector for AwsCallsByOperation {
+        fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+            let calls = self
+                .0
+                .snapshot()
+                .into_iter()
+                .map(|(operation, count)| ([("operation", operation)], count));
+            counters(
+                &mut encoder,
+                "aws_calls",
+                "AWS API requests sent (retries included), per operation; deprecated: \
+                 berth_aws_api_calls_total",
+                calls,
+            )
+        }
+    }
+
+    /// One counter family read from `counts`.
+    fn counters<const N: usize>(
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        counts: impl Iterator<Item = ([(&'static str, String); N], u64)>,
+    ) -> Result<(), fmt::Error> {
+        let probe = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(name, help, None, probe.metric_type())?;
+        for (labels, count) in counts {
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -319,8 +363,12 @@ mod tests {
         counter.record_call("Elastic Load Balancing v2", "RegisterTargets");
         counter.record_call("Elastic Load Balancing v2", "RegisterTargets");
         counter.record_error("Elastic Load Balancing v2", "RegisterTargets", "Throttling");
+        metrics.register_aws_calls_by_operation("berth_sidecar", counter.clone());
+        counter.record_call("Route 53", "GetChange");
         let text = metrics.render();
         for line in [
+            "berth_sidecar_aws_calls_total{operation=\"RegisterTargets\"} 2",
+            "berth_sidecar_aws_calls_total{operation=\"GetChange\"} 1",
             "berth_aws_api_calls_total{service=\"Elastic Load Balancing v2\",operation=\"RegisterTargets\"} 2",
             "berth_aws_api_errors_total{service=\"Elastic Load Balancing v2\",operation=\"RegisterTargets\",error_code=\"Throttling\"} 1",
         ] {

@@ -1,11 +1,11 @@
 //! The runner over berth-core's in-memory target groups: every path of the lifecycle,
 //! including the `initial` → `healthy` and `draining` → gone transitions moto lacks.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use berth_aws::CallCounter;
 use berth_core::domain::{
     Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,
     TargetType,
@@ -65,7 +65,7 @@ struct Running {
 }
 
 fn start(provider: Arc<dyn TargetGroups>, settings: Settings) -> Running {
-    let status = Arc::new(Status::new(Metrics::new(Arc::new(BTreeMap::new))));
+    let status = Arc::new(Status::new(Metrics::new(CallCounter::new())));
     let runner = Runner::new(provider, settings, status.clone());
     let (signal, signals) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move { runner.run(signals).await });
@@ -355,7 +355,7 @@ async fn the_drain_wait_is_bounded() {
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let w = world(TargetState::Healthy, DeregisterBehaviour::Vanish);
-    let status = Arc::new(Status::new(Metrics::new(Arc::new(BTreeMap::new))));
+    let status = Arc::new(Status::new(Metrics::new(CallCounter::new())));
     let runner = Runner::new(w.groups.clone(), settings(), status);
     let text = runner.dry_run().await.unwrap();
     assert!(text.contains("register 10.0.0.7:80 in web"), "{text}");
