@@ -175,16 +175,32 @@ impl Engine {
                 drain: None,
             };
         }
-        let polled = PolledTargets {
-            inner: providers.targets.as_ref(),
-            caller: self.caller().with_retry(super::RetryPolicy::none()),
-        };
-        let drain =
-            super::wait_for_targets(&polled, group, targets, super::WaitFor::Gone, poll).await;
+        let drain = self
+            .wait_drained(providers.targets.as_ref(), group, targets, poll)
+            .await;
         Drained {
             report,
             drain: Some(drain),
         }
+    }
+
+    /// The second half of [`Engine::deregister_and_drain`], for a caller that applied
+    /// the deregistration in a plan and waits for it elsewhere (the daemon does not
+    /// hold its pass for a deregistration delay): polls under `poll`, every health
+    /// call through the engine's caller without retries (the poll is the retry), until
+    /// the targets have left the group. Returns how long that took.
+    pub async fn wait_drained(
+        &self,
+        provider: &dyn TargetGroups,
+        group: &TargetGroupArn,
+        targets: &[Target],
+        poll: crate::provider::PollPolicy,
+    ) -> Result<std::time::Duration> {
+        let polled = PolledTargets {
+            inner: provider,
+            caller: self.caller().with_retry(super::RetryPolicy::none()),
+        };
+        super::wait_for_targets(&polled, group, targets, super::WaitFor::Gone, poll).await
     }
 }
 

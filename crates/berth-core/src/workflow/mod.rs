@@ -5,6 +5,8 @@
 //! - [`DnsNames`]: claiming, updating and releasing DNS names under berth's ownership
 //!   marker (the Lambda's binder and berth-bootstrap).
 //! - [`EtcdBootstrap`]: this node's etcd membership at boot (berth-bootstrap's policy).
+//! - [`NodeTargets`]: the daemon's pass — nodes, Cast.ai node configurations and label
+//!   rules to target-group membership, drains followed, notices and a requeue.
 
 mod binder;
 mod called;
@@ -13,6 +15,7 @@ mod dns;
 mod dns_tests;
 mod etcd;
 mod naming;
+pub mod node_targets;
 #[cfg(test)]
 mod retries;
 mod row;
@@ -25,4 +28,5 @@ pub use etcd::{
     EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary, LocalNode,
 };
 pub use naming::DnsNameTemplate;
+pub use node_targets::{NodeTargets, NodeTargetsProviders, NodeTargetsSettings};
 pub use row::{attr, AddressRow, RowState};
