@@ -157,3 +157,39 @@ async fn the_engine_calls_register_once_per_batch_with_exact_arguments() {
     assert!(report.is_success(), "{report}");
     assert_eq!(report.done(), 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_target_drains_for_its_groups_deregistration_delay_then_leaves() {
+    use berth_core::domain::{TargetState, TargetType};
+    use berth_core::memory::{DeregisterBehaviour, MemoryTargetGroups};
+    use berth_core::provider::TargetGroups;
+    use std::time::Duration;
+
+    let tg = MemoryTargetGroups::default().deregistering(DeregisterBehaviour::DrainForDelay);
+    let group = tg.add_group("web", TargetType::Instance, Some(80));
+    tg.set_deregistration_delay(&group.arn, Duration::from_secs(2));
+    let a = Target::new("i-a", 80);
+    let b = Target::new("i-b", 80);
+    let both = [Registration::from(a.clone()), Registration::from(b.clone())];
+    tg.register(&group.arn, &both).await.unwrap();
+    tg.deregister(&group.arn, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    assert_eq!(tg.members(&group.arn)[&a], TargetState::Draining);
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    // Deregistering again does not restart the delay.
+    tg.deregister(&group.arn, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    let health = tg.health(&group.arn).await.unwrap();
+    assert_eq!(health.len(), 2, "still draining at 1.5 s: {health:?}");
+    tokio::time::advance(Duration::from_millis(600)).await;
+    let health = tg.health(&group.arn).await.unwrap();
+    assert_eq!(
+        health.iter().map(|h| h.target.clone()).collect::<Vec<_>>(),
+        vec![b.clone()],
+        "gone after the 2 s delay; the other target stays"
+    );
+    assert_eq!(tg.faults.snapshot()["DescribeTargetHealth"], 2);
+    assert_eq!(tg.faults.snapshot()["DeregisterTargets"], 2);
+}

@@ -34,6 +34,12 @@ impl Faults {
             .unwrap_or(0)
     }
 
+    /// Calls per operation, every operation called so far.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        let s = self.inner.lock().expect("poisoned");
+        s.calls.iter().map(|(op, n)| (op.clone(), *n)).collect()
+    }
+
     /// Calls of every operation.
     pub fn total_calls(&self) -> u64 {
         self.inner.lock().expect("poisoned").calls.values().sum()

@@ -3,6 +3,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 
 use super::Faults;
 use crate::domain::{
@@ -20,11 +21,35 @@ pub enum DeregisterBehaviour {
     Drain,
     /// It vanishes at once (like moto).
     Vanish,
+    /// It is `draining` for its group's deregistration delay, then leaves on its own
+    /// (like AWS; on tokio's clock, so paused-time tests control it).
+    DrainForDelay,
 }
 
 struct Group {
     group: TargetGroup,
     targets: BTreeMap<Target, TargetState>,
+    /// When each target deregistered with [`DeregisterBehaviour::DrainForDelay`] leaves.
+    leaves_at: BTreeMap<Target, Instant>,
+}
+
+impl Group {
+    /// Drops the targets whose deregistration delay is over.
+    fn expire_drains(&mut self) {
+        let now = Instant::now();
+        let over: Vec<Target> = self
+            .leaves_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in over {
+            self.leaves_at.remove(&t);
+            if self.targets.get(&t).is_some_and(|s| s.is_draining()) {
+                self.targets.remove(&t);
+            }
+        }
+    }
 }
 
 /// ELBv2 target groups in memory.
@@ -83,6 +108,7 @@ impl MemoryTargetGroups {
             Group {
                 group: group.clone(),
                 targets: BTreeMap::new(),
+                leaves_at: BTreeMap::new(),
             },
         );
         group
@@ -122,6 +148,7 @@ impl MemoryTargetGroups {
     pub fn finish_draining(&self) {
         for g in self.groups.lock().expect("poisoned").values_mut() {
             g.targets.retain(|_, s| !s.is_draining());
+            g.leaves_at.clear();
         }
     }
 
@@ -130,8 +157,11 @@ impl MemoryTargetGroups {
         self.groups
             .lock()
             .expect("poisoned")
-            .get(group)
-            .map(|g| g.targets.clone())
+            .get_mut(group)
+            .map(|g| {
+                g.expire_drains();
+                g.targets.clone()
+            })
             .unwrap_or_default()
     }
 }
@@ -153,10 +183,11 @@ impl TargetGroups for MemoryTargetGroups {
 
     async fn health(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>> {
         self.faults.enter("DescribeTargetHealth")?;
-        let groups = self.groups.lock().expect("poisoned");
+        let mut groups = self.groups.lock().expect("poisoned");
         let g = groups
-            .get(group)
+            .get_mut(group)
             .ok_or_else(|| Error::not_found(format!("target group {group}")))?;
+        g.expire_drains();
         Ok(g.targets
             .iter()
             .map(|(t, s)| TargetHealth {
@@ -173,6 +204,7 @@ impl TargetGroups for MemoryTargetGroups {
         let g = groups
             .get_mut(group)
             .ok_or_else(|| Error::not_found(format!("target group {group}")))?;
+        g.expire_drains();
         for r in targets {
             let state = g
                 .targets
@@ -181,6 +213,7 @@ impl TargetGroups for MemoryTargetGroups {
             if state.is_draining() {
                 // ELBv2 takes a draining target back: the reason berth must never ask it to.
                 *state = self.registered_state;
+                g.leaves_at.remove(&r.target);
             }
         }
         Ok(())
@@ -192,6 +225,8 @@ impl TargetGroups for MemoryTargetGroups {
         let g = groups
             .get_mut(group)
             .ok_or_else(|| Error::not_found(format!("target group {group}")))?;
+        g.expire_drains();
+        let leaves_at = Instant::now() + g.group.deregistration_delay;
         for t in targets {
             match self.deregister {
                 DeregisterBehaviour::Vanish => {
@@ -200,6 +235,14 @@ impl TargetGroups for MemoryTargetGroups {
                 DeregisterBehaviour::Drain => {
                     if let Some(s) = g.targets.get_mut(t) {
                         *s = TargetState::Draining;
+                    }
+                }
+                DeregisterBehaviour::DrainForDelay => {
+                    if let Some(s) = g.targets.get_mut(t) {
+                        if !s.is_draining() {
+                            *s = TargetState::Draining;
+                            g.leaves_at.insert(t.clone(), leaves_at);
+                        }
                     }
                 }
             }
