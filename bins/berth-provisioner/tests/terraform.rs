@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_kube::fake::FakeApiServer;
+use berth_kube::fake::{FakeApiServer, Fault};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 use support::kubelet::Kubelet;
@@ -43,7 +43,7 @@ fn world(behaviour: &str) -> World {
     let runner = repo_root().join("examples/provisioner/runner/berth-runner.sh");
     let module = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/terraform"));
     let runner_yaml = format!(
-        "  image: berth-runner:test\n  command: [\"{}\"]\n  env:\n    BERTH_KUBE_API: \"{}\"\n    KUBE_CONFIG_PATH: \"{}\"\n    BERTH_TF_MODULE: \"{}\"\n    CHECKPOINT_DISABLE: \"1\"\n",
+        "  image: berth-runner:test\n  command: [\"{}\"]\n  env:\n    BERTH_KUBE_API: \"{}\"\n    KUBE_CONFIG_PATH: \"{}\"\n    BERTH_TF_MODULE: \"{}\"\n    CHECKPOINT_DISABLE: \"1\"\n    BERTH_PUSH_BACKOFF: \"0\"\n",
         runner.display(),
         api.url(),
         kubeconfig.display(),
@@ -277,4 +277,110 @@ async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
     let cleanup = w.server.call("DELETE", "/clusters/prod-eu/cleanup", None);
     assert_eq!(cleanup.status, 200, "{}", cleanup.text());
     assert!(w.state("prod-eu").is_none());
+}
+
+/// The path of the cluster's state Secret (its name has no hash suffix here).
+fn state_secret_path(cluster: &str) -> String {
+    format!("/api/v1/namespaces/{NAMESPACE}/secrets/tfstate-default-{cluster}")
+}
+
+/// Provisions `cluster` (seed endpoint) and waits until the run ends.
+async fn provision(w: &World, cluster: &str) -> (String, Value) {
+    let reply = w.server.call(
+        "POST",
+        "/clusters/provision",
+        Some(&seed_body(cluster, "g4dn.xlarge")),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
+    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    (id, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_errored_tfstate_from_a_failed_final_push_is_pushed_again() {
+    // The state Secret's first write (its creation in `init`) is served; the apply's
+    // final write is refused once, so terraform leaves errored.tfstate and fails.
+    let w = world("succeed");
+    let path = state_secret_path("lost-push");
+    w.api.inject(Fault::new("PUT", &path).after(1).times(1));
+    let (id, run) = provision(&w, "lost-push").await;
+    let log = w.log(&id);
+    assert_eq!(w.api.refused(), [format!("PUT {path}")], "{log}");
+    assert_eq!(run["state"], "errored", "terraform apply exited 1: {log}");
+    assert!(log.contains("Failed to save state"), "{log}");
+    assert!(log.contains("errored.tfstate found"), "{log}");
+    assert!(log.contains("errored.tfstate pushed"), "{log}");
+    assert_eq!(run["errored_state"], "pushed", "{run}");
+    assert_eq!(run["resources"], 2, "{run}");
+    let mut state = w.state("lost-push").expect("the state Secret");
+    state.sort();
+    assert_eq!(state, ["terraform_data.cluster", "terraform_data.nodes"]);
+    let status = w
+        .server
+        .call("GET", "/clusters/lost-push/status", None)
+        .json();
+    assert_eq!(status["status"], "failed");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("errored.tfstate")),
+        "{status}"
+    );
+    // Nothing was lost: the next apply finds everything in the state.
+    let (again, run) = provision(&w, "lost-push").await;
+    let log = w.log(&again);
+    assert_eq!(run["state"], "applied", "{log}");
+    assert!(log.contains("No changes."), "{log}");
+    assert!(run["errored_state"].is_null(), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_errored_tfstate_that_cannot_be_pushed_is_kept_in_a_secret_and_reported() {
+    // Every write of the state Secret after its creation is refused: the final push
+    // and the runner's three retries.
+    let w = world("succeed");
+    let path = state_secret_path("no-push");
+    w.api.inject(Fault::new("PUT", &path).after(1));
+    let (id, run) = provision(&w, "no-push").await;
+    let log = w.log(&id);
+    assert_eq!(run["state"], "errored", "{log}");
+    assert_eq!(w.api.refused().len(), 4, "{log}");
+    assert!(
+        log.contains(&format!("keeping it in Secret {id}-errored-tfstate")),
+        "{log}"
+    );
+    assert_eq!(run["errored_state"], "saved-in-secret", "{run}");
+    // Counted from errored.tfstate, not from the backend's stale state.
+    assert_eq!(run["resources"], 2, "{run}");
+    assert_eq!(w.state("no-push").unwrap(), Vec::<String>::new());
+    let kept: Secret = w
+        .api
+        .get(Some(NAMESPACE), &format!("{id}-errored-tfstate"))
+        .expect("the Secret holding errored.tfstate");
+    let file = &kept.data.unwrap()["errored.tfstate"].0;
+    let kept: Value = serde_json::from_slice(file).unwrap();
+    let mut kept: Vec<_> = kept["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["cluster", "nodes"]);
+    let status = w
+        .server
+        .call("GET", "/clusters/no-push/status", None)
+        .json();
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "errored.tfstate is kept in Secret {id}-errored-tfstate"
+        )),
+        "{status}"
+    );
+    // The cluster's state is incomplete: cleanup stays refused.
+    w.server
+        .call("DELETE", "/clusters/no-push/cleanup", None)
+        .problem(409);
 }

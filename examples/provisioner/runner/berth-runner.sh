@@ -15,7 +15,8 @@
 # Environment (set by berth-provisioner on the Job): BERTH_RUN_ID, BERTH_CLUSTER,
 # BERTH_OPERATION, BERTH_NAMESPACE, BERTH_STATE_SUFFIX, TF_VAR_*; optional:
 # BERTH_TF_MODULE (default /opt/berth/terraform), BERTH_KUBE_API (default: in-cluster),
-# KUBE_CONFIG_PATH (Terraform's backend outside a cluster).
+# KUBE_CONFIG_PATH (Terraform's backend outside a cluster), BERTH_PUSH_BACKOFF (seconds
+# between pushes of an errored.tfstate, default 5).
 set -euo pipefail
 
 : "${BERTH_RUN_ID:?}" "${BERTH_CLUSTER:?}" "${BERTH_OPERATION:?}" "${BERTH_NAMESPACE:?}" "${BERTH_STATE_SUFFIX:?}"
@@ -114,23 +115,33 @@ tf() {
     return "$rc"
 }
 
-# After a failure: an errored.tfstate means the final state push failed.
+# After a failure: an errored.tfstate means terraform could not write its final state
+# to the backend. It is pushed again (a few times, BERTH_PUSH_BACKOFF seconds apart,
+# growing); if that fails too it is kept in the Secret <run>-errored-tfstate. The
+# record's errored_state says which: pushed, saved-in-secret or lost.
 rescue_state() {
     [[ -f errored.tfstate ]] || return 0
-    say "errored.tfstate found: pushing it to the backend"
-    local attempt
+    say "errored.tfstate found: the final state push failed; pushing it to the backend again"
+    local attempt backoff=${BERTH_PUSH_BACKOFF:-5}
     for attempt in 1 2 3; do
-        if terraform state push errored.tfstate >>"$log" 2>&1; then
+        if terraform state push -lock-timeout=120s errored.tfstate >>"$log" 2>&1; then
+            say "errored.tfstate pushed"
+            rm -f errored.tfstate
             report errored_state pushed
             return 0
         fi
-        sleep $((attempt * 5))
+        say "terraform state push errored.tfstate failed (attempt $attempt)"
+        ((attempt < 3)) && sleep $((attempt * backoff))
     done
     say "cannot push errored.tfstate: keeping it in Secret $run-errored-tfstate"
-    printf '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"%s-errored-tfstate","labels":{"app.kubernetes.io/managed-by":"berth-provisioner","berth.dev/run":"%s","berth.dev/cluster":"%s"}},"data":{"errored.tfstate":"%s"}}' \
+    if printf '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"%s-errored-tfstate","labels":{"app.kubernetes.io/managed-by":"berth-provisioner","berth.dev/run":"%s","berth.dev/cluster":"%s"}},"data":{"errored.tfstate":"%s"}}' \
         "$run" "$run" "$BERTH_CLUSTER" "$(base64 -w0 errored.tfstate)" |
-        kube POST "/api/v1/namespaces/$ns/secrets" && report errored_state saved-in-secret ||
+        kube POST "/api/v1/namespaces/$ns/secrets"; then
+        report errored_state saved-in-secret
+    else
+        say "cannot save errored.tfstate: the state of this run is lost"
         report errored_state lost
+    fi
 }
 
 finish() {
@@ -141,7 +152,12 @@ finish() {
         rescue_state
     fi
     local resources
-    resources=$(terraform state list 2>/dev/null | grep -cv '^data\.\|\.data\.')
+    if [[ -f errored.tfstate ]]; then
+        # Newer than the backend's state: count what it holds.
+        resources=$(terraform show -no-color errored.tfstate 2>/dev/null | grep '^# ' | grep -cv '^# data\.\|\.data\.')
+    else
+        resources=$(terraform state list 2>/dev/null | grep -cv '^data\.\|\.data\.')
+    fi
     [[ -n $resources ]] && report resources "$resources"
     if ((rc == 0)); then report phase succeeded; else report phase failed; fi
     say "run $run ended with status $rc"

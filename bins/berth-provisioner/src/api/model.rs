@@ -113,6 +113,12 @@ pub(crate) struct RunView {
     pub(crate) cancel_requested: bool,
     /// Managed resources in the state after the run, as the runner counted them.
     pub(crate) resources: Option<u64>,
+    /// Set when terraform could not write its final state and left
+    /// `errored.tfstate`: `pushed` (to the backend, again), `saved-in-secret`
+    /// (Secret `<id>-errored-tfstate`: push it before anything else) or `lost`.
+    pub(crate) errored_state: Option<String>,
+    /// What went wrong, for a run that errored or was canceled.
+    pub(crate) message: Option<String>,
     pub(crate) spec: SpecBody,
 }
 
@@ -126,6 +132,8 @@ impl From<&Run> for RunView {
             created_at: r.created_at.clone(),
             cancel_requested: r.cancel_requested,
             resources: r.resources,
+            errored_state: r.errored_state.map(|e| e.as_str().to_owned()),
+            message: r.message(),
             spec: SpecBody::from(&r.spec),
         }
     }

@@ -111,14 +111,6 @@ pub(crate) async fn cluster_status(
         RunState::Errored | RunState::Canceled => ("failed", "Failed"),
     };
     let applied = run.operation == Operation::Apply && run.state == RunState::Applied;
-    let message = match run.state {
-        RunState::Errored => Some(format!(
-            "{} run {} failed; see its logs",
-            run.operation, run.id
-        )),
-        RunState::Canceled => Some(format!("{} run {} was canceled", run.operation, run.id)),
-        _ => None,
-    };
     let region = &state.config().region;
     Ok(json(
         StatusCode::OK,
@@ -127,7 +119,7 @@ pub(crate) async fn cluster_status(
             job_name: run.id.clone(),
             status: status.into(),
             phase: phase.into(),
-            message,
+            message: run.message(),
             created_at: run.created_at.clone(),
             cluster_id: applied.then(|| name.clone()),
             kubeconfig_command: applied

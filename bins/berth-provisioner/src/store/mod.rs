@@ -9,7 +9,10 @@
 mod job;
 mod lock;
 mod logs;
+mod run;
 mod state;
+
+pub(crate) use run::{ErroredState, Run};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,20 +57,6 @@ impl From<kube::Error> for StoreError {
 }
 
 pub(crate) type Result<T> = std::result::Result<T, StoreError>;
-
-/// A run, as the API reports it.
-#[derive(Debug, Clone)]
-pub(crate) struct Run {
-    pub(crate) id: String,
-    pub(crate) cluster: String,
-    pub(crate) operation: Operation,
-    pub(crate) spec: ClusterSpec,
-    pub(crate) created_at: String,
-    pub(crate) state: RunState,
-    pub(crate) cancel_requested: bool,
-    /// Managed resources in the state after the run, as the runner counted them.
-    pub(crate) resources: Option<u64>,
-}
 
 /// The Kubernetes side of the API.
 #[derive(Clone)]
@@ -144,6 +133,7 @@ impl Store {
             state: RunState::Pending,
             cancel_requested: false,
             resources: None,
+            errored_state: None,
         };
         Ok((run, true))
     }
@@ -242,6 +232,7 @@ impl Store {
             state,
             cancel_requested,
             resources: data(&record, "resources").parse().ok(),
+            errored_state: ErroredState::parse(data(&record, "errored_state")),
             id,
         })
     }

@@ -7,9 +7,11 @@
 //! concurrency (a stale `resourceVersion` gets 409), merge patch, delete. Field
 //! selectors on `metadata.name`/`metadata.namespace` and equality/existence label
 //! selectors are honoured; anything else is refused with 400 so a test cannot pass by
-//! accident. It runs on its own thread and runtime: it outlives a test's runtime and
+//! accident. [`FakeApiServer::inject`] makes it refuse chosen requests ([`Fault`]).
+//! It runs on its own thread and runtime: it outlives a test's runtime and
 //! can serve a spawned binary through [`FakeApiServer::write_kubeconfig`].
 
+mod fault;
 mod kinds;
 mod store;
 mod subresource;
@@ -35,6 +37,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+pub use fault::Fault;
 use store::{Failure, Key, Selector, Store};
 
 /// The fake API server. Dropping it stops it (open watches end).
@@ -249,6 +252,21 @@ impl FakeApiServer {
         self.lock().requests.clone()
     }
 
+    /// Installs a fault: matching requests are refused until it is used up or cleared.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.install(fault);
+    }
+
+    /// Removes every fault; later requests are served.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// The requests faults refused so far, as `METHOD path`.
+    pub fn refused(&self) -> Vec<String> {
+        self.lock().faults.refused.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -394,6 +412,9 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Respon
         Some(q) => format!("{method} {path}?{q}"),
         None => format!("{method} {path}"),
     });
+    if let Some(f) = lock(store).faults.check(method.as_str(), &path) {
+        return failure(&f);
+    }
     let Some(route) = route(&path) else {
         return failure(&Failure::new(
             404,

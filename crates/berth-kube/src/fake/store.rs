@@ -108,6 +108,8 @@ pub(crate) struct Store {
     pub(crate) requests: Vec<String>,
     /// `pods/<name>/log` answers, by (namespace, pod).
     pub(crate) pod_logs: BTreeMap<(String, String), String>,
+    /// Injected faults ([`super::FakeApiServer::inject`]).
+    pub(crate) faults: super::fault::Faults,
 }
 
 impl Store {
