@@ -21,7 +21,7 @@ pub enum Mode {
 
 /// Keeps every node's EC2 instance in its ALB/NLB target groups.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "berth-daemon", version, about)]
+#[command(name = "berth-daemon", version = berth_runtime::LONG_VERSION, about)]
 pub struct Cli {
     /// `node` (DaemonSet, one node) or `cluster` (leader-elected Deployment, all nodes).
     #[arg(long, env = "BERTH_MODE", value_enum, default_value = "node")]

@@ -1,10 +1,15 @@
-//! Prometheus metrics served on `/metrics`.
+//! The daemon's own metrics, registered under `berth_daemon_` in the process's one
+//! registry (berth-runtime's `Metrics`, which also holds `berth_build_info`, the
+//! controller's `berth_reconcile_*` and `berth_leader`, and the AWS call counter as
+//! `berth_aws_api_calls_total`). Documented in `docs/metrics.md`.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::Arc;
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -12,9 +17,13 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
-/// The daemon's metrics.
+/// Reads the AWS calls made so far, per operation (`berth_aws::CallCounter::snapshot`).
+pub type CallSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
+
+/// The daemon's metrics. Clones share the same series.
+#[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: berth_runtime::Metrics,
     /// Targets registered.
     pub registrations: Counter,
     /// Targets deregistered.
@@ -22,11 +31,9 @@ pub struct Metrics {
     /// Errors by kind (`aws`, `castai`, `kubernetes`, `access_denied`...) and, for
     /// refused permissions, the IAM action.
     pub errors: Family<Labels, Counter>,
-    /// AWS API calls by operation.
-    pub aws_calls: Family<Labels, Counter>,
-    /// Reconcile pass duration, seconds.
+    /// Reconcile pass duration, seconds (superseded by `berth_reconcile_duration_seconds`).
     pub reconcile_duration: Histogram,
-    /// 1 while this replica leads (always 1 in node mode).
+    /// 1 while this replica leads (always 1 in node mode); superseded by `berth_leader`.
     pub leader: Gauge,
     /// Nodes skipped in the last pass (no instance id, no group).
     pub skipped_nodes: Gauge,
@@ -35,7 +42,12 @@ pub struct Metrics {
     pub draining_targets: Gauge,
     /// Targets seen gone from their group after a deregistration: done.
     pub drained: Counter,
-    aws_seen: Mutex<BTreeMap<String, u64>>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -45,72 +57,71 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// All metrics registered under the `berth_daemon_` prefix.
+    /// The daemon's metrics in a process registry of their own (tests, embedding).
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("berth_daemon");
-        let registrations = Counter::default();
-        let deregistrations = Counter::default();
-        let errors = Family::<Labels, Counter>::default();
-        let aws_calls = Family::<Labels, Counter>::default();
-        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        let leader = Gauge::default();
-        let skipped_nodes = Gauge::default();
-        let draining_targets = Gauge::default();
-        let drained = Counter::default();
+        Metrics::register(&berth_runtime::Metrics::new("daemon"))
+    }
+
+    /// Registers the daemon's metrics in the process's `registry`, under `berth_daemon_`.
+    pub fn register(registry: &berth_runtime::Metrics) -> Self {
+        let metrics = Metrics {
+            registry: registry.clone(),
+            registrations: Counter::default(),
+            deregistrations: Counter::default(),
+            errors: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            leader: Gauge::default(),
+            skipped_nodes: Gauge::default(),
+            draining_targets: Gauge::default(),
+            drained: Counter::default(),
+        };
+        registry.with_registry(|root| {
+            metrics.register_in(root.sub_registry_with_prefix("berth_daemon"))
+        });
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         registry.register(
             "registrations",
             "Targets registered in target groups",
-            registrations.clone(),
+            self.registrations.clone(),
         );
         registry.register(
             "deregistrations",
             "Targets deregistered from target groups",
-            deregistrations.clone(),
+            self.deregistrations.clone(),
         );
         registry.register(
             "errors",
             "Errors by kind; access_denied carries the refused IAM action",
-            errors.clone(),
+            self.errors.clone(),
         );
-        registry.register("aws_calls", "AWS API calls by operation", aws_calls.clone());
         registry.register(
             "reconcile_duration_seconds",
-            "Duration of one reconcile pass",
-            reconcile_duration.clone(),
+            "Duration of one reconcile pass (superseded by berth_reconcile_duration_seconds)",
+            self.reconcile_duration.clone(),
         );
         registry.register(
             "leader",
-            "1 while this replica is the leader (node mode: always 1)",
-            leader.clone(),
+            "1 while this replica is the leader, node mode: always 1 (superseded by berth_leader)",
+            self.leader.clone(),
         );
         registry.register(
             "skipped_nodes",
             "Nodes skipped in the last reconcile pass",
-            skipped_nodes.clone(),
+            self.skipped_nodes.clone(),
         );
         registry.register(
             "draining_targets",
             "Targets deregistered and still draining (deregistration delay not over)",
-            draining_targets.clone(),
+            self.draining_targets.clone(),
         );
         registry.register(
             "drained",
             "Deregistered targets seen gone from their group (deregistration done)",
-            drained.clone(),
+            self.drained.clone(),
         );
-        Metrics {
-            registry,
-            registrations,
-            deregistrations,
-            errors,
-            aws_calls,
-            reconcile_duration,
-            leader,
-            skipped_nodes,
-            draining_targets,
-            drained,
-            aws_seen: Mutex::new(BTreeMap::new()),
-        }
     }
 
     /// Counts an error; a refused permission is labelled with its IAM action.
@@ -132,26 +143,47 @@ impl Metrics {
             .inc();
     }
 
-    /// Brings the AWS call counters up to a per-operation snapshot of cumulative counts.
-    pub fn observe_aws_calls(&self, snapshot: &BTreeMap<String, u64>) {
-        let mut seen = self.aws_seen.lock().unwrap_or_else(|e| e.into_inner());
-        for (op, total) in snapshot {
-            let before = seen.get(op).copied().unwrap_or(0);
-            if *total > before {
-                self.aws_calls
-                    .get_or_create(&vec![("operation".to_owned(), op.clone())])
-                    .inc_by(total - before);
-                seen.insert(op.clone(), *total);
-            }
-        }
-    }
-
-    /// The text exposition.
+    /// The text exposition of the whole process registry.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        self.registry.render()
+    }
+}
+
+/// Exports `calls` as `berth_daemon_aws_calls_total{operation}` in `registry`, read at
+/// every scrape. Deprecated in favour of `berth_aws_api_calls_total{service,operation}`;
+/// kept for existing dashboards.
+pub fn register_aws_calls(registry: &berth_runtime::Metrics, calls: CallSource) {
+    registry.with_registry(|root| {
+        root.sub_registry_with_prefix("berth_daemon")
+            .register_collector(Box::new(AwsCalls(calls)))
+    });
+}
+
+/// `berth_daemon_aws_calls_total{operation=...}`, read from the call counter at scrape
+/// time.
+struct AwsCalls(CallSource);
+
+impl fmt::Debug for AwsCalls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwsCalls")
+    }
+}
+
+impl Collector for AwsCalls {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let counts = (self.0)();
+        let probe = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "aws_calls",
+            "AWS API calls by operation (superseded by berth_aws_api_calls_total)",
+            None,
+            probe.metric_type(),
+        )?;
+        for (operation, count) in counts {
+            let labels = [("operation", operation)];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -160,8 +192,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_errors_with_the_iam_action_and_aws_calls_by_operation() {
-        let m = Metrics::new();
+    fn daemon_metrics_render_in_the_process_registry() {
+        let process = berth_runtime::Metrics::new("daemon");
+        let m = Metrics::register(&process);
         m.error(
             "aws",
             &berth_core::Error::AccessDenied {
@@ -169,18 +202,20 @@ mod tests {
                 message: "no".into(),
             },
         );
-        m.observe_aws_calls(&[("DescribeTargetHealth".to_owned(), 3)].into());
-        m.observe_aws_calls(&[("DescribeTargetHealth".to_owned(), 5)].into());
-        let text = m.render();
-        assert!(
-            text.contains(
-                "berth_daemon_errors_total{kind=\"access_denied\",action=\"elasticloadbalancing:RegisterTargets\"} 1"
-            ),
-            "{text}"
+        register_aws_calls(
+            &process,
+            Arc::new(|| BTreeMap::from([("DescribeTargetHealth".to_owned(), 5)])),
         );
-        assert!(
-            text.contains("berth_daemon_aws_calls_total{operation=\"DescribeTargetHealth\"} 5"),
-            "{text}"
-        );
+        m.leader.set(1);
+        let text = process.render();
+        for line in [
+            "berth_daemon_errors_total{kind=\"access_denied\",action=\"elasticloadbalancing:RegisterTargets\"} 1",
+            "berth_daemon_aws_calls_total{operation=\"DescribeTargetHealth\"} 5",
+            "berth_daemon_leader 1",
+            "berth_build_info{",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(m.render(), text);
     }
 }

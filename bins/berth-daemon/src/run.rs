@@ -1,32 +1,69 @@
-//! Wiring: build the adapters, watch nodes, keep the Lease (cluster mode) or poll IMDS
-//! (node mode), and run reconcile passes on node changes and on every resync.
+//! The daemon's controller, with its dependencies injected: the embedding entry point.
+//!
+//! [`run`] is the whole daemon once its adapters exist: it watches nodes through the
+//! given `kube::Client`, runs reconcile passes on `berth_runtime::controller::Controller`
+//! (node changes as triggers, a periodic resync, the pass's `requeue_after`, jittered
+//! backoff after errors, the Lease elector as the leadership gate in cluster mode) and
+//! reports in the process's registry and `/readyz`. Production `main`
+//! ([`crate::wiring`]) builds the real adapters (ELBv2, Cast.ai, the ownership
+//! ConfigMap, IMDS) and calls it; a demo or a test calls it with other providers, e.g.
+//! berth-core's in-memory ones and berth-kube's fake API server:
+//!
+//! ```no_run
+//! # async fn demo(client: kube::Client) -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use berth_core::domain::TargetType;
+//! use berth_core::memory::{MemoryNodeConfigurations, MemoryTargetGroups};
+//! use berth_daemon::cli::Mode as Scope;
+//! use berth_daemon::run::{self, Dependencies, Settings};
+//! use berth_daemon::static_config::StaticConfig;
+//! use berth_runtime::Process;
+//!
+//! let groups = Arc::new(MemoryTargetGroups::default());
+//! groups.add_group("web", TargetType::Instance, Some(30080));
+//! let rules = StaticConfig::parse(
+//!     "rules.yaml",
+//!     "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n",
+//! )?;
+//! let settings = Settings::new(Scope::Cluster, rules);
+//! let dependencies = Dependencies {
+//!     // The real ConfigMap store, or e.g. berth-core's `LedgerOwnership` over a
+//!     // `MemoryLedger`.
+//!     ownership: run::config_map_ownership(&client, &settings),
+//!     client,
+//!     target_groups: groups,
+//!     node_configurations: Some(Arc::new(MemoryNodeConfigurations::default())),
+//!     spot_notice: None,
+//! };
+//! let process = Process::detached("daemon");
+//! let admin = process.serve_admin("127.0.0.1:0".parse()?).await?; // optional
+//! // Runs until process.shutdown is cancelled.
+//! run::run(dependencies, settings, &process).await?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
-use berth_aws::config::{load_sdk_config, AwsOptions};
-use berth_aws::elbv2::ElbTargetGroups;
-use berth_aws::imds::Imds;
-use berth_aws::CallCounter;
-use berth_castai::{CastAiClient, CastAiConfig};
-use berth_core::domain::{InstanceId, Node, Owner, Taint, TaintEffect};
+use berth_core::domain::{
+    InstallationId, InstanceId, Mode as OwnerMode, Node, Owner, Taint, TaintEffect,
+};
 use berth_core::engine::{ApplyOptions, Engine};
 use berth_core::plan::{NodeDecision, NodeRules, TaintMatch};
 use berth_core::provider::{NodeConfigurations, TargetGroups, TargetOwnership};
 use berth_kube::events::EventRecorder;
 use berth_kube::leader::{LeaderElector, LeaseConfig};
 use berth_kube::ownership::ConfigMapOwnership;
-use berth_kube::watch::{watch_nodes, NodeChange, NodeScope};
-use futures::StreamExt;
+use berth_kube::watch::{watch_nodes, NodeCache, NodeChange, NodeScope};
+use berth_runtime::controller::{self, Controller, Leadership, Outcome, Stopped, Trigger};
+use berth_runtime::{CancellationToken, Process};
+use futures::stream::{BoxStream, Stream, StreamExt};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
-use crate::cli::{Cli, Mode};
+use crate::cli::Mode;
 use crate::events::{NodeEvents, RecordedEvents};
-use crate::http::{serve, Health};
 use crate::metrics::Metrics;
 use crate::reconcile::{Pass, Reconciler, Scope};
 use crate::resolve::Resolver;
@@ -36,280 +73,290 @@ use crate::static_config::StaticConfig;
 /// interruption: the node rules then deregister it ahead of the interruption.
 pub const SPOT_INTERRUPTION_TAINT: &str = "berth.dev/spot-interruption";
 
-/// Longest pause between failed passes.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The `controller` label of the daemon's loop in `berth_reconcile_*` and `berth_leader`.
+pub const CONTROLLER: &str = "nodes";
 
-/// Runs until SIGTERM/SIGINT (or after one pass with `--once`). Returns the exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let rules_file = match &cli.config {
-        Some(path) => StaticConfig::load(path)?,
-        None => StaticConfig::default(),
-    };
-    let metrics = Arc::new(Metrics::new());
-    let calls = CallCounter::new();
-    let aws = AwsOptions {
-        region: cli.region.clone(),
-        ..AwsOptions::default()
-    };
-    let sdk = load_sdk_config(&aws).await;
-    let targets: Arc<dyn TargetGroups> = Arc::new(ElbTargetGroups::new(&sdk, calls.clone()));
-    let castai: Option<Arc<dyn NodeConfigurations>> = match (&cli.cluster_id, &cli.castai_api_key) {
-        (Some(id), Some(key)) => {
-            let mut config = CastAiConfig::new(id.trim(), key.clone());
-            config.base_url = cli.castai_api_url.clone();
-            Some(Arc::new(
-                CastAiClient::new(config).context("Cast.ai client")?,
-            ))
+/// How long a stopping daemon waits for its Events to be published and its Lease to be
+/// released.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The adapters the daemon runs on, built by the caller.
+pub struct Dependencies {
+    /// The Kubernetes API: the node watch, Events and (cluster mode) the Lease.
+    pub client: kube::Client,
+    /// Target groups (production: ELBv2).
+    pub target_groups: Arc<dyn TargetGroups>,
+    /// Node configurations (production: Cast.ai), if enabled.
+    pub node_configurations: Option<Arc<dyn NodeConfigurations>>,
+    /// Where berth records the targets it registered (production: a ConfigMap, see
+    /// [`config_map_ownership`]).
+    pub ownership: Arc<dyn TargetOwnership>,
+    /// Node mode: turns `true` once a spot interruption of this node is announced
+    /// (production: IMDS polled by [`crate::wiring`]); the node is then deregistered
+    /// ahead of it.
+    pub spot_notice: Option<watch::Receiver<bool>>,
+}
+
+/// How the daemon runs: everything but the adapters.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `node` (one node) or `cluster` (every node).
+    pub mode: Mode,
+    /// This node's name (node mode).
+    pub node_name: Option<String>,
+    /// This node's instance (node mode, from IMDS): keeps the scope when the Node
+    /// object is gone.
+    pub own_instance: Option<InstanceId>,
+    /// Static rules mapping node labels to target groups.
+    pub rules: StaticConfig,
+    /// When a node serves, leaves or is held (cordon, NotReady grace...).
+    pub node_rules: NodeRules,
+    /// The engine's options; `dry_run` also keeps Events, ownership and the Lease
+    /// untouched and prints each plan on stdout.
+    pub apply: ApplyOptions,
+    /// A full pass this long after the previous one (drift repair).
+    pub resync: Duration,
+    /// How long to gather node changes before acting on them.
+    pub debounce: Duration,
+    /// Run one pass (once the node list is in) and stop.
+    pub once: bool,
+    /// Namespace of the ownership ConfigMap(s) and the Lease.
+    pub namespace: String,
+    /// This replica's identity (Lease holder, Event reporting instance).
+    pub identity: String,
+    /// Campaign for this Lease and reconcile only while holding it (cluster mode);
+    /// `None`: always act.
+    pub election: Option<LeaseConfig>,
+    /// Whose targets the ownership store records (`berth/<installation>/daemon`).
+    pub owner: Owner,
+}
+
+impl Settings {
+    /// The command line's defaults for `mode` with `rules`: resync 300 s, debounce
+    /// 200 ms, namespace `kube-system`, no election (set [`Settings::election`] for a
+    /// leader-elected cluster mode).
+    pub fn new(mode: Mode, rules: StaticConfig) -> Self {
+        Settings {
+            mode,
+            node_name: None,
+            own_instance: None,
+            rules,
+            node_rules: NodeRules::default(),
+            apply: ApplyOptions::default(),
+            resync: Duration::from_secs(300),
+            debounce: Duration::from_millis(200),
+            once: false,
+            namespace: "kube-system".to_owned(),
+            identity: format!("berth-daemon-{}", std::process::id()),
+            election: None,
+            owner: Owner::for_installation(&InstallationId::default(), OwnerMode::Daemon),
         }
-        _ => None,
-    };
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    let owner = Owner::new(cli.owner_id())?;
-    let identity = cli
-        .pod_name
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("berth-daemon-{}", std::process::id()));
-    let node_name = cli.node_name.clone().unwrap_or_default();
-    let ownership: Arc<dyn TargetOwnership> = match cli.mode {
-        Mode::Cluster => Arc::new(ConfigMapOwnership::new(
+    }
+
+    /// Whether nothing may be changed.
+    pub fn dry_run(&self) -> bool {
+        self.apply.dry_run
+    }
+
+    fn scope(&self) -> (Scope, NodeScope) {
+        match self.mode {
+            Mode::Cluster => (Scope::Cluster, NodeScope::All),
+            Mode::Node => {
+                let name = self.node_name.clone().unwrap_or_default();
+                (
+                    Scope::Node {
+                        name: name.clone(),
+                        instance: self.own_instance.clone(),
+                    },
+                    NodeScope::Named(name),
+                )
+            }
+        }
+    }
+}
+
+/// The daemon's ownership store: a ConfigMap in `settings.namespace` recording
+/// `settings.owner`'s targets — one for the whole cluster in cluster mode, one per node
+/// in node mode (`berth-daemon-node-<node>`, so hundreds of DaemonSet pods never
+/// contend on one object).
+pub fn config_map_ownership(
+    client: &kube::Client,
+    settings: &Settings,
+) -> Arc<dyn TargetOwnership> {
+    let owner = settings.owner.clone();
+    let store = match settings.mode {
+        Mode::Cluster => ConfigMapOwnership::new(client.clone(), &settings.namespace, owner),
+        Mode::Node => ConfigMapOwnership::with_name(
             client.clone(),
-            &cli.namespace,
+            &settings.namespace,
+            &format!(
+                "berth-daemon-node-{}",
+                settings.node_name.as_deref().unwrap_or_default()
+            ),
             owner,
-        )),
-        // One ConfigMap per node: hundreds of DaemonSet pods never contend on one object.
-        Mode::Node => Arc::new(ConfigMapOwnership::with_name(
-            client.clone(),
-            &cli.namespace,
-            &format!("berth-daemon-node-{node_name}"),
-            owner,
-        )),
+        ),
     };
-    let events: Arc<dyn NodeEvents> = if cli.dry_run {
+    Arc::new(store)
+}
+
+/// Runs the daemon's controller until `process.shutdown` is cancelled (or after one
+/// pass with [`Settings::once`]): its metrics go into `process.metrics`, `/readyz` turns
+/// ready once the node list is in. Returns how the loop stopped; an error only if the
+/// node watch ended.
+pub async fn run(
+    dependencies: Dependencies,
+    settings: Settings,
+    process: &Process,
+) -> anyhow::Result<Stopped> {
+    let Dependencies {
+        client,
+        target_groups,
+        node_configurations,
+        ownership,
+        spot_notice,
+    } = dependencies;
+    let metrics = Metrics::register(&process.metrics);
+    let events: Arc<dyn NodeEvents> = if settings.dry_run() {
         Arc::new(RecordedEvents::default())
     } else {
         Arc::new(EventRecorder::new(
             client.clone(),
             "berth-daemon",
-            Some(identity.clone()),
+            Some(settings.identity.clone()),
         ))
     };
-    let engine = Engine::new(ApplyOptions {
-        dry_run: cli.dry_run,
-        target_batch_size: cli.batch_size,
-        min_call_interval: cli.aws.min_call_interval(),
-        ..ApplyOptions::default()
-    });
-    let mut rules = NodeRules {
-        deregister_on_cordon: cli.deregister_on_cordon,
-        not_ready_grace: cli.not_ready_grace,
-        ..NodeRules::default()
-    };
-    rules
-        .disruption_taints
-        .push(TaintMatch::Key(SPOT_INTERRUPTION_TAINT.into()));
-    let imds = match &cli.imds_endpoint {
-        Some(url) => Imds::with_endpoint(url)?,
-        None => Imds::new(),
-    };
-    let (scope, watch_scope) = match cli.mode {
-        Mode::Cluster => (Scope::Cluster, NodeScope::All),
-        Mode::Node => {
-            let instance = own_instance(&imds).await;
-            (
-                Scope::Node {
-                    name: node_name.clone(),
-                    instance,
-                },
-                NodeScope::Named(node_name.clone()),
-            )
-        }
-    };
-    let resolver = Resolver::new(castai, rules_file, targets.clone());
+    let mut node_rules = settings.node_rules.clone();
+    let spot_taint = TaintMatch::Key(SPOT_INTERRUPTION_TAINT.into());
+    if !node_rules.disruption_taints.contains(&spot_taint) {
+        node_rules.disruption_taints.push(spot_taint);
+    }
+    let (scope, watch_scope) = settings.scope();
+    let resolver = Resolver::new(
+        node_configurations,
+        settings.rules.clone(),
+        target_groups.clone(),
+    );
     let reconciler = Reconciler::new(
         resolver,
-        targets,
+        target_groups,
         ownership,
-        engine,
-        rules.clone(),
+        Engine::new(settings.apply.clone()),
+        node_rules.clone(),
         scope,
-        metrics.clone(),
+        Arc::new(metrics.clone()),
         events,
     );
-    let health = Arc::new(Health {
-        ready: false.into(),
-        metrics: metrics.clone(),
-        calls: calls.clone(),
-    });
-    let bound = serve(cli.listen, health.clone())
-        .await
-        .with_context(|| format!("listening on {}", cli.listen))?;
+    process.readiness.not_ready("waiting for the node list");
+
+    // Leadership: cluster mode campaigns for the Lease; node mode and one-off runs
+    // act alone (the sender is kept until the loop ends).
+    let elector_stop = CancellationToken::new();
+    let (leader_rx, always) = match &settings.election {
+        Some(lease) => {
+            let elector = Arc::new(LeaderElector::new(client.clone(), lease.clone()));
+            let rx = elector.subscribe();
+            let stop = elector_stop.clone();
+            let task = tokio::spawn(async move { elector.run(stop.cancelled()).await });
+            (rx, Err(task))
+        }
+        None => {
+            let (tx, rx) = watch::channel(true);
+            (rx, Ok(tx))
+        }
+    };
+    let leadership = Reported::new(leader_rx, metrics.leader.clone());
+    let spot = spot_notice.unwrap_or_else(|| watch::channel(false).1);
+
     tracing::info!(
-        scope = ?cli.mode,
-        listen = %bound,
-        dry_run = cli.dry_run,
-        owner = %cli.owner_id(),
+        scope = ?settings.mode,
+        dry_run = settings.dry_run(),
+        elected = settings.election.is_some(),
         "berth-daemon started"
     );
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // Leadership: cluster mode campaigns for the Lease; node mode and one-off runs act
-    // alone.
-    let mut keep_alive = Vec::new();
-    let (leader_rx, elector_task) = if cli.mode == Mode::Cluster && !cli.once && !cli.dry_run {
-        let elector = Arc::new(LeaderElector::new(
-            client.clone(),
-            LeaseConfig::new(&cli.namespace, &cli.lease_name, &identity),
-        ));
-        let rx = elector.subscribe();
-        let mut stop = shutdown_rx.clone();
-        let task = tokio::spawn(async move {
-            elector
-                .run(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-        });
-        (rx, Some(task))
-    } else {
-        let (tx, rx) = watch::channel(true);
-        keep_alive.push(tx);
-        (rx, None)
-    };
-    let spot_rx = if cli.mode == Mode::Node && !cli.once {
-        spawn_spot_watch(imds, cli.spot_poll, shutdown_rx.clone())
-    } else {
-        let (tx, rx) = watch::channel(false);
-        keep_alive.push(tx);
-        rx
-    };
-
     let (cache, changes) = watch_nodes(client, watch_scope);
-    let mut lp = Loop {
-        cli: &cli,
-        reconciler: &reconciler,
-        metrics: &metrics,
-        health: &health,
-        rules: &rules,
-        leader_rx,
-        spot_rx,
-        pending: None,
-        synced: false,
-        backoff: Duration::from_secs(1),
+    let config = controller::Config {
+        debounce: settings.debounce,
+        resync: Some(settings.resync),
+        backoff: controller::Backoff::default(),
+        wait_for_sync: true,
+        once: settings.once,
     };
-    let code = lp.run(cache, changes).await;
-    reconciler.flush_events(Duration::from_secs(5)).await;
-    drop(keep_alive);
-    let _ = shutdown_tx.send(true);
-    if let Some(task) = elector_task {
-        // Releasing the Lease lets the other replica take over at once.
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    }
-    metrics.observe_aws_calls(&calls.snapshot());
-    tracing::info!(aws_calls = ?calls.snapshot(), "berth-daemon stopped");
-    Ok(code)
-}
-
-struct Loop<'a> {
-    cli: &'a Cli,
-    reconciler: &'a Reconciler,
-    metrics: &'a Metrics,
-    health: &'a Health,
-    rules: &'a NodeRules,
-    leader_rx: watch::Receiver<bool>,
-    spot_rx: watch::Receiver<bool>,
-    /// When the next pass is due.
-    pending: Option<Instant>,
-    /// The first full node listing has arrived.
-    synced: bool,
-    backoff: Duration,
-}
-
-impl Loop<'_> {
-    async fn run(
-        &mut self,
-        cache: berth_kube::watch::NodeCache,
-        mut changes: futures::stream::BoxStream<'static, Result<NodeChange, berth_kube::Error>>,
-    ) -> i32 {
-        let resync = Duration::from_secs(self.cli.sleep_interval);
-        let mut next_resync = Instant::now() + resync;
-        let mut terminate = signal_stream();
-        self.metrics.leader.set(i64::from(*self.leader_rx.borrow()));
-        loop {
-            let leading = *self.leader_rx.borrow();
-            let due = self.pending.filter(|_| self.synced && leading);
-            tokio::select! {
-                biased;
-                _ = terminate.recv() => {
-                    tracing::info!("termination signal: stopping");
-                    return 0;
-                }
-                change = changes.next() => match change {
-                    Some(Ok(NodeChange::Synced(nodes))) => {
-                        tracing::debug!(nodes = nodes.len(), "node list in");
-                        self.synced = true;
-                        self.health.ready.store(true, Ordering::Relaxed);
-                        self.due_now();
-                    }
-                    Some(Ok(change)) => {
-                        tracing::debug!(?change, "node changed");
-                        let soon = Instant::now() + self.cli.debounce;
-                        // Gather a burst of changes, but never postpone a due pass.
-                        self.pending = Some(self.pending.map_or(soon, |p| p.min(soon)));
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "node watch error; the watcher backs off and re-lists");
-                        self.metrics.error_kind("kubernetes");
-                    }
-                    None => {
-                        tracing::error!("the node watch ended");
-                        return 1;
-                    }
-                },
-                () = sleep_until(due), if due.is_some() => {
-                    self.pending = None;
-                    let nodes = self.nodes(&cache);
-                    let result = self.reconciler.reconcile(&nodes).await;
-                    let ok = self.after_pass(result, &nodes);
-                    if self.cli.once {
-                        return if ok { 0 } else { 1 };
-                    }
-                    next_resync = Instant::now() + resync;
-                }
-                () = tokio::time::sleep_until(next_resync) => {
-                    tracing::debug!("periodic resync");
-                    next_resync = Instant::now() + resync;
-                    self.due_now();
-                }
-                Ok(()) = self.leader_rx.changed() => {
-                    let leading = *self.leader_rx.borrow();
-                    tracing::info!(leading, "leadership changed");
-                    self.metrics.leader.set(i64::from(leading));
-                    if leading {
-                        self.due_now();
-                    }
-                }
-                Ok(()) = self.spot_rx.changed() => {
-                    tracing::warn!("spot interruption notice: deregistering ahead of it");
-                    self.due_now();
-                }
-            }
+    let pass = NodePass {
+        reconciler: &reconciler,
+        cache: &cache,
+        spot: &spot,
+        settings: &settings,
+        grace: node_rules.not_ready_grace,
+    };
+    let stopped = Controller::new(CONTROLLER, config)
+        .leadership(leadership)
+        .metrics(process.metrics.reconcile())
+        .readiness(process.readiness.clone())
+        .run(
+            triggers(changes, spot.clone(), metrics.clone()),
+            process.shutdown.clone(),
+            move |_pass: controller::Pass<String>| pass.run(),
+        )
+        .await;
+    reconciler.flush_events(STOP_GRACE).await;
+    elector_stop.cancel();
+    match always {
+        // Releasing the Lease lets another replica take over at once.
+        Err(task) => {
+            let _ = tokio::time::timeout(STOP_GRACE, task).await;
         }
+        Ok(sender) => drop(sender),
     }
+    tracing::info!("berth-daemon stopped");
+    Ok(stopped?)
+}
 
-    fn due_now(&mut self) {
-        self.pending = Some(Instant::now());
+/// One pass over the nodes in scope.
+#[derive(Clone, Copy)]
+struct NodePass<'a> {
+    reconciler: &'a Reconciler,
+    cache: &'a NodeCache,
+    spot: &'a watch::Receiver<bool>,
+    settings: &'a Settings,
+    grace: Duration,
+}
+
+impl NodePass<'_> {
+    async fn run(self) -> Result<Outcome, berth_core::Error> {
+        let nodes = self.nodes();
+        let pass = self.reconciler.reconcile(&nodes).await?;
+        if self.settings.dry_run() {
+            print_pass(&pass);
+        }
+        let converged = pass.report.is_success() && pass.unobserved.is_empty();
+        // A held node (configuration unknown) is retried with backoff too.
+        let held = pass
+            .verdicts
+            .iter()
+            .any(|v| matches!(v.decision, NodeDecision::Hold(_)));
+        tracing::info!(
+            planned = pass.plan.len(),
+            done = pass.report.done(),
+            failed = pass.report.failed(),
+            skipped = pass.report.skipped.len(),
+            unobserved = pass.unobserved.len(),
+            "reconciled"
+        );
+        let outcome = if converged && !held {
+            Outcome::done()
+        } else {
+            Outcome::retry()
+        };
+        Ok(outcome.and_requeue_after(next_grace_expiry(&nodes, self.grace)))
     }
 
     /// The nodes in scope, with the in-memory spot taint on our own node if noticed.
-    fn nodes(&self, cache: &berth_kube::watch::NodeCache) -> Vec<Node> {
-        let mut nodes = cache.nodes();
-        if *self.spot_rx.borrow() {
+    fn nodes(&self) -> Vec<Node> {
+        let mut nodes = self.cache.nodes();
+        if *self.spot.borrow() {
             for n in nodes
                 .iter_mut()
-                .filter(|n| Some(&n.name) == self.cli.node_name.as_ref())
+                .filter(|n| Some(&n.name) == self.settings.node_name.as_ref())
             {
                 n.taints
                     .push(Taint::new(SPOT_INTERRUPTION_TAINT, TaintEffect::NoExecute));
@@ -317,48 +364,74 @@ impl Loop<'_> {
         }
         nodes
     }
+}
 
-    /// Logs and prints a pass, schedules the retry of a failed one (with backoff) or the
-    /// pass at which a NotReady node's grace runs out. Returns whether all went well.
-    fn after_pass(&mut self, result: Result<Pass, berth_core::Error>, nodes: &[Node]) -> bool {
-        let ok = match result {
-            Ok(pass) => {
-                if self.cli.dry_run {
-                    print_pass(&pass);
+/// The controller's triggers: node changes (debounced, by node name), the first full
+/// listing (and every re-list), a spot interruption notice (a pass at once). Ends when
+/// the node watch ends.
+fn triggers(
+    changes: BoxStream<'static, Result<NodeChange, berth_kube::Error>>,
+    spot: watch::Receiver<bool>,
+    metrics: Metrics,
+) -> impl Stream<Item = Trigger<String>> + Send {
+    let nodes = changes
+        .filter_map(move |change| {
+            let trigger = match change {
+                Ok(NodeChange::Synced(nodes)) => {
+                    tracing::debug!(nodes = nodes.len(), "node list in");
+                    Some(Trigger::Synced)
                 }
-                let ok = pass.report.is_success() && pass.unobserved.is_empty();
-                let held = pass
-                    .verdicts
-                    .iter()
-                    .any(|v| matches!(v.decision, NodeDecision::Hold(_)));
-                tracing::info!(
-                    planned = pass.plan.len(),
-                    done = pass.report.done(),
-                    failed = pass.report.failed(),
-                    skipped = pass.report.skipped.len(),
-                    unobserved = pass.unobserved.len(),
-                    "reconciled"
-                );
-                // A held node (configuration unknown) is retried with backoff too.
-                ok && !held
+                Ok(NodeChange::Applied(node) | NodeChange::Deleted(node)) => {
+                    tracing::debug!(node = %node.name, "node changed");
+                    Some(Trigger::Changed(node.name))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "node watch error; the watcher backs off and re-lists");
+                    metrics.error_kind("kubernetes");
+                    None
+                }
+            };
+            std::future::ready(trigger.map(Some))
+        })
+        // `None` marks the end of the node watch.
+        .chain(futures::stream::once(std::future::ready(None)));
+    let notices = futures::stream::unfold(spot, |mut spot| async move {
+        loop {
+            if spot.changed().await.is_err() {
+                // The poller is gone: no notice will come.
+                std::future::pending::<()>().await;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "reconcile pass failed; retrying with backoff");
-                false
+            if *spot.borrow_and_update() {
+                tracing::warn!("spot interruption notice: deregistering ahead of it");
+                return Some((Some(Trigger::Now), spot));
             }
-        };
-        if ok {
-            self.backoff = Duration::from_secs(1);
-        } else {
-            let jitter = self.backoff.mul_f64(fastrand::f64() * 0.2);
-            self.pending = Some(Instant::now() + self.backoff + jitter);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         }
-        if let Some(at) = next_grace_expiry(nodes, self.rules.not_ready_grace) {
-            let at = Instant::now() + at;
-            self.pending = Some(self.pending.map_or(at, |p| p.min(at)));
-        }
-        ok
+    });
+    futures::stream::select(nodes, notices).scan((), |(), t| std::future::ready(t))
+}
+
+/// The Lease elector's leadership, mirrored in `berth_daemon_leader`.
+struct Reported {
+    inner: watch::Receiver<bool>,
+    gauge: Gauge,
+}
+
+impl Reported {
+    fn new(inner: watch::Receiver<bool>, gauge: Gauge) -> Self {
+        gauge.set(i64::from(*inner.borrow()));
+        Reported { inner, gauge }
+    }
+}
+
+impl Leadership for Reported {
+    fn is_leader(&self) -> bool {
+        self.inner.is_leader()
+    }
+
+    async fn changed(&mut self) -> Option<bool> {
+        let leading = Leadership::changed(&mut self.inner).await?;
+        self.gauge.set(i64::from(leading));
+        Some(leading)
     }
 }
 
@@ -387,89 +460,4 @@ fn print_pass(pass: &Pass) {
         .map(|verb| (verb, pass.plan.count(verb)))
         .collect();
     println!("--- {counts:?}");
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The instance id from IMDS, so node mode keeps its scope if the Node object goes.
-async fn own_instance(imds: &Imds) -> Option<InstanceId> {
-    match tokio::time::timeout(Duration::from_secs(3), imds.identity()).await {
-        Ok(Ok(identity)) => Some(identity.instance_id),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "IMDS identity unavailable; using the Node's providerID only");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("IMDS identity timed out; using the Node's providerID only");
-            None
-        }
-    }
-}
-
-/// Polls IMDSv2 for a spot interruption notice; the receiver turns `true` once one is
-/// scheduled. IMDS errors are logged (once per kind of failure) and polling goes on.
-fn spawn_spot_watch(
-    imds: Imds,
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut last_error = String::new();
-        loop {
-            match imds.spot_interruption().await {
-                Ok(Some(notice)) => {
-                    tracing::warn!(action = ?notice.action, "spot interruption scheduled");
-                    let _ = tx.send(true);
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let text = e.to_string();
-                    if text != last_error {
-                        tracing::warn!(error = %text, "IMDS spot interruption check failed");
-                        last_error = text;
-                    }
-                }
-            }
-            tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
-    });
-    rx
-}
-
-/// SIGTERM and SIGINT as one stream.
-fn signal_stream() -> tokio::sync::mpsc::Receiver<()> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        let _ = tx.send(()).await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        let _ = tx.send(()).await;
-    });
-    rx
 }

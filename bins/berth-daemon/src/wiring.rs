@@ -1,0 +1,184 @@
+//! Production wiring: the command line into the real adapters (Kubernetes client,
+//! ELBv2, Cast.ai, the ownership ConfigMap, IMDS in node mode), then the daemon's
+//! controller ([`crate::run::run`]) in berth-runtime's process shell.
+//!
+//! Kubernetes comes first: without it the daemon can do nothing, and a missing
+//! kubeconfig must be one clear error line, printed before anything probes AWS or IMDS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use berth_aws::config::{load_sdk_config, AwsOptions};
+use berth_aws::elbv2::ElbTargetGroups;
+use berth_aws::imds::Imds;
+use berth_aws::CallCounter;
+use berth_castai::{CastAiClient, CastAiConfig};
+use berth_core::domain::{InstanceId, Owner};
+use berth_core::engine::ApplyOptions;
+use berth_core::plan::NodeRules;
+use berth_core::provider::NodeConfigurations;
+use berth_kube::leader::LeaseConfig;
+use berth_runtime::controller::Stopped;
+use berth_runtime::{CancellationToken, ExitStatus, Failure, Process};
+use tokio::sync::watch;
+
+use crate::cli::{Cli, Mode};
+use crate::metrics;
+use crate::run::{self, Dependencies, Settings};
+use crate::static_config::StaticConfig;
+
+/// Runs the daemon as the command line says, until SIGTERM/SIGINT (0) or after one pass
+/// with `--once` (0 if everything was applied, else 1).
+pub async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
+    cli.validate().map_err(Failure::usage)?;
+    let rules = match &cli.config {
+        Some(path) => StaticConfig::load(path).map_err(Failure::usage)?,
+        None => StaticConfig::default(),
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster, or KUBECONFIG / ~/.kube/config)")?;
+    let bound = process
+        .serve_admin(cli.listen)
+        .await
+        .with_context(|| format!("serving /healthz, /readyz and /metrics on {}", cli.listen))?;
+
+    let calls = CallCounter::new();
+    process.metrics.register_aws_calls(calls.clone());
+    let snapshot = calls.clone();
+    metrics::register_aws_calls(&process.metrics, Arc::new(move || snapshot.snapshot()));
+    let sdk = load_sdk_config(&AwsOptions {
+        region: cli.region.clone(),
+        ..AwsOptions::default()
+    })
+    .await;
+    let target_groups = Arc::new(ElbTargetGroups::new(&sdk, calls.clone()));
+    let node_configurations: Option<Arc<dyn NodeConfigurations>> =
+        match (&cli.cluster_id, &cli.castai_api_key) {
+            (Some(id), Some(key)) => {
+                let mut config = CastAiConfig::new(id.trim(), key.clone());
+                config.base_url = cli.castai_api_url.clone();
+                Some(Arc::new(
+                    CastAiClient::new(config).context("Cast.ai client")?,
+                ))
+            }
+            _ => None,
+        };
+    let (own_instance, spot_notice) = match cli.mode {
+        Mode::Cluster => (None, None),
+        Mode::Node => {
+            let imds = match &cli.imds_endpoint {
+                Some(url) => Imds::with_endpoint(url).map_err(Failure::usage)?,
+                None => Imds::new(),
+            };
+            let instance = own_instance(&imds).await;
+            let spot = (!cli.once)
+                .then(|| spawn_spot_watch(imds, cli.spot_poll, process.shutdown.clone()));
+            (instance, spot)
+        }
+    };
+    let settings = settings(&cli, rules, own_instance)?;
+    tracing::info!(listen = %bound, owner = %settings.owner, "admin server up");
+    let dependencies = Dependencies {
+        ownership: run::config_map_ownership(&client, &settings),
+        client,
+        target_groups,
+        node_configurations,
+        spot_notice,
+    };
+    let stopped = run::run(dependencies, settings, &process).await?;
+    tracing::info!(aws_calls = ?calls.snapshot(), "AWS calls made");
+    Ok(match stopped {
+        Stopped::Cancelled | Stopped::Once { converged: true } => ExitStatus::SUCCESS,
+        Stopped::Once { converged: false } => ExitStatus::FAILURE,
+    })
+}
+
+/// The controller's settings from the command line.
+pub fn settings(
+    cli: &Cli,
+    rules: StaticConfig,
+    own_instance: Option<InstanceId>,
+) -> anyhow::Result<Settings> {
+    let identity = cli
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("berth-daemon-{}", std::process::id()));
+    let elected = cli.mode == Mode::Cluster && !cli.once && !cli.dry_run;
+    Ok(Settings {
+        mode: cli.mode,
+        node_name: cli.node_name.clone(),
+        own_instance,
+        rules,
+        node_rules: NodeRules {
+            deregister_on_cordon: cli.deregister_on_cordon,
+            not_ready_grace: cli.not_ready_grace,
+            ..NodeRules::default()
+        },
+        apply: ApplyOptions {
+            dry_run: cli.dry_run,
+            target_batch_size: cli.batch_size,
+            min_call_interval: cli.aws.min_call_interval(),
+            ..ApplyOptions::default()
+        },
+        resync: Duration::from_secs(cli.sleep_interval),
+        debounce: cli.debounce,
+        once: cli.once,
+        namespace: cli.namespace.clone(),
+        election: elected.then(|| LeaseConfig::new(&cli.namespace, &cli.lease_name, &identity)),
+        identity,
+        owner: Owner::new(cli.owner_id())?,
+    })
+}
+
+/// The instance id from IMDS, so node mode keeps its scope if the Node object goes.
+async fn own_instance(imds: &Imds) -> Option<InstanceId> {
+    match tokio::time::timeout(Duration::from_secs(3), imds.identity()).await {
+        Ok(Ok(identity)) => Some(identity.instance_id),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "IMDS identity unavailable; using the Node's providerID only");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("IMDS identity timed out; using the Node's providerID only");
+            None
+        }
+    }
+}
+
+/// Polls IMDSv2 for a spot interruption notice; the receiver turns `true` once one is
+/// scheduled. IMDS errors are logged (once per kind of failure) and polling goes on.
+fn spawn_spot_watch(
+    imds: Imds,
+    every: Duration,
+    shutdown: CancellationToken,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut last_error = String::new();
+        loop {
+            match imds.spot_interruption().await {
+                Ok(Some(notice)) => {
+                    tracing::warn!(action = ?notice.action, "spot interruption scheduled");
+                    let _ = tx.send(true);
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let text = e.to_string();
+                    if text != last_error {
+                        tracing::warn!(error = %text, "IMDS spot interruption check failed");
+                        last_error = text;
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+    rx
+}
