@@ -1,24 +1,18 @@
 //! The daemon's own metrics, registered under `berth_daemon_` in the process's one
 //! registry (berth-runtime's `Metrics`, which also holds `berth_build_info`, the
 //! controller's `berth_reconcile_*` and `berth_leader`, and the AWS call counter as
-//! `berth_aws_api_calls_total`). Documented in `docs/metrics.md`.
+//! `berth_aws_api_calls_total`, and under its older name `berth_daemon_aws_calls_total`).
+//! Documented in `docs/metrics.md`.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
-
-/// Reads the AWS calls made so far, per operation (`berth_aws::CallCounter::snapshot`).
-pub type CallSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
 
 /// The daemon's metrics. Clones share the same series.
 #[derive(Clone)]
@@ -149,44 +143,6 @@ impl Metrics {
     }
 }
 
-/// Exports `calls` as `berth_daemon_aws_calls_total{operation}` in `registry`, read at
-/// every scrape. Deprecated in favour of `berth_aws_api_calls_total{service,operation}`;
-/// kept for existing dashboards.
-pub fn register_aws_calls(registry: &berth_runtime::Metrics, calls: CallSource) {
-    registry.with_registry(|root| {
-        root.sub_registry_with_prefix("berth_daemon")
-            .register_collector(Box::new(AwsCalls(calls)))
-    });
-}
-
-/// `berth_daemon_aws_calls_total{operation=...}`, read from the call counter at scrape
-/// time.
-struct AwsCalls(CallSource);
-
-impl fmt::Debug for AwsCalls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AwsCalls")
-    }
-}
-
-impl Collector for AwsCalls {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-        let counts = (self.0)();
-        let probe = ConstCounter::new(0u64);
-        let mut family = encoder.encode_descriptor(
-            "aws_calls",
-            "AWS API calls by operation (superseded by berth_aws_api_calls_total)",
-            None,
-            probe.metric_type(),
-        )?;
-        for (operation, count) in counts {
-            let labels = [("operation", operation)];
-            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,15 +158,10 @@ mod tests {
                 message: "no".into(),
             },
         );
-        register_aws_calls(
-            &process,
-            Arc::new(|| BTreeMap::from([("DescribeTargetHealth".to_owned(), 5)])),
-        );
         m.leader.set(1);
         let text = process.render();
         for line in [
             "berth_daemon_errors_total{kind=\"access_denied\",action=\"elasticloadbalancing:RegisterTargets\"} 1",
-            "berth_daemon_aws_calls_total{operation=\"DescribeTargetHealth\"} 5",
             "berth_daemon_leader 1",
             "berth_build_info{",
         ] {

@@ -24,7 +24,6 @@ use berth_runtime::{CancellationToken, ExitStatus, Failure, Process};
 use tokio::sync::watch;
 
 use crate::cli::{Cli, Mode};
-use crate::metrics;
 use crate::run::{self, Dependencies, Settings};
 use crate::static_config::StaticConfig;
 
@@ -46,8 +45,9 @@ pub async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
 
     let calls = CallCounter::new();
     process.metrics.register_aws_calls(calls.clone());
-    let snapshot = calls.clone();
-    metrics::register_aws_calls(&process.metrics, Arc::new(move || snapshot.snapshot()));
+    process
+        .metrics
+        .register_aws_calls_by_operation("berth_daemon", calls.clone());
     let sdk = load_sdk_config(&AwsOptions {
         region: cli.region.clone(),
         ..AwsOptions::default()
