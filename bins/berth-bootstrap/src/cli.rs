@@ -65,6 +65,10 @@ pub enum Command {
     RenewCerts,
     /// Print every change the default run would make; change nothing.
     Plan,
+    /// After etcd started from the drop-in: promote this node's etcd learner to a
+    /// voter once it is in sync (`etcd.learner: true`; for a unit ordered after
+    /// `etcd.service`). Only the etcd module runs.
+    PromoteLearner,
 }
 
 impl berth_runtime::process::Cli for Cli {
@@ -113,6 +117,10 @@ mod tests {
         assert_eq!(
             Cli::parse_from(["b", "renew-certs"]).command(),
             Command::RenewCerts
+        );
+        assert_eq!(
+            Cli::parse_from(["b", "promote-learner"]).command(),
+            Command::PromoteLearner
         );
     }
 

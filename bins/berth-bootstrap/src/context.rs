@@ -1,9 +1,10 @@
 //! What the binary hands the etcd module (`crate::etcd::run`): the parsed settings,
 //! who this instance is, the AWS configuration to build providers from, the node's
-//! TLS files, the dry-run flag and the run's deadline.
+//! TLS files, the engine's caller, the step, the dry-run flag and the run's deadline.
 
 use std::path::{Path, PathBuf};
 
+use berth_core::engine::Caller;
 use tokio::time::Instant;
 
 use crate::config::EtcdSettings;
@@ -24,6 +25,10 @@ pub struct EtcdRun<'a> {
     /// The node certificate, its key and the CA certificate, when the certificates
     /// module is configured (for the TLS variables of an `https` schema).
     pub tls: Option<&'a TlsFiles>,
+    /// The run's caller: every provider call of the workflow goes through it.
+    pub caller: &'a Caller,
+    /// Boot (membership and drop-in) or promote this node's learner.
+    pub step: EtcdStep,
     /// Change nothing; report what would be done.
     pub dry_run: bool,
     /// The whole run must be over by then: waits end here (then fail, exit 1).
@@ -31,6 +36,16 @@ pub struct EtcdRun<'a> {
     /// `base.chroot_path` (or `/`): paths berth writes under it are named in the
     /// drop-in as the host's etcd sees them, without it.
     pub root: &'a Path,
+}
+
+/// What the etcd module does in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdStep {
+    /// Before etcd starts: membership, then the drop-in (`run`, `plan`).
+    Boot,
+    /// After etcd started: promote this node's learner once in sync
+    /// (`promote-learner`).
+    PromoteLearner,
 }
 
 /// Where the certificates module keeps the node's TLS material.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use berth_aws::CallCounter;
+use berth_core::engine::Caller;
 use berth_runtime::oneshot::Finished;
 use berth_runtime::ExitStatus;
 use serde_json::Value;
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError, Module};
-use crate::context::{EtcdRun, TlsFiles};
+use crate::context::{EtcdRun, EtcdStep, TlsFiles};
 use crate::hostname::HostnameError;
 use crate::identity::{self, NodeIdentity};
 use crate::summary::{ModuleReport, Summary};
@@ -51,6 +52,7 @@ pub async fn run(cli: &Cli) -> Finished<Summary> {
             Command::Run => "run",
             Command::RenewCerts => "renew-certs",
             Command::Plan => "plan",
+            Command::PromoteLearner => "promote-learner",
         },
         dry_run: cli.dry_run(),
         instance: progress.instance,
@@ -118,6 +120,9 @@ async fn execute(
     };
     // Known once the certificates module ran in this run.
     let mut tls: Option<TlsFiles> = None;
+    // Every provider call of the core workflows (DNS, etcd): rate limit, jittered
+    // retries, tallies.
+    let caller = Caller::default();
 
     for module in modules {
         let _span = tracing::info_span!("module", name = module.as_str()).entered();
@@ -134,7 +139,7 @@ async fn execute(
             }
             Module::Dns => {
                 let names = names.as_ref().context("DNS needs the node's names")?;
-                let report = dns::apply(&config.hosted_zone, &aws, names, dry_run)
+                let report = dns::apply(&config.hosted_zone, &aws, &caller, names, dry_run)
                     .await
                     .context("DNS")?;
                 progress.record(module, report);
@@ -145,7 +150,7 @@ async fn execute(
                     .context("certificates need the node's names")?;
                 let mode = match cli.command() {
                     Command::RenewCerts => certs::Mode::Renew,
-                    Command::Run | Command::Plan => certs::Mode::Ensure,
+                    Command::Run | Command::Plan | Command::PromoteLearner => certs::Mode::Ensure,
                 };
                 if config.certificates.authority().is_none() {
                     let report = ModuleReport::skipped(
@@ -180,6 +185,11 @@ async fn execute(
                     identity: &identity,
                     aws: &aws,
                     tls: tls.as_ref(),
+                    caller: &caller,
+                    step: match cli.command() {
+                        Command::PromoteLearner => EtcdStep::PromoteLearner,
+                        Command::Run | Command::Plan | Command::RenewCerts => EtcdStep::Boot,
+                    },
                     dry_run,
                     deadline,
                     root: config.base.root(),
@@ -211,6 +221,9 @@ fn selected_modules(cli: &Cli, config: &Config) -> anyhow::Result<Vec<Module>> {
             .into());
         }
         modules.retain(|m| *m == Module::Certificates);
+    }
+    if cli.command() == Command::PromoteLearner {
+        modules = vec![Module::Etcd];
     }
     Ok(modules)
 }

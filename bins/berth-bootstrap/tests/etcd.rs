@@ -9,21 +9,18 @@ mod etcd_world;
 
 use std::time::Duration;
 
-use etcd_world::World;
+use etcd_world::{Node, World};
+
+fn ids(nodes: &[Node]) -> Vec<String> {
+    nodes.iter().map(|n| n.id.clone()).collect()
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_fresh_nodes_booting_together_form_one_cluster() {
     let mut world = World::new(3).await;
     let nodes = world.form_cluster().await;
     // Every node's etcd sees the same three members: one cluster, never two.
-    let names: Vec<String> = world
-        .members(&nodes)
-        .await
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
-    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    assert_eq!(names, ids);
+    assert_eq!(world.member_names(&nodes).await, ids(&nodes));
     let adapter = berth_etcd::EtcdAdapter::new(berth_etcd::EtcdClientConfig::default());
     let mut clusters = Vec::new();
     for node in &nodes {
@@ -79,12 +76,7 @@ async fn a_new_node_joins_a_healthy_cluster() {
     let nodes = world.form_cluster().await;
     world.members(&nodes).await;
     world.set_desired(4).await;
-    let all = world.nodes().await;
-    let new = all
-        .iter()
-        .find(|n| !nodes.contains(n))
-        .expect("a fourth instance")
-        .clone();
+    let new = world.newcomer(&nodes).await;
 
     // A dry run first: nothing changes.
     let plan = world.run(&new, &["--dry-run"]).await;
@@ -134,14 +126,8 @@ async fn a_stale_member_is_removed_when_quorum_holds() {
     let nodes = world.form_cluster().await;
     world.members(&nodes).await;
     // The instance behind the last member dies; the group replaces it.
-    world.etcd.kill(&nodes[2].id);
-    world.terminate(&nodes[2].id).await;
-    let after = world.nodes().await;
-    let replacement = after
-        .iter()
-        .find(|n| !nodes.contains(n))
-        .expect("a replacement instance")
-        .clone();
+    world.lose(&nodes[2]).await;
+    let replacement = world.newcomer(&nodes).await;
 
     let run = world.run(&replacement, &[]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
@@ -152,19 +138,9 @@ async fn a_stale_member_is_removed_when_quorum_holds() {
     assert_eq!(run.membership()["action"], "joined");
     world.start_from_drop_in(&replacement);
     let through = [nodes[0].clone(), nodes[1].clone(), replacement.clone()];
-    let names: Vec<String> = world
-        .members(&through)
-        .await
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
-    let mut expected = vec![
-        nodes[0].id.clone(),
-        nodes[1].id.clone(),
-        replacement.id.clone(),
-    ];
+    let mut expected = ids(&through);
     expected.sort();
-    assert_eq!(names, expected);
+    assert_eq!(world.member_names(&through).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -186,15 +162,9 @@ async fn without_quorum_nothing_is_removed_and_no_cluster_is_created() {
 
     // Two of three instances die: the survivor has no quorum.
     for dead in &nodes[1..] {
-        world.etcd.kill(&dead.id);
-        world.terminate(&dead.id).await;
+        world.lose(dead).await;
     }
-    let after = world.nodes().await;
-    let replacement = after
-        .iter()
-        .find(|n| !nodes.contains(n))
-        .expect("a replacement instance")
-        .clone();
+    let replacement = world.newcomer(&nodes).await;
     let run = world.run(&replacement, &[]).await;
     assert_eq!(run.code, 1, "{}\n{}", run.summary, run.stderr);
     let error = run.summary["error"].as_str().unwrap_or_default();
@@ -210,14 +180,7 @@ async fn without_quorum_nothing_is_removed_and_no_cluster_is_created() {
     for node in &nodes {
         world.start_from_drop_in(node);
     }
-    let names: Vec<String> = world
-        .members(&nodes)
-        .await
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
-    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    assert_eq!(names, ids);
+    assert_eq!(world.member_names(&nodes).await, ids(&nodes));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,4 +202,135 @@ async fn no_member_answering_with_the_marker_fails_without_a_new_cluster() {
     assert!(run.summary["error"].as_str().unwrap().contains("marker"));
     // Its drop-in still says "join the old cluster", never "new".
     assert_eq!(std::fs::read(world.drop_in(&nodes[2].id)).unwrap(), drop_in);
+}
+
+// The stale member's instance is gone and it does not answer, and the cluster answers
+// a linearizable read; but one of the two members left answers nobody at its client
+// URL (its client port is cut off), so the members berth sees answering would not
+// make a quorum without the stale one: nothing is removed. Once that member answers
+// again, the same run removes the stale member and joins.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removal_that_would_leave_no_visible_quorum_is_refused_then_done_once_it_holds() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    world.members(&nodes).await;
+    // nodes[1] keeps voting (peer traffic) but its client URL answers nothing.
+    world.etcd.stop(&nodes[1].id);
+    let mut env = etcd_world::drop_in_env(&world, &nodes[1]);
+    for (name, value) in &mut env {
+        if name == "ETCD_LISTEN_CLIENT_URLS" {
+            *value = format!(
+                "http://{}:{}",
+                nodes[1].ip,
+                berth_testing::etcd::free_port()
+            );
+        }
+    }
+    world.etcd.start_with_env(&nodes[1].id, &env);
+    world.lose(&nodes[2]).await;
+    let replacement = world.newcomer(&nodes).await;
+    // nodes[0] and nodes[1] still make a quorum of three.
+    world.members(&nodes[..1]).await;
+
+    let plan = world.run(&replacement, &["--dry-run"]).await;
+    assert_eq!(plan.code, 0, "{}\n{}", plan.summary, plan.stderr);
+    assert_eq!(plan.membership()["action"], "wait", "{}", plan.summary);
+    assert!(plan.membership()["removed"].is_null());
+    let waiting = plan.membership()["waiting"].as_str().unwrap_or_default();
+    assert!(
+        waiting.contains(&format!(
+            "{}: 1 healthy voters would not make a quorum of 2",
+            nodes[2].id
+        )),
+        "{waiting}"
+    );
+
+    let run = world.run(&replacement, &["--deadline", "6s"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.summary, run.stderr);
+    let error = run.summary["error"].as_str().unwrap_or_default();
+    assert!(error.contains("waiting for etcd membership"), "{error}");
+    assert!(!world.drop_in(&replacement.id).exists());
+    let names = world.member_names(&nodes[..1]).await;
+    assert!(names.contains(&nodes[2].id), "nothing removed: {names:?}");
+    assert_eq!(names.len(), 3);
+
+    // Its client URL answers again: two healthy voters make a quorum of two.
+    world.etcd.stop(&nodes[1].id);
+    world.start_from_drop_in(&nodes[1]);
+    world.members(&nodes[..2]).await;
+    let run = world.run(&replacement, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(
+        run.membership()["removed"]["member"]["name"],
+        nodes[2].id.as_str()
+    );
+    assert_eq!(run.membership()["action"], "joined");
+}
+
+// `etcd.learner: true`: the boot run adds this node as a learner and exits before etcd
+// starts; `promote-learner`, run after etcd started, promotes it once it is in sync
+// (etcd refuses MemberPromote until then: retried with backoff until the deadline).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learner_is_promoted_by_promote_learner_once_its_etcd_runs_in_sync() {
+    let mut world = World::new(3).await;
+    let nodes = world.form_cluster().await;
+    world.members(&nodes).await;
+    world.set_desired(4).await;
+    let new = world.newcomer(&nodes).await;
+    let learner = "  learner: true\n";
+
+    let run = world.run_with(&new, learner, &[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    assert_eq!(run.membership()["action"], "joined");
+    assert_eq!(run.membership()["added"]["is_learner"], true);
+
+    // Before its etcd runs: not promoted (a learner that is not running is never in
+    // sync), and the step gives up at its deadline.
+    let early = world
+        .run_with(&new, learner, &["promote-learner", "--deadline", "5s"])
+        .await;
+    assert_eq!(early.code, 1, "{}\n{}", early.summary, early.stderr);
+    let learners = |members: &[berth_core::provider::EtcdMember]| -> Vec<String> {
+        members
+            .iter()
+            .filter(|m| m.is_learner)
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    let members = world.members(&nodes).await;
+    assert_eq!(members.len(), 4);
+    assert_eq!(learners(&members), [""], "still an unstarted learner");
+
+    world.start_from_drop_in(&new);
+    let promote = world.run_with(&new, learner, &["promote-learner"]).await;
+    assert_eq!(promote.code, 0, "{}\n{}", promote.summary, promote.stderr);
+    assert_eq!(
+        promote.membership()["action"],
+        "promoted",
+        "{}",
+        promote.summary
+    );
+    assert_eq!(promote.membership()["promoted"], new.id.as_str());
+    assert_eq!(
+        promote.membership()["calls"]["calls"]["MemberPromote"],
+        1,
+        "{}",
+        promote.summary
+    );
+    eprintln!(
+        "promote-learner: MemberPromote attempts {}, waits {}",
+        promote.membership()["calls"]["attempts"]["MemberPromote"],
+        promote.membership()["waits"]
+    );
+    let members = world.members(&nodes).await;
+    assert!(learners(&members).is_empty(), "{members:?}");
+    assert!(members.iter().any(|m| m.name == new.id));
+
+    // Again: it votes already; nothing is asked of etcd.
+    let again = world.run_with(&new, learner, &["promote-learner"]).await;
+    assert_eq!(again.code, 0, "{}", again.summary);
+    assert_eq!(again.membership()["action"], "voter");
+    assert!(again.membership()["calls"]["calls"]
+        .get("MemberPromote")
+        .is_none());
 }

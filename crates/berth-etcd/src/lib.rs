@@ -171,7 +171,13 @@ impl EtcdMembership for EtcdAdapter {
             .first("Status", &[client_url.to_owned()], |c| {
                 Box::pin(async move {
                     let status = c.status().await?;
-                    let list = c.member_list().await?;
+                    // A learner answers Status but refuses MemberList ("rpc not
+                    // supported for learner"): it still runs, with data.
+                    let list = if status.is_learner() {
+                        None
+                    } else {
+                        Some(c.member_list().await?)
+                    };
                     Ok((status, list))
                 })
             })
@@ -182,7 +188,7 @@ impl EtcdMembership for EtcdAdapter {
                 Ok(Some(LocalView {
                     member_id: header.map_or(0, |h| h.member_id()),
                     cluster_id: header.map_or(0, |h| h.cluster_id()),
-                    members: members(list.members()),
+                    members: list.map_or_else(Vec::new, |l| members(l.members())),
                 }))
             }
             Err(e) if e.is_retryable() => Ok(None),

@@ -1,7 +1,9 @@
 //! etcd membership (issue 12, module 5): wiring only. The rules are berth-core's
 //! (`decide_etcd`, the `EtcdBootstrap` workflow); this module builds the providers
 //! (Auto Scaling, EC2, the DynamoDB marker, etcd), reads the data dir and the drop-in,
-//! runs the workflow and writes the drop-in it renders.
+//! runs the workflow (every call through the run's engine `Caller`) and writes the
+//! drop-in it renders; after etcd started, `promote-learner` promotes this node's
+//! learner once it is in sync.
 
 mod local;
 
@@ -14,7 +16,6 @@ use berth_aws::autoscaling::AutoScaling;
 use berth_aws::dynamodb::DynamoLedger;
 use berth_aws::ec2::Ec2Instances;
 use berth_core::domain::Owner;
-use berth_core::engine::RetryPolicy;
 use berth_core::plan::{self, EtcdTls};
 use berth_core::provider::{Ledger, PollPolicy};
 use berth_core::workflow::{
@@ -24,7 +25,7 @@ use berth_etcd::{EtcdAdapter, EtcdClientConfig, EtcdTlsConfig};
 use tokio::time::Instant;
 
 use crate::config::{EtcdSettings, Schema};
-use crate::context::{EtcdRun, TlsFiles};
+use crate::context::{EtcdRun, EtcdStep, TlsFiles};
 use crate::summary::ModuleReport;
 
 pub use local::{has_wal, write_drop_in, DropInWrite};
@@ -84,12 +85,18 @@ pub async fn run(input: EtcdRun<'_>) -> anyhow::Result<ModuleReport> {
                 // Leave a moment to write the drop-in and the summary.
                 deadline: left.saturating_sub(Duration::from_secs(2)),
             },
-            retry: RetryPolicy {
-                budget: left.min(RetryPolicy::default().budget),
-                ..RetryPolicy::default()
-            },
         },
+        input.caller.clone(),
     );
+    if input.step == EtcdStep::PromoteLearner {
+        let summary = workflow.promote_self(&me, input.dry_run).await?;
+        let mut report = ModuleReport::new(input.dry_run);
+        if summary.promoted.is_some() {
+            report.change(format!("promote this node's learner {}", me.instance_id));
+        }
+        report.detail("membership", &summary);
+        return Ok(report);
+    }
     let summary = workflow.run(&me, local, input.dry_run).await?;
 
     let mut report = ModuleReport::new(input.dry_run);
@@ -113,7 +120,11 @@ pub async fn run(input: EtcdRun<'_>) -> anyhow::Result<ModuleReport> {
             "create a new cluster of {} members",
             settings.cluster_size
         )),
-        EtcdAction::Restart | EtcdAction::Listed | EtcdAction::Wait => {}
+        EtcdAction::Restart
+        | EtcdAction::Listed
+        | EtcdAction::Wait
+        | EtcdAction::Promoted
+        | EtcdAction::Voter => {}
     }
     if summary.marker_written {
         report.change("write the \"cluster created\" marker".to_owned());

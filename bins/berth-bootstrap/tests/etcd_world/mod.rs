@@ -205,6 +205,12 @@ impl World {
 
     /// Runs the compiled binary as `node`, with only the etcd module.
     pub(crate) async fn run(&self, node: &Node, extra_args: &[&str]) -> Run {
+        self.run_with(node, "", extra_args).await
+    }
+
+    /// [`World::run`] with more `etcd:` keys (`etcd_keys`: indented YAML lines);
+    /// `--deadline` in `extra_args` replaces the default 90 s.
+    pub(crate) async fn run_with(&self, node: &Node, etcd_keys: &str, extra_args: &[&str]) -> Run {
         let imds = FakeImds::start();
         imds.set_identity(&node.id, TEST_REGION, &node.ip.to_string());
         let config = self.etcd.path(&format!("{}/bootstrap.yaml", node.id));
@@ -214,7 +220,7 @@ impl World {
             format!(
                 "base:\n  chroot_path: false\nmodules: [etcd]\netcd:\n  client_port: {}\n  \
                  peer_port: {}\n  drop_in_file: {}\n  data_dir: {}\n  cluster_size: 3\n  \
-                 marker_table: {MARKER_TABLE}\n",
+                 marker_table: {MARKER_TABLE}\n{etcd_keys}",
                 self.client_port,
                 self.peer_port,
                 self.drop_in(&node.id).display(),
@@ -223,10 +229,11 @@ impl World {
         )
         .unwrap();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"));
+        command.arg("-c").arg(&config);
+        if !extra_args.contains(&"--deadline") {
+            command.args(["--deadline", "90s"]);
+        }
         command
-            .arg("-c")
-            .arg(&config)
-            .args(["--deadline", "90s"])
             .args(extra_args)
             .envs(
                 aws_env(&self.endpoint)
@@ -266,7 +273,7 @@ impl World {
 
     /// Starts `node`'s etcd as systemd would: with the variables of its drop-in.
     pub(crate) fn start_from_drop_in(&mut self, node: &Node) {
-        let env = drop_in_environment(&self.drop_in(&node.id));
+        let env = drop_in_env(self, node);
         self.etcd.start_with_env(&node.id, &env);
     }
 
@@ -283,6 +290,30 @@ impl World {
             .expect("a quorum answers");
         members.sort_by(|a, b| a.name.cmp(&b.name));
         members
+    }
+
+    /// The members' names through a linearizable read (sorted).
+    pub(crate) async fn member_names(&self, through: &[Node]) -> Vec<String> {
+        self.members(through)
+            .await
+            .into_iter()
+            .map(|m| m.name)
+            .collect()
+    }
+
+    /// The group's instance that is not one of `known` (a replacement, a new node).
+    pub(crate) async fn newcomer(&self, known: &[Node]) -> Node {
+        self.nodes()
+            .await
+            .into_iter()
+            .find(|n| !known.contains(n))
+            .expect("a new instance in the group")
+    }
+
+    /// Kills `node`'s etcd and terminates its instance; the group replaces it.
+    pub(crate) async fn lose(&mut self, node: &Node) {
+        self.etcd.kill(&node.id);
+        self.terminate(&node.id).await;
     }
 
     /// Three fresh nodes boot at the same moment (three binaries at once), then
@@ -304,4 +335,9 @@ impl World {
         }
         nodes
     }
+}
+
+/// The `ETCD_*` variables of `node`'s drop-in.
+pub(crate) fn drop_in_env(world: &World, node: &Node) -> Vec<(String, String)> {
+    drop_in_environment(&world.drop_in(&node.id))
 }

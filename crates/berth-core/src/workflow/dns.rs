@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::called::Called;
 use crate::domain::{DnsRecord, Owner, RecordType};
 use crate::engine::Caller;
-use crate::plan::{plan_dns, DnsIntent};
+use crate::plan::{plan_dns, DnsIntent, Plan, RecordChange};
 use crate::provider::{DnsChange, DnsZones};
 use crate::{Error, Result};
 
@@ -117,6 +117,18 @@ impl DnsNames {
                 Err(e) => return Err(e),
             }
         }
+        let changes = self.plan_claim(record).await?.dns_changes();
+        if changes.is_empty() {
+            return Ok(NameWrite::Unchanged);
+        }
+        self.dns.change(&self.zone_id, &changes).await?;
+        Ok(NameWrite::Updated)
+    }
+
+    /// What [`DnsNames::claim`] with [`Expect::Existing`] would write, without
+    /// writing (a dry run): one read of the name and its marker, then the plan, empty
+    /// when the name already says the same. Fails with [`Error::NotOwned`] as `claim`.
+    pub async fn plan_claim(&self, record: &DnsRecord) -> Result<Plan<RecordChange>> {
         let intent = self.intent(vec![record.clone()], Vec::new());
         let observed = self.dns.records(&self.zone_id, &intent.names()).await?;
         let plan = plan_dns(&intent, &observed);
@@ -134,12 +146,7 @@ impl DnsNames {
                 held_by,
             });
         }
-        let changes = plan.dns_changes();
-        if changes.is_empty() {
-            return Ok(NameWrite::Unchanged);
-        }
-        self.dns.change(&self.zone_id, &changes).await?;
-        Ok(NameWrite::Updated)
+        Ok(plan)
     }
 
     /// Deletes the record sets of these types at these names where berth owns the

@@ -2,21 +2,26 @@
 //! cluster, decide with [`decide_etcd`], change membership, render the drop-in.
 //!
 //! Writing the drop-in is the caller's (the binary writes files); everything else
-//! goes through the providers.
+//! goes through the providers, every call through the engine's [`Caller`] (rate
+//! limit, jittered retries, tallies reported in [`EtcdSummary::calls`]).
 
+mod called;
 mod observe;
+mod promote;
 
 use observe::Observed;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::called::Called;
 use crate::domain::{LedgerRecord, Owner, WriteCondition};
-use crate::engine::{retry, RetryPolicy};
+use crate::engine::{Caller, RetryPolicy, Tally};
 use crate::plan::{
     decide_etcd, render_drop_in, DropIn, EtcdDecision, EtcdSettings, InitialClusterState, JoinPlan,
     NodeIdentity, Removal, SelfStep,
@@ -47,11 +52,10 @@ pub struct EtcdBootstrapSettings {
     /// Who writes the marker.
     pub owner: Owner,
     /// Pauses between observations while the decision is to wait, and the deadline
-    /// after which the run fails.
+    /// after which the run fails. Single calls are retried under the [`Caller`]'s
+    /// policy; `MemberAdd` ("unhealthy cluster") and `MemberPromote` ("learner not in
+    /// sync") are retried with the same backoff until this deadline.
     pub wait: PollPolicy,
-    /// Retries of single calls (Auto Scaling, EC2, the marker, membership changes);
-    /// `MemberAdd` is retried on "unhealthy cluster" until the wait deadline.
-    pub retry: RetryPolicy,
 }
 
 /// What this node found on its own disk.
@@ -77,6 +81,39 @@ pub enum EtcdAction {
     Created,
     /// Dry run only: the run would wait (see `waiting`).
     Wait,
+    /// `promote`: this node's learner, in sync, was promoted to a voter.
+    Promoted,
+    /// `promote`: this node's member already votes; nothing to do.
+    Voter,
+}
+
+/// What a run's provider calls cost, from the engine's [`Caller`] tally.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallsSpent {
+    /// Calls per operation (`DescribeAutoScalingGroups`, `QuorumRead`, `MemberAdd`...).
+    pub calls: BTreeMap<String, u32>,
+    /// Attempts per operation, retries included.
+    pub attempts: BTreeMap<String, u32>,
+    /// Calls that failed after their last attempt.
+    pub failures: u32,
+}
+
+impl From<&Tally> for CallsSpent {
+    fn from(tally: &Tally) -> Self {
+        CallsSpent {
+            calls: tally
+                .operations
+                .iter()
+                .map(|(k, o)| (k.clone(), o.calls))
+                .collect(),
+            attempts: tally
+                .operations
+                .iter()
+                .map(|(k, o)| (k.clone(), o.attempts))
+                .collect(),
+            failures: tally.failures(),
+        }
+    }
 }
 
 /// The summary of a run, serialisable into the binary's JSON report.
@@ -108,6 +145,8 @@ pub struct EtcdSummary {
     pub waits: u32,
     /// Dry run only: why the run would wait.
     pub waiting: Option<String>,
+    /// The provider calls this workflow made, through its [`Caller`].
+    pub calls: CallsSpent,
 }
 
 impl EtcdSummary {
@@ -126,6 +165,7 @@ impl EtcdSummary {
             drop_in: None,
             waits: 0,
             waiting: None,
+            calls: CallsSpent::default(),
         }
     }
 }
@@ -135,17 +175,41 @@ impl EtcdSummary {
 /// removed only behind every guard of [`decide_etcd`], and nothing is changed when
 /// no quorum answers and a cluster may exist.
 pub struct EtcdBootstrap {
+    /// Every provider wrapped so that its calls go through `caller`.
     providers: EtcdProviders,
+    /// The etcd provider unwrapped, for calls retried under a longer policy.
+    membership: Arc<dyn EtcdMembership>,
     settings: EtcdBootstrapSettings,
+    caller: Caller,
 }
 
 impl EtcdBootstrap {
-    /// A workflow over these providers.
-    pub fn new(providers: EtcdProviders, settings: EtcdBootstrapSettings) -> Self {
+    /// A workflow over these providers, every call through a scope of `caller`: its
+    /// rate limit and retry policy, and a tally of this workflow's own calls (one
+    /// workflow per boot: [`EtcdSummary::calls`] is what it spent).
+    pub fn new(providers: EtcdProviders, settings: EtcdBootstrapSettings, caller: Caller) -> Self {
+        let caller = caller.scope();
+        let membership = providers.membership.clone();
+        let providers = EtcdProviders {
+            membership: Arc::new(called::Called::new(providers.membership, caller.clone())),
+            groups: Arc::new(called::Called::new(providers.groups, caller.clone())),
+            instances: Arc::new(Called::new(providers.instances, caller.clone())),
+            marker: providers
+                .marker
+                .map(|m| Arc::new(Called::new(m, caller.clone())) as Arc<dyn Ledger>),
+        };
         EtcdBootstrap {
             providers,
+            membership,
             settings,
+            caller,
         }
+    }
+
+    /// The caller every provider call goes through (its tally: what this workflow
+    /// spent so far).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// Runs once for this node. `dry_run` observes and decides but changes nothing.
@@ -157,12 +221,17 @@ impl EtcdBootstrap {
         local: LocalNode,
         dry_run: bool,
     ) -> Result<EtcdSummary> {
-        if local.has_wal {
-            return self.restart(me, local, dry_run).await;
-        }
+        let summary = if local.has_wal {
+            self.restart(me, local, dry_run).await?
+        } else {
+            self.boot(me, dry_run).await?
+        };
+        Ok(self.finish(summary))
+    }
+
+    async fn boot(&self, me: &NodeIdentity, dry_run: bool) -> Result<EtcdSummary> {
         let started = Instant::now();
-        let mut delay = self.settings.wait.initial;
-        let mut waits = 0;
+        let mut pauses = Pauses::new(&self.settings.wait, started);
         let mut removed: Option<Removal> = None;
         loop {
             let mut observed = self.observe(me).await?;
@@ -186,7 +255,7 @@ impl EtcdBootstrap {
                         let mut summary = self
                             .join(me, plan, &observed, removed.take(), started, dry_run)
                             .await?;
-                        summary.waits = waits;
+                        summary.waits = pauses.waits;
                         return Ok(summary);
                     }
                 },
@@ -198,7 +267,7 @@ impl EtcdBootstrap {
                         &initial_cluster,
                         InitialClusterState::New,
                     ));
-                    s.waits = waits;
+                    s.waits = pauses.waits;
                     return Ok(s);
                 }
                 EtcdDecision::Fail { reason } => return Err(Error::conflict(reason)),
@@ -211,30 +280,38 @@ impl EtcdBootstrap {
                 s.waiting = Some(reason);
                 return Ok(s);
             }
-            let elapsed = started.elapsed();
-            if elapsed >= self.settings.wait.deadline {
-                return Err(Error::Timeout {
-                    operation: format!("waiting for etcd membership ({reason})"),
-                    after: elapsed,
-                });
-            }
-            waits += 1;
-            let pause = jitter(delay).min(self.settings.wait.deadline - elapsed);
-            tracing::info!(%reason, ?pause, "etcd membership: waiting");
-            tokio::time::sleep(pause).await;
-            delay = (delay * 2).min(self.settings.wait.max);
+            pauses.pause("etcd membership", &reason).await?;
         }
+    }
+
+    /// The summary with the calls this workflow spent so far.
+    fn finish(&self, mut summary: EtcdSummary) -> EtcdSummary {
+        summary.calls = CallsSpent::from(&self.caller.tally());
+        summary
     }
 
     async fn remove(&self, removal: &Removal, endpoints: &[String]) -> Result<()> {
         tracing::info!(member = %removal.member.name, reason = %removal.reason, "removing a stale etcd member");
-        let id = removal.member.id;
-        let membership = &self.providers.membership;
-        retry(&self.settings.retry, || {
-            membership.remove_member(endpoints, id)
-        })
-        .await
-        .0
+        self.providers
+            .membership
+            .remove_member(endpoints, removal.member.id)
+            .await
+    }
+
+    /// The etcd provider through the caller, retrying until the wait deadline (what is
+    /// left of it since `started`): for refusals that end once the cluster settles.
+    fn membership_until_deadline(&self, started: Instant) -> called::Called<dyn EtcdMembership> {
+        let budget = self
+            .settings
+            .wait
+            .deadline
+            .saturating_sub(started.elapsed());
+        let policy = RetryPolicy {
+            max_attempts: u32::MAX,
+            budget,
+            ..*self.caller.retry_policy()
+        };
+        called::Called::new(self.membership.clone(), self.caller.with_retry(policy))
     }
 
     async fn restart(
@@ -290,13 +367,18 @@ impl EtcdBootstrap {
             summary.drop_in = Some(render_existing(etcd, me, &members));
             return Ok(summary);
         }
-        let membership = &self.providers.membership;
         if let Some(removal) = &plan.remove {
             self.remove(removal, endpoints).await?;
         }
         if let Some(learner) = &plan.promote {
             let id = learner.id;
-            match membership.promote_member(endpoints, id).await {
+            // Another node's learner: one attempt; one not yet in sync is left to its
+            // own `promote` step or a later join.
+            let once = called::Called::new(
+                self.membership.clone(),
+                self.caller.with_retry(RetryPolicy::none()),
+            );
+            match once.promote_member(endpoints, id).await {
                 Ok(()) => summary.promoted = Some(learner.name.clone()),
                 Err(e) => summary.promotion_deferred = Some(format!("{}: {e}", learner.name)),
             }
@@ -305,21 +387,10 @@ impl EtcdBootstrap {
             let peer_urls = [etcd.peer_url(me.private_ip)];
             // "unhealthy cluster" for a few seconds after members connect or one was
             // removed: retried with jittered backoff until the deadline.
-            let budget = self
-                .settings
-                .wait
-                .deadline
-                .saturating_sub(started.elapsed());
-            let policy = RetryPolicy {
-                max_attempts: u32::MAX,
-                budget,
-                ..self.settings.retry
-            };
-            let (added, after) = retry(&policy, || {
-                membership.add_member(endpoints, &peer_urls, learner)
-            })
-            .await
-            .0?;
+            let (added, after) = self
+                .membership_until_deadline(started)
+                .add_member(endpoints, &peer_urls, learner)
+                .await?;
             tracing::info!(
                 member = added.id,
                 learner,
@@ -340,9 +411,8 @@ impl EtcdBootstrap {
         let Some(ledger) = &self.providers.marker else {
             return Ok(None);
         };
-        let key = &self.settings.etcd.cluster_token;
-        let (row, _) = retry(&self.settings.retry, || ledger.get(key)).await;
-        Ok(Some(row?.is_some()))
+        let row = ledger.get(&self.settings.etcd.cluster_token).await?;
+        Ok(Some(row.is_some()))
     }
 
     /// One conditional write; a marker someone else wrote first is just as good.
@@ -355,11 +425,7 @@ impl EtcdBootstrap {
             self.settings.owner.clone(),
         )
         .with("written_by", me.instance_id.as_str());
-        let (result, _) = retry(&self.settings.retry, || {
-            ledger.put(record.clone(), WriteCondition::Absent)
-        })
-        .await;
-        match result {
+        match ledger.put(record, WriteCondition::Absent).await {
             Ok(_) => Ok(true),
             Err(Error::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -374,6 +440,44 @@ fn render_existing(etcd: &EtcdSettings, me: &NodeIdentity, members: &[EtcdMember
         .flat_map(|m| m.peer_urls.iter().map(|u| (m.name.clone(), u.clone())))
         .collect();
     render_drop_in(etcd, me, &initial, InitialClusterState::Existing)
+}
+
+/// The pauses between observations of one run: jittered, doubling up to the wait
+/// policy's maximum, never past its deadline.
+struct Pauses<'a> {
+    policy: &'a PollPolicy,
+    started: Instant,
+    delay: Duration,
+    waits: u32,
+}
+
+impl<'a> Pauses<'a> {
+    fn new(policy: &'a PollPolicy, started: Instant) -> Self {
+        Pauses {
+            policy,
+            started,
+            delay: policy.initial,
+            waits: 0,
+        }
+    }
+
+    /// Sleeps before the next observation, or fails with [`Error::Timeout`] once the
+    /// deadline has passed.
+    async fn pause(&mut self, what: &str, reason: &str) -> Result<()> {
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.policy.deadline {
+            return Err(Error::Timeout {
+                operation: format!("waiting for {what} ({reason})"),
+                after: elapsed,
+            });
+        }
+        self.waits += 1;
+        let pause = jitter(self.delay).min(self.policy.deadline - elapsed);
+        tracing::info!(%reason, ?pause, "{what}: waiting");
+        tokio::time::sleep(pause).await;
+        self.delay = (self.delay * 2).min(self.policy.max);
+        Ok(())
+    }
 }
 
 /// Uniform in `[delay / 2, delay]`: nodes booting together do not poll in step.

@@ -25,7 +25,8 @@ mod tests;
 pub use binder::{AddressBinder, Binding, BindingSettings, Clock, Outcome};
 pub use dns::{DnsNames, Expect, NameWrite};
 pub use etcd::{
-    EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary, LocalNode,
+    CallsSpent, EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary,
+    LocalNode,
 };
 pub use naming::DnsNameTemplate;
 pub use node_targets::{NodeTargets, NodeTargetsProviders, NodeTargetsSettings};

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 
 use super::EtcdBootstrap;
 use crate::domain::{Instance, InstanceId};
-use crate::engine::retry;
 use crate::plan::{
     ClusterState, EtcdObservation, InstanceFate, NodeIdentity, ObservedMember, Peer, Presence,
 };
@@ -32,17 +31,14 @@ fn primary_ip(instance: &Instance) -> Option<IpAddr> {
 
 impl EtcdBootstrap {
     pub(super) async fn observe(&self, me: &NodeIdentity) -> Result<Observed> {
-        let policy = &self.settings.retry;
         let etcd = &self.settings.etcd;
         let p = &self.providers;
-        let group = retry(policy, || p.groups.group(&self.settings.group))
-            .await
-            .0?;
+        let group = p.groups.group(&self.settings.group).await?;
         let ids: Vec<InstanceId> = group.instances.iter().map(|i| i.id.clone()).collect();
         let described = if ids.is_empty() {
             Vec::new()
         } else {
-            retry(policy, || p.instances.describe(&ids)).await.0?
+            p.instances.describe(&ids).await?
         };
         let peers: Vec<Peer> = group
             .instances
@@ -160,10 +156,7 @@ impl EtcdBootstrap {
         let described = if absent.is_empty() {
             Vec::new()
         } else {
-            let instances = &self.providers.instances;
-            retry(&self.settings.retry, || instances.describe(&absent))
-                .await
-                .0?
+            self.providers.instances.describe(&absent).await?
         };
         Ok(ids
             .iter()

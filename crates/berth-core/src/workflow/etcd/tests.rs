@@ -81,6 +81,12 @@ impl World {
         }
     }
 
+    /// A group of these instances, all `InService`.
+    fn in_service(etcd: MemoryEtcd, desired: u32, ns: &[u8]) -> World {
+        let group: Vec<(u8, &str)> = ns.iter().map(|n| (*n, "InService")).collect();
+        World::new(etcd, desired, &group)
+    }
+
     fn workflow(&self, learner: bool) -> EtcdBootstrap {
         EtcdBootstrap::new(
             EtcdProviders {
@@ -107,9 +113,23 @@ impl World {
                     max: Duration::from_secs(10),
                     deadline: Duration::from_secs(120),
                 },
-                retry: RetryPolicy::default(),
             },
+            Caller::default(),
         )
+    }
+
+    /// Node `n` boots with an empty data dir.
+    async fn boot(&self, n: u8, learner: bool) -> Result<EtcdSummary> {
+        self.workflow(learner).run(&node(n), FRESH, false).await
+    }
+
+    /// Node `n` boots again with a WAL (`drop_in_exists` as given).
+    async fn restart(&self, n: u8, drop_in_exists: bool) -> Result<EtcdSummary> {
+        let local = LocalNode {
+            has_wal: true,
+            drop_in_exists,
+        };
+        self.workflow(false).run(&node(n), local, false).await
     }
 
     async fn mark_created(&self) {
@@ -120,6 +140,14 @@ impl World {
             )
             .await
             .unwrap();
+    }
+
+    fn member(&self, name: &str) -> EtcdMember {
+        self.etcd
+            .members()
+            .into_iter()
+            .find(|m| m.name == name)
+            .unwrap()
     }
 }
 
@@ -140,11 +168,7 @@ async fn a_new_node_joins_a_healthy_cluster_and_marks_it_created() {
             (4, "Pending"),
         ],
     );
-    let summary = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap();
+    let summary = world.boot(4, false).await.unwrap();
     assert_eq!(summary.action, EtcdAction::Joined);
     assert!(!summary.learner);
     assert_eq!(world.etcd.faults.calls("MemberAdd"), 1);
@@ -160,13 +184,23 @@ async fn a_new_node_joins_a_healthy_cluster_and_marks_it_created() {
     );
     assert!(summary.marker_written);
     assert_eq!(world.marker.rows()[0].get("written_by"), Some("i-4"));
+    // Every call went through the engine's caller and is in the summary.
+    let calls = &summary.calls.calls;
+    for op in [
+        "DescribeAutoScalingGroups",
+        "DescribeInstances",
+        "QuorumRead",
+    ] {
+        assert_eq!(calls.get(op), Some(&1), "{op}: {calls:?}");
+    }
+    assert_eq!(calls.get("MemberAdd"), Some(&1));
+    assert_eq!(calls.get("GetItem"), Some(&1));
+    assert_eq!(calls.get("PutItem"), Some(&1));
+    assert_eq!(calls.get("Status"), Some(&3), "one per member");
+    assert_eq!(summary.calls.failures, 0);
 
     // A second run (the drop-in write failed, say) finds itself listed: no second add.
-    let again = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap();
+    let again = world.boot(4, false).await.unwrap();
     assert_eq!(again.action, EtcdAction::Listed);
     assert_eq!(again.drop_in.unwrap(), drop_in);
     assert_eq!(world.etcd.faults.calls("MemberAdd"), 1);
@@ -174,55 +208,23 @@ async fn a_new_node_joins_a_healthy_cluster_and_marks_it_created() {
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_with_a_wal_touches_no_membership() {
-    let world = World::new(
-        cluster(&[1, 2, 3]),
-        3,
-        &[(1, "InService"), (2, "InService"), (3, "InService")],
-    );
+    let world = World::in_service(cluster(&[1, 2, 3]), 3, &[1, 2, 3]);
     world.mark_created().await;
-    let restart = LocalNode {
-        has_wal: true,
-        drop_in_exists: true,
-    };
-    let summary = world
-        .workflow(false)
-        .run(&node(3), restart, false)
-        .await
-        .unwrap();
+    let summary = world.restart(3, true).await.unwrap();
     assert_eq!(summary.action, EtcdAction::Restart);
     assert_eq!(summary.drop_in, None);
     assert_eq!(world.etcd.faults.total_calls(), 0);
     assert_eq!(world.groups.faults.total_calls(), 0);
 
-    let lost_drop_in = LocalNode {
-        has_wal: true,
-        drop_in_exists: false,
-    };
-    let summary = world
-        .workflow(false)
-        .run(&node(3), lost_drop_in, false)
-        .await
-        .unwrap();
+    let summary = world.restart(3, false).await.unwrap();
     assert_eq!(summary.drop_in.unwrap().get("ETCD_NAME"), Some("i-3"));
     assert_eq!(world.etcd.faults.total_calls(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_marks_the_cluster_it_created_once_healthy() {
-    let world = World::new(
-        cluster(&[1, 2, 3]),
-        3,
-        &[(1, "InService"), (2, "InService"), (3, "InService")],
-    );
-    let restart = LocalNode {
-        has_wal: true,
-        drop_in_exists: true,
-    };
-    let summary = world
-        .workflow(false)
-        .run(&node(1), restart, false)
-        .await
-        .unwrap();
+    let world = World::in_service(cluster(&[1, 2, 3]), 3, &[1, 2, 3]);
+    let summary = world.restart(1, true).await.unwrap();
     assert!(summary.marker_written);
     assert_eq!(world.etcd.faults.calls("MemberAdd"), 0);
     assert_eq!(world.marker.rows().len(), 1);
@@ -237,9 +239,9 @@ async fn fresh_nodes_booting_together_render_one_initial_cluster() {
         &[(1, "Pending"), (2, "Pending:Wait"), (3, "InService")],
     );
     let (a, b, c) = tokio::join!(
-        async { world.workflow(false).run(&node(1), FRESH, false).await },
-        async { world.workflow(false).run(&node(2), FRESH, false).await },
-        async { world.workflow(false).run(&node(3), FRESH, false).await },
+        world.boot(1, false),
+        world.boot(2, false),
+        world.boot(3, false)
     );
     let initial: Vec<String> = [a, b, c]
         .into_iter()
@@ -260,18 +262,19 @@ async fn fresh_nodes_booting_together_render_one_initial_cluster() {
     assert!(world.marker.rows().is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_stale_member_is_removed_before_the_add_which_is_retried_while_unhealthy() {
+/// Members i-1..i-3, i-3 down; the group holds i-1, i-2 and the new i-4; EC2 reports
+/// i-3 in `i3_state`.
+fn i3_down(i3_state: InstanceState) -> World {
     let etcd = cluster(&[1, 2, 3]);
     etcd.set_running("i-3", false);
-    let world = World::new(
-        etcd,
-        3,
-        &[(1, "InService"), (2, "InService"), (4, "InService")],
-    );
+    let world = World::in_service(etcd, 3, &[1, 2, 4]);
+    world.instances.insert(instance(3, i3_state));
     world
-        .instances
-        .insert(instance(3, InstanceState::Terminated));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_member_is_removed_before_the_add_which_is_retried_while_unhealthy() {
+    let world = i3_down(InstanceState::Terminated);
     world.etcd.faults.fail(
         "MemberAdd",
         Error::Unavailable {
@@ -280,34 +283,22 @@ async fn a_stale_member_is_removed_before_the_add_which_is_retried_while_unhealt
         },
         2,
     );
-    let summary = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap();
+    let summary = world.boot(4, false).await.unwrap();
     assert_eq!(summary.removed.unwrap().member.name, "i-3");
     assert_eq!(world.etcd.faults.calls("MemberRemove"), 1);
     assert_eq!(world.etcd.faults.calls("MemberAdd"), 3);
+    // One call, three attempts: the caller's tally says so.
+    assert_eq!(summary.calls.calls.get("MemberAdd"), Some(&1));
+    assert_eq!(summary.calls.attempts.get("MemberAdd"), Some(&3));
     let names: Vec<String> = world.etcd.members().into_iter().map(|m| m.name).collect();
     assert_eq!(names, ["i-1", "i-2", ""]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_member_whose_instance_still_runs_is_never_removed() {
-    let etcd = cluster(&[1, 2, 3]);
-    etcd.set_running("i-3", false);
     // i-3 left the group but EC2 has it running (detached for maintenance).
-    let world = World::new(
-        etcd,
-        3,
-        &[(1, "InService"), (2, "InService"), (4, "InService")],
-    );
-    world.instances.insert(instance(3, InstanceState::Running));
-    let err = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap_err();
+    let world = i3_down(InstanceState::Running);
+    let err = world.boot(4, false).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert_eq!(world.etcd.faults.calls("MemberRemove"), 0);
     assert_eq!(world.etcd.faults.calls("MemberAdd"), 0);
@@ -318,30 +309,13 @@ async fn at_most_one_removal_per_run() {
     let etcd = cluster(&[1, 2, 3, 5, 6]);
     etcd.set_running("i-5", false);
     etcd.set_running("i-6", false);
-    let world = World::new(
-        etcd,
-        3,
-        &[
-            (1, "InService"),
-            (2, "InService"),
-            (3, "InService"),
-            (4, "InService"),
-        ],
-    );
-    let err = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap_err();
+    let world = World::in_service(etcd, 3, &[1, 2, 3, 4]);
+    let err = world.boot(4, false).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert_eq!(world.etcd.faults.calls("MemberRemove"), 1);
     assert_eq!(world.etcd.members().len(), 4);
     // The next run (systemd's retry) removes the other one and joins.
-    let summary = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap();
+    let summary = world.boot(4, false).await.unwrap();
     assert_eq!(summary.removed.unwrap().member.name, "i-6");
     assert_eq!(summary.action, EtcdAction::Joined);
 }
@@ -352,17 +326,9 @@ async fn no_quorum_with_the_marker_fails_without_creating() {
     for n in ["i-1", "i-2", "i-3"] {
         etcd.set_running(n, false);
     }
-    let world = World::new(
-        etcd,
-        3,
-        &[(1, "InService"), (2, "InService"), (4, "InService")],
-    );
+    let world = World::in_service(etcd, 3, &[1, 2, 4]);
     world.mark_created().await;
-    let err = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap_err();
+    let err = world.boot(4, false).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("marker"), "{err}");
     assert_eq!(world.etcd.faults.calls("MemberAdd"), 0);
@@ -370,33 +336,17 @@ async fn no_quorum_with_the_marker_fails_without_creating() {
 
 #[tokio::test(start_paused = true)]
 async fn no_quorum_with_a_peer_holding_data_fails_without_the_marker() {
-    let world = World::new(
-        MemoryEtcd::default(),
-        3,
-        &[(1, "InService"), (2, "InService"), (4, "InService")],
-    );
+    let world = World::in_service(MemoryEtcd::default(), 3, &[1, 2, 4]);
     world.etcd.add_stray("http://10.0.0.2:2379");
-    let err = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap_err();
+    let err = world.boot(4, false).await.unwrap_err();
     assert!(err.to_string().contains("i-2"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_incomplete_group_waits_until_the_deadline_then_fails() {
-    let world = World::new(
-        MemoryEtcd::default(),
-        3,
-        &[(1, "InService"), (4, "InService")],
-    );
+    let world = World::in_service(MemoryEtcd::default(), 3, &[1, 4]);
     let started = tokio::time::Instant::now();
-    let err = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap_err();
+    let err = world.boot(4, false).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("2 instances are present"), "{err}");
     assert_eq!(started.elapsed(), Duration::from_secs(120));
@@ -407,11 +357,7 @@ async fn an_incomplete_group_waits_until_the_deadline_then_fails() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_ends_when_the_last_peer_appears() {
-    let world = World::new(
-        MemoryEtcd::default(),
-        3,
-        &[(1, "InService"), (4, "InService")],
-    );
+    let world = World::in_service(MemoryEtcd::default(), 3, &[1, 4]);
     let groups = world.groups.clone();
     let instances = world.instances.clone();
     tokio::spawn(async move {
@@ -427,24 +373,14 @@ async fn a_wait_ends_when_the_last_peer_appears() {
             ],
         );
     });
-    let summary = world
-        .workflow(false)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap();
+    let summary = world.boot(4, false).await.unwrap();
     assert_eq!(summary.action, EtcdAction::Created);
     assert!(summary.waits >= 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_changes_nothing() {
-    let etcd = cluster(&[1, 2, 3]);
-    etcd.set_running("i-3", false);
-    let world = World::new(
-        etcd,
-        3,
-        &[(1, "InService"), (2, "InService"), (4, "InService")],
-    );
+    let world = i3_down(InstanceState::Terminated);
     let summary = world
         .workflow(true)
         .run(&node(4), FRESH, true)
@@ -459,7 +395,7 @@ async fn a_dry_run_changes_nothing() {
     }
     assert_eq!(world.marker.faults.calls("PutItem"), 0);
 
-    let waiting = World::new(MemoryEtcd::default(), 3, &[(4, "InService")]);
+    let waiting = World::in_service(MemoryEtcd::default(), 3, &[4]);
     let summary = waiting
         .workflow(false)
         .run(&node(4), FRESH, true)
@@ -471,38 +407,82 @@ async fn a_dry_run_changes_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_later_run_promotes_a_learner_once_it_runs() {
-    let world = World::new(
-        cluster(&[1, 2, 3]),
-        5,
-        &[
-            (1, "InService"),
-            (2, "InService"),
-            (3, "InService"),
-            (4, "InService"),
-            (5, "InService"),
-        ],
-    );
+    let world = World::in_service(cluster(&[1, 2, 3]), 5, &[1, 2, 3, 4, 5]);
     world.mark_created().await;
-    let first = world
-        .workflow(true)
-        .run(&node(4), FRESH, false)
-        .await
-        .unwrap();
+    let first = world.boot(4, true).await.unwrap();
     assert!(first.added.unwrap().is_learner);
     world
         .etcd
         .start_added("http://10.0.0.4:2380", "i-4", "http://10.0.0.4:2379");
-    let second = world
+    let second = world.boot(5, true).await.unwrap();
+    assert_eq!(second.promoted.as_deref(), Some("i-4"));
+    assert!(!world.member("i-4").is_learner);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_learner_promotes_itself_once_it_runs_and_is_in_sync() {
+    let world = World::in_service(cluster(&[1, 2, 3]), 4, &[1, 2, 3, 4]);
+    world.mark_created().await;
+    let joined = world.boot(4, true).await.unwrap();
+    assert!(joined.learner);
+    let promote = world.workflow(true);
+
+    // Its etcd starts 30 s later and lags: two "not in sync" refusals.
+    let etcd = world.etcd.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        etcd.start_added("http://10.0.0.4:2380", "i-4", "http://10.0.0.4:2379");
+    });
+    world.etcd.faults.fail(
+        "MemberPromote",
+        Error::Provider {
+            operation: "MemberPromote".into(),
+            message: "etcdserver: can only promote a learner member which is in sync with \
+                      leader"
+                .into(),
+            retryable: true,
+        },
+        2,
+    );
+    let summary = promote.promote_self(&node(4), false).await.unwrap();
+    assert_eq!(summary.action, EtcdAction::Promoted);
+    assert_eq!(summary.promoted.as_deref(), Some("i-4"));
+    assert!(summary.waits >= 1, "waited for its etcd to answer");
+    assert_eq!(summary.calls.calls.get("MemberPromote"), Some(&1));
+    assert_eq!(summary.calls.attempts.get("MemberPromote"), Some(&3));
+    assert!(!world.member("i-4").is_learner);
+
+    // Again: a voter now, nothing to do.
+    let again = world
         .workflow(true)
-        .run(&node(5), FRESH, false)
+        .promote_self(&node(4), false)
         .await
         .unwrap();
-    assert_eq!(second.promoted.as_deref(), Some("i-4"));
-    let i4 = world
-        .etcd
-        .members()
-        .into_iter()
-        .find(|m| m.name == "i-4")
+    assert_eq!(again.action, EtcdAction::Voter);
+    assert_eq!(world.etcd.faults.calls("MemberPromote"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_learner_that_never_starts_is_not_promoted_and_the_step_times_out() {
+    let world = World::in_service(cluster(&[1, 2, 3]), 4, &[1, 2, 3, 4]);
+    world.boot(4, true).await.unwrap();
+    let plan = world
+        .workflow(true)
+        .promote_self(&node(4), true)
+        .await
         .unwrap();
-    assert!(!i4.is_learner);
+    assert_eq!(plan.action, EtcdAction::Wait);
+    let err = world
+        .workflow(true)
+        .promote_self(&node(4), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(world.etcd.faults.calls("MemberPromote"), 0);
+
+    let stranger = world.workflow(true).promote_self(&node(9), false).await;
+    assert!(
+        matches!(stranger, Err(Error::Conflict { .. })),
+        "{stranger:?}"
+    );
 }
