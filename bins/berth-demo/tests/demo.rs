@@ -1,0 +1,100 @@
+//! The compiled `berth-demo` on its embedded default (in-memory AWS): it walks the
+//! scenario with the real daemon controller, exits 0 and ends with the expected table.
+
+mod common;
+
+use common::demo;
+
+#[test]
+fn runs_the_scenario_on_in_memory_aws_and_ends_with_the_expected_table() {
+    let run = demo(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    let expected = [
+        "web i-0de00000000000001:30080 node-1 healthy berth",
+        "web i-0de00000000000002:30080 node-2 deregistered berth",
+        "web i-0de00000000000003:30080 node-3 healthy berth",
+        "web i-0de00000000000004:30080 node-4 deregistered berth",
+        "web i-0de00000000000007:30080 - healthy someone else",
+        "api i-0de00000000000001:30443 node-1 healthy berth",
+        "api i-0de00000000000002:30443 node-2 deregistered berth",
+        "api i-0de00000000000003:30443 node-3 healthy berth",
+        "api i-0de00000000000004:30443 node-4 deregistered berth",
+        "batch i-0de00000000000005:30090 node-5 deregistered berth",
+        "batch i-0de00000000000006:30090 node-6 deregistered berth",
+        "batch-v2 i-0de00000000000005:30091 node-5 healthy berth",
+        "batch-v2 i-0de00000000000006:30091 node-6 healthy berth",
+    ];
+    assert_eq!(run.section("Target groups"), expected, "{}", run.text());
+
+    // In memory, deregistered targets drain for the groups' delay: every leaving step
+    // saw them draining before they left.
+    for step in ["node-2", "node-4"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "✓ {step}'s targets in web and api: deregistered, drained and gone"
+            )),
+            "{}",
+            run.text()
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("✓ node-5 and node-6 moved from batch (drained) to batch-v2"),
+        "{}",
+        run.text()
+    );
+
+    // One RegisterTargets per group at least, one DeregisterTargets per group a node
+    // left (node-2 and node-4 from web and api, the Cast.ai nodes from batch).
+    let calls = "AWS calls berth made";
+    assert!(
+        run.count(calls, "RegisterTargets") >= Some(4),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.count(calls, "DeregisterTargets") >= Some(5),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.count(calls, "DescribeTargetHealth") >= Some(4),
+        "{}",
+        run.text()
+    );
+    let events = "Kubernetes Events berth recorded";
+    assert_eq!(
+        run.count(events, "Registered"),
+        Some(12),
+        "one per target registered: {}",
+        run.text()
+    );
+    let steps = run.section("Steps");
+    assert_eq!(steps.len(), 7, "six steps and the total: {}", run.text());
+    assert!(steps[5].starts_with("6. berth-daemon stops "), "{steps:?}");
+}
+
+#[test]
+fn help_explains_the_demo() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-demo"))
+        .arg("--help")
+        .output()
+        .expect("run berth-demo --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "real berth-daemon controller",
+        "--aws-endpoint <URL>",
+        "--drain-delay <DURATION>",
+        "--progress <PROGRESS>",
+        "someone else registered",
+    ] {
+        assert!(help.contains(needle), "{needle:?} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn a_bad_flag_is_a_usage_error() {
+    let run = demo(&["--drain-delay", "soon"]);
+    assert_eq!(run.code, Some(2), "{}", run.text());
+}
