@@ -10,6 +10,7 @@
 mod api;
 mod auth;
 mod config;
+mod metrics;
 mod problem;
 mod store;
 mod validate;
@@ -73,8 +74,14 @@ async fn run(args: Args, process: Process) -> Result<ExitStatus, Failure> {
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
-    let store = store::Store::new(client, namespace.clone(), Arc::new(config));
-    let app = api::router(Arc::new(store), Arc::new(tokens));
+    let metrics = metrics::ProvisionerMetrics::registered(&process.metrics);
+    let store = store::Store::new(client, namespace.clone(), Arc::new(config), metrics.clone());
+    tokio::spawn(metrics::watch_runs(
+        store.clone(),
+        metrics.clone(),
+        process.shutdown.clone().cancelled_owned(),
+    ));
+    let app = api::router(Arc::new(store), Arc::new(tokens), metrics);
     // layering: allow(http-server): the provisioner's REST API is the product, not an admin endpoint.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{require_bearer, TokenFile};
+use crate::metrics::{record_request, ProvisionerMetrics};
 use crate::problem::Problem;
 use crate::store::{Store, StoreError};
 
@@ -73,7 +74,11 @@ pub(crate) fn openapi_json() -> String {
 }
 
 /// The whole application.
-pub(crate) fn router(store: AppState, tokens: Arc<TokenFile>) -> axum::Router {
+pub(crate) fn router(
+    store: AppState,
+    tokens: Arc<TokenFile>,
+    metrics: ProvisionerMetrics,
+) -> axum::Router {
     let (router, api) = documented().split_for_parts();
     let spec = api
         .to_pretty_json()
@@ -94,6 +99,10 @@ pub(crate) fn router(store: AppState, tokens: Arc<TokenFile>) -> axum::Router {
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(tokens, require_bearer))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            record_request,
+        ))
         .with_state(store)
 }
 

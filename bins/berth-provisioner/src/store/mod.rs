@@ -27,6 +27,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::config::ServerConfig;
+use crate::metrics::ProvisionerMetrics;
 use crate::validate::ClusterSpec;
 
 pub(crate) const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -64,14 +65,21 @@ pub(crate) struct Store {
     client: kube::Client,
     namespace: String,
     config: Arc<ServerConfig>,
+    metrics: ProvisionerMetrics,
 }
 
 impl Store {
-    pub(crate) fn new(client: kube::Client, namespace: String, config: Arc<ServerConfig>) -> Self {
+    pub(crate) fn new(
+        client: kube::Client,
+        namespace: String,
+        config: Arc<ServerConfig>,
+        metrics: ProvisionerMetrics,
+    ) -> Self {
         Store {
             client,
             namespace,
             config,
+            metrics,
         }
     }
 
@@ -79,7 +87,7 @@ impl Store {
         &self.config
     }
 
-    fn api<K>(&self) -> Api<K>
+    pub(crate) fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
@@ -124,6 +132,7 @@ impl Store {
             return Err(e.into());
         }
         tracing::info!(run = %id, cluster, operation = %operation, "run started");
+        self.metrics.run_started(operation);
         let run = Run {
             id,
             cluster: cluster.to_owned(),

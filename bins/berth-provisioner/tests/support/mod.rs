@@ -59,6 +59,8 @@ pub const IDLE_RUNNER: &str = "  image: berth-runner:test\n  command: [\"/bin/fa
 pub struct Provisioner {
     child: Child,
     pub addr: String,
+    /// berth-runtime's admin server (`/metrics`).
+    pub admin: String,
     pub scratch: Scratch,
     pub token_file: PathBuf,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -80,7 +82,7 @@ impl Provisioner {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth-provisioner")));
         let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", NAMESPACE)
             .env("BERTH_PROVISIONER_TOKEN_FILE", &token_file)
@@ -117,9 +119,25 @@ impl Provisioner {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
+        let admin = stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("admin server listening"))
+            .find_map(|l| {
+                Some(
+                    l.split("addr=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .to_owned(),
+                )
+            })
+            .expect("the admin server's address in the log");
         Provisioner {
             child,
             addr,
+            admin,
             scratch,
             token_file,
             stderr,
@@ -144,6 +162,13 @@ impl Provisioner {
             &[("Authorization", &format!("Bearer {TOKEN}"))],
             body,
         )
+    }
+
+    /// The admin server's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let reply = http(&self.admin, "GET", "/metrics", &[], None);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.text()
     }
 
     /// A request with exactly these headers.
