@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use berth_core::domain::TargetGroupRef;
+use berth_core::domain::{InstallationId, TargetGroupRef};
 pub(crate) use berth_runtime::LogFormat;
 use berth_runtime::{AwsArgs, LogArgs};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
@@ -153,8 +153,10 @@ pub(crate) struct Config {
     pub(crate) log_level: Option<String>,
     /// The engine's minimum interval between two AWS calls (`--aws-max-rps`).
     pub(crate) min_call_interval: Duration,
-    /// `--installation-id` (the sidecar keeps no ownership records: logged only).
-    pub(crate) installation_id: String,
+    /// `--installation-id`, checked like every binary's. The sidecar owns its one
+    /// target by construction (its pod's IP) and records no ownership, so no owner
+    /// id is derived from it: it is logged only.
+    pub(crate) installation_id: InstallationId,
 }
 
 impl Config {
@@ -245,7 +247,8 @@ fn check(cli: Cli, pod_ip: Option<String>) -> Result<Config, String> {
         log_format: cli.log.format,
         log_level: cli.log.level,
         min_call_interval: cli.aws.min_call_interval(),
-        installation_id: cli.aws.installation_id,
+        installation_id: InstallationId::new(&cli.aws.installation_id)
+            .map_err(|e| format!("error: --installation-id: {e}"))?,
     })
 }
 
@@ -398,6 +401,22 @@ mod tests {
             assert!(!err.contains('\n'), "{err:?}");
             assert!(err.contains(needle), "{err:?} should mention {needle}");
         }
+    }
+
+    #[test]
+    fn the_installation_id_is_checked_like_every_binarys() {
+        let args = ["-target-group-name", "web", "-target-id", "10.0.0.1"];
+        let c = config(&args, None).unwrap();
+        assert_eq!(c.installation_id.as_str(), InstallationId::DEFAULT);
+        let c = config(
+            &[&args[..], &["--installation-id", "prod-eu"]].concat(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.installation_id.as_str(), "prod-eu");
+        let err = config(&[&args[..], &["--installation-id", "a/b"]].concat(), None).unwrap_err();
+        assert!(!err.contains('\n'), "{err:?}");
+        assert!(err.contains("--installation-id"), "{err:?}");
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! Performs the [`Lifecycle`]'s actions through berth-core: resolve, pre-register
-//! hook, register (planned and applied by the engine), wait healthy, serve ready,
-//! deregister, drain, post-deregister hook. Works over any [`TargetGroups`].
+//! Performs the [`Lifecycle`]'s actions through berth-core's [`TargetSlots`]
+//! workflow: resolve, pre-register hook, register (observed, planned and applied in
+//! berth-core), wait healthy, serve ready, deregister and drain (the engine's
+//! `deregister` and `Leaving::drain`, the halves of `deregister_and_drain`),
+//! post-deregister hook. Works over any [`TargetGroups`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::domain::{Target, TargetGroup, TargetGroupRef};
-use berth_core::engine::{ApplyOptions, Engine, MembershipProviders};
+use berth_core::domain::TargetGroupRef;
+use berth_core::engine::{ApplyOptions, Engine, Leaving, MembershipProviders};
 use berth_core::provider::TargetGroups;
+use berth_core::workflow::{Slot, TargetSlots};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -48,20 +51,12 @@ pub(crate) struct Finish {
     pub(crate) error: Option<anyhow::Error>,
 }
 
-/// A group to register in, resolved, with the target as it is registered there.
-#[derive(Debug, Clone)]
-struct Slot {
-    group: TargetGroup,
-    target: Target,
-}
-
 /// Drives one sidecar life.
 pub(crate) struct Runner {
     provider: Arc<dyn TargetGroups>,
-    /// The same target groups, for the engine (the sidecar owns its target by
+    /// The workflow over the same target groups (the sidecar owns its target by
     /// construction: nothing is recorded).
-    providers: MembershipProviders,
-    engine: Engine,
+    slots: TargetSlots,
     settings: Settings,
     status: Arc<Status>,
 }
@@ -74,8 +69,7 @@ impl Runner {
         status: Arc<Status>,
     ) -> Self {
         Runner {
-            providers: MembershipProviders::owned_by_construction(provider.clone()),
-            engine: Engine::default(),
+            slots: slots(&provider, Engine::default(), &settings),
             provider,
             settings,
             status,
@@ -86,9 +80,9 @@ impl Runner {
     pub(crate) fn min_call_interval(mut self, interval: Duration) -> Self {
         let options = ApplyOptions {
             min_call_interval: interval,
-            ..self.engine.options().clone()
+            ..self.slots.engine().options().clone()
         };
-        self.engine = Engine::new(options);
+        self.slots = slots(&self.provider, Engine::new(options), &self.settings);
         self
     }
 
@@ -98,7 +92,7 @@ impl Runner {
         let (mut lifecycle, mut action) =
             Lifecycle::new(s.wait_in_service.is_some(), s.post_deregister.is_some());
         let mut slots: Vec<Slot> = Vec::new();
-        let mut deregistered: Vec<Slot> = Vec::new();
+        let mut leaving: Vec<Leaving> = Vec::new();
         let mut error: Option<anyhow::Error> = None;
         let mut stop_asked = Instant::now();
         let mut registering_since = Instant::now();
@@ -144,8 +138,8 @@ impl Runner {
                     Event::Signal
                 }
                 Action::Deregister => {
-                    let (done, failure) = self.deregister(&slots).await;
-                    deregistered = done;
+                    let (left, failure) = self.deregister(&slots).await;
+                    leaving = left;
                     match failure {
                         None => Event::Deregistered,
                         Some(e) => {
@@ -158,7 +152,7 @@ impl Runner {
                     }
                 }
                 Action::WaitDrain => {
-                    let drain = self.drain(&deregistered);
+                    let drain = self.drain(std::mem::take(&mut leaving), delays(&slots));
                     tokio::pin!(drain);
                     loop {
                         tokio::select! {
@@ -192,6 +186,11 @@ impl Runner {
             action = lifecycle.on(event);
         }
     }
+}
+
+fn slots(provider: &Arc<dyn TargetGroups>, engine: Engine, settings: &Settings) -> TargetSlots {
+    let providers = MembershipProviders::owned_by_construction(provider.clone());
+    TargetSlots::new(engine, providers).availability_zone(settings.availability_zone.clone())
 }
 
 fn delays(slots: &[Slot]) -> Vec<Duration> {

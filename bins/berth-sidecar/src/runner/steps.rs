@@ -4,14 +4,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use berth_core::domain::{Target, TargetType};
-use berth_core::engine::{wait_for_targets, Status as ChangeStatus, WaitFor};
-use berth_core::plan::{
-    plan_membership, DesiredMembership, MembershipChange as Change, ObservedMembership, Plan,
-};
-use berth_core::provider::{OwnedTargets, PollPolicy};
+use berth_core::engine::{Leaving, Status as ChangeStatus};
+use berth_core::plan::MembershipChange as Change;
+use berth_core::provider::PollPolicy;
+use berth_core::workflow::{JoinFailure, Slot};
 use futures::future::join_all;
 
-use super::{delays, Runner, Slot};
+use super::{delays, Runner};
 use crate::args::drain_bound;
 use crate::duration::format_go_duration;
 use crate::hook::{self, Hook};
@@ -44,7 +43,8 @@ impl Runner {
         let resolved = join_all(s.groups.iter().map(|g| async move {
             let provider = self.provider.as_ref();
             let r = self
-                .engine
+                .slots
+                .engine()
                 .caller()
                 .call("DescribeTargetGroups", || provider.resolve(g))
                 .await;
@@ -71,64 +71,18 @@ impl Runner {
         Ok(slots)
     }
 
-    /// The plan that registers the target where it is missing. A target still
-    /// draining from a previous life of this pod is waited out first, never
-    /// re-registered mid-drain.
-    async fn plan_registration(&self, slots: &[Slot]) -> anyhow::Result<Plan<Change>> {
-        let mut desired = DesiredMembership::new();
-        let mut observed = ObservedMembership::new();
-        for slot in slots {
-            let arn = &slot.group.arn;
-            desired.want_target(
-                arn,
-                slot.target.clone(),
-                self.settings.availability_zone.clone(),
-            );
-            let provider = self.provider.as_ref();
-            let health = self
-                .engine
-                .caller()
-                .call("DescribeTargetHealth", || provider.health(arn))
-                .await;
-            let health = health
-                .with_context(|| format!("cannot read the targets of {}", slot.group.name))?;
-            observed.observe(arn, health);
-        }
-        let plan = plan_membership(&desired, &observed, &OwnedTargets::new());
-        for slot in slots {
-            let state = observed.state(&slot.group.arn, &slot.target);
-            if state.is_some_and(|s| !s.is_draining()) {
-                tracing::info!(group = %slot.group.name, target = %slot.target, "already registered (a restart); keeping it");
-            }
-        }
-        Ok(plan)
-    }
-
     pub(super) async fn register(&self, slots: &[Slot]) -> anyhow::Result<()> {
-        let mut plan = self.plan_registration(slots).await?;
-        if !plan.skipped.is_empty() {
-            for skip in &plan.skipped {
-                tracing::info!(subject = %skip.subject, reason = %skip.reason, "waiting before registering");
-            }
-            let bound = self
-                .settings
-                .wait_in_service
-                .unwrap_or_else(|| drain_bound(self.settings.drain_timeout, &delays(slots)));
-            let waits = slots.iter().map(|slot| {
-                wait_for_targets(
-                    self.provider.as_ref(),
-                    &slot.group.arn,
-                    std::slice::from_ref(&slot.target),
-                    WaitFor::Gone,
-                    self.poll(bound),
-                )
-            });
-            for waited in join_all(waits).await {
-                waited.context("the target is still draining from a previous run")?;
-            }
-            plan = self.plan_registration(slots).await?;
-        }
-        let report = self.engine.apply(&self.providers, &plan).await;
+        // A target still draining from a previous life is waited out for as long as
+        // the health wait (else the drain bound) allows.
+        let bound = self
+            .settings
+            .wait_in_service
+            .unwrap_or_else(|| drain_bound(self.settings.drain_timeout, &delays(slots)));
+        let report = self
+            .slots
+            .register(slots, self.poll(bound))
+            .await
+            .map_err(join_failure)?;
         for outcome in &report.outcomes {
             if let (Change::Register { group, targets }, ChangeStatus::Done) =
                 (&outcome.change, &outcome.status)
@@ -150,111 +104,79 @@ impl Runner {
         let Some(bound) = self.settings.wait_in_service else {
             return Ok(());
         };
-        let waits = slots.iter().map(|slot| async move {
-            let targets = std::slice::from_ref(&slot.target);
-            match wait_for_targets(
-                self.provider.as_ref(),
-                &slot.group.arn,
-                targets,
-                WaitFor::Healthy,
-                self.poll(bound),
-            )
-            .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) => Err(anyhow!(
-                    "{} in {}: {e}; last state: {}",
-                    slot.target,
-                    slot.group.name,
-                    self.last_state(slot).await
-                )),
-            }
-        });
-        let failures: Vec<anyhow::Error> = join_all(waits)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
-        match failures.into_iter().reduce(|a, b| anyhow!("{a}; {b}")) {
-            None => Ok(()),
-            Some(e) => Err(e.context(format!(
-                "the target did not become healthy within {}",
-                format_go_duration(bound)
-            ))),
+        let waited = self.slots.wait_healthy(slots, self.poll(bound)).await;
+        let failures = slots
+            .iter()
+            .zip(waited)
+            .filter_map(|(slot, w)| w.err().map(|e| (slot, e)));
+        let mut messages = Vec::new();
+        for (slot, e) in failures {
+            messages.push(format!(
+                "{} in {}: {e}; last state: {}",
+                slot.target,
+                slot.group.name,
+                self.last_state(slot).await
+            ));
         }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        Err(anyhow!("{}", messages.join("; ")).context(format!(
+            "the target did not become healthy within {}",
+            format_go_duration(bound)
+        )))
     }
 
     async fn last_state(&self, slot: &Slot) -> String {
-        match self.provider.health(&slot.group.arn).await {
-            Ok(health) => match health.into_iter().find(|h| h.target == slot.target) {
-                Some(h) => match h.reason {
-                    Some(reason) => format!("{} ({reason})", h.state),
-                    None => h.state.to_string(),
-                },
-                None => "not registered".to_owned(),
+        match self.slots.state(slot).await {
+            Ok(Some(h)) => match h.reason {
+                Some(reason) => format!("{} ({reason})", h.state),
+                None => h.state.to_string(),
             },
+            Ok(None) => "not registered".to_owned(),
             Err(e) => format!("unknown ({e})"),
         }
     }
 
     /// Deregisters from every group (absent targets included: a cancelled
-    /// registration may have reached AWS). Returns the groups it left and the failure.
-    pub(super) async fn deregister(&self, slots: &[Slot]) -> (Vec<Slot>, Option<anyhow::Error>) {
-        let plan = Plan {
-            changes: slots
-                .iter()
-                .map(|slot| Change::Deregister {
-                    group: slot.group.arn.clone(),
-                    targets: vec![slot.target.clone()],
-                })
-                .collect(),
-            skipped: Vec::new(),
-        };
-        let report = self.engine.apply(&self.providers, &plan).await;
-        let mut left = Vec::new();
+    /// registration may have reached AWS). Returns the groups being left, to drain,
+    /// and the failure.
+    pub(super) async fn deregister(&self, slots: &[Slot]) -> (Vec<Leaving>, Option<anyhow::Error>) {
+        let leaving = self.slots.deregister(slots).await;
         let mut errors = Vec::new();
-        for outcome in &report.outcomes {
-            let Change::Deregister { group, targets } = &outcome.change else {
-                continue;
-            };
-            match &outcome.status {
-                ChangeStatus::Failed(e) => errors.push(format!("{} failed: {e}", outcome.change)),
-                _ => {
-                    tracing::info!(group = group.name(), targets = ?targets.iter().map(ToString::to_string).collect::<Vec<_>>(), "deregistered");
-                    self.status.metrics.deregistered(group.name());
-                    left.extend(slots.iter().filter(|s| &s.group.arn == group).cloned());
-                }
+        for (slot, left) in slots.iter().zip(&leaving) {
+            if left.is_deregistered() {
+                tracing::info!(group = %slot.group.name, target = %slot.target, "deregistered");
+                self.status.metrics.deregistered(&slot.group.name);
+            }
+            for (change, e) in left.report.errors() {
+                errors.push(format!("{change} failed: {e}"));
             }
         }
         let error =
             (!errors.is_empty()).then(|| anyhow!("deregistration failed: {}", errors.join("; ")));
-        (left, error)
+        (leaving, error)
     }
 
-    /// Waits until the target has left `draining` in every group, bounded.
-    pub(super) async fn drain(&self, slots: &[Slot]) {
-        let bound = drain_bound(self.settings.drain_timeout, &delays(slots));
+    /// Waits until the target has left `draining` in every group it left, bounded.
+    pub(super) async fn drain(&self, leaving: Vec<Leaving>, delays: Vec<Duration>) {
+        let bound = drain_bound(self.settings.drain_timeout, &delays);
         tracing::info!(bound = %format_go_duration(bound), "waiting for the target to drain");
-        let waits = slots.iter().map(|slot| async move {
-            let targets = std::slice::from_ref(&slot.target);
-            let waited = wait_for_targets(
-                self.provider.as_ref(),
-                &slot.group.arn,
-                targets,
-                WaitFor::Gone,
-                self.poll(bound),
-            )
-            .await;
-            (slot, waited)
+        let poll = self.poll(bound);
+        let drains = leaving.into_iter().map(|left| async move {
+            let group = left.group().name().to_owned();
+            (group, left.drain(poll).await)
         });
-        for (slot, waited) in join_all(waits).await {
-            match waited {
-                Ok(took) => {
-                    tracing::info!(group = %slot.group.name, took = %format_go_duration(took), "drained")
+        for (group, drained) in join_all(drains).await {
+            match drained.drain {
+                // The deregistration failed: nothing to wait for.
+                None => {}
+                Some(Ok(took)) => {
+                    tracing::info!(group, took = %format_go_duration(took), "drained")
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     self.status.metrics.failed("drain");
-                    tracing::warn!(group = %slot.group.name, error = %e, "drain not finished within its bound; going on");
+                    tracing::warn!(group, error = %e, "drain not finished within its bound; going on");
                 }
             }
         }
@@ -277,7 +199,11 @@ impl Runner {
     /// Resolves the groups and prints the plan (dry run): no hook, no change.
     pub(crate) async fn dry_run(&self) -> anyhow::Result<String> {
         let slots = self.resolve().await?;
-        let plan = self.plan_registration(&slots).await?;
+        let plan = self
+            .slots
+            .plan_registration(&slots)
+            .await
+            .map_err(join_failure)?;
         let mut out = String::new();
         if let Some(h) = &self.settings.pre_register {
             out.push_str(&format!(
@@ -312,4 +238,10 @@ impl Runner {
             deadline,
         }
     }
+}
+
+/// A registration that did not start, with the provider's error as its source.
+fn join_failure(failure: JoinFailure) -> anyhow::Error {
+    let context = failure.to_string();
+    anyhow::Error::new(failure.error().clone()).context(context)
 }

@@ -7,6 +7,7 @@
 //! providers without touching the others, and a missing provider is a compile error.
 
 mod caller;
+mod leave;
 mod limiter;
 mod membership;
 mod records;
@@ -24,7 +25,8 @@ use crate::provider::{DnsZones, PollPolicy};
 use crate::{Error, Result};
 
 pub use caller::{Caller, OperationTally, Tally};
-pub use membership::{Drained, MembershipProviders};
+pub use leave::{Drained, Leaving};
+pub use membership::MembershipProviders;
 pub use records::DnsProviders;
 pub use report::{Outcome, Report, Status};
 pub use retry::{retry, RetryPolicy};

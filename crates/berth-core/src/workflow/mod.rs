@@ -7,6 +7,8 @@
 //! - [`EtcdBootstrap`]: this node's etcd membership at boot (berth-bootstrap's policy).
 //! - [`NodeTargets`]: the daemon's pass — nodes, Cast.ai node configurations and label
 //!   rules to target-group membership, drains followed, notices and a requeue.
+//! - [`TargetSlots`]: one target joining its target groups and leaving them, drained
+//!   (berth-sidecar's policy).
 
 mod binder;
 mod called;
@@ -19,6 +21,9 @@ pub mod node_targets;
 #[cfg(test)]
 mod retries;
 mod row;
+mod slots;
+#[cfg(test)]
+mod slots_tests;
 #[cfg(test)]
 mod tests;
 
@@ -31,3 +36,4 @@ pub use etcd::{
 pub use naming::DnsNameTemplate;
 pub use node_targets::{NodeTargets, NodeTargetsProviders, NodeTargetsSettings};
 pub use row::{attr, AddressRow, RowState};
+pub use slots::{JoinFailure, Slot, TargetSlots};
