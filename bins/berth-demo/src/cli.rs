@@ -26,7 +26,12 @@ node-2 is cordoned and drained; node-4 is deleted; the Cast.ai configuration mov
 nodes to another group. Each step waits for the state it expects to be observed in the \
 target groups, never for a fixed time. At the end: every target group's targets with \
 their states, the AWS calls berth made (by operation), the Kubernetes Events it \
-recorded and the time each step took. Exit code 0 when every step was observed.";
+recorded and the time each step took.
+
+The narration is on stdout; logs (the daemon's included) go to stderr at `warn` unless \
+--log-level or RUST_LOG asks for more. Exit codes: 0 every step was observed, 1 one was \
+not (or the estate could not be created), 2 bad usage, 130 interrupted (the daemon is \
+still stopped cleanly).";
 
 /// `berth-demo`'s flags.
 #[derive(Debug, Parser)]

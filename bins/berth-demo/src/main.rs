@@ -47,6 +47,11 @@ async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
         resync: cli.resync,
         shutdown: process.shutdown.clone(),
     };
-    scenario::run(estate, Narrator::new(cli.progress), options).await?;
-    Ok(ExitStatus::SUCCESS)
+    match scenario::run(estate, Narrator::new(cli.progress), options).await {
+        Ok(()) => Ok(ExitStatus::SUCCESS),
+        Err(e) if process.shutdown.is_cancelled() => {
+            Err(Failure::with_status(ExitStatus::INTERRUPTED, e))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -38,13 +38,13 @@ impl Narrator {
     /// A line of narration.
     pub(crate) fn say(&mut self, text: &str) {
         self.clear();
-        println!("{text}");
+        line(format_args!("{text}"));
     }
 
     /// A step begins.
     pub(crate) fn step(&mut self, number: usize, total: usize, title: &str) {
         self.clear();
-        println!("[{number}/{total}] {title}");
+        line(format_args!("[{number}/{total}] {title}"));
         self.last_detail.clear();
         self.step_started = Instant::now();
     }
@@ -55,11 +55,16 @@ impl Narrator {
             self.ticks += 1;
             let spinner = SPINNER[self.ticks % SPINNER.len()];
             let elapsed = self.step_started.elapsed();
-            print!("\r\x1b[2K      {spinner} {detail} ({})", seconds(elapsed));
-            let _ = std::io::stdout().flush();
+            let mut out = std::io::stdout().lock();
+            let _ = write!(
+                out,
+                "\r\x1b[2K      {spinner} {detail} ({})",
+                seconds(elapsed)
+            );
+            let _ = out.flush();
             self.drawn = true;
         } else if detail != self.last_detail {
-            println!("      … {detail}");
+            line(format_args!("      … {detail}"));
         }
         self.last_detail = detail.to_owned();
     }
@@ -67,16 +72,23 @@ impl Narrator {
     /// The step is done: what was observed, and how long it took.
     pub(crate) fn done(&mut self, summary: &str, took: Duration) {
         self.clear();
-        println!("      ✓ {summary} ({})", seconds(took));
+        line(format_args!("      ✓ {summary} ({})", seconds(took)));
     }
 
     fn clear(&mut self) {
         if self.drawn {
-            print!("\r\x1b[2K");
-            let _ = std::io::stdout().flush();
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[2K");
+            let _ = out.flush();
             self.drawn = false;
         }
     }
+}
+
+/// Writes one line on stdout. A closed stdout (`berth-demo | head`) does not stop
+/// the scenario: the daemon is still stopped cleanly.
+fn line(text: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// `1.23s`.

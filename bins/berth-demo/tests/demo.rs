@@ -98,3 +98,45 @@ fn a_bad_flag_is_a_usage_error() {
     let run = demo(&["--drain-delay", "soon"]);
     assert_eq!(run.code, Some(2), "{}", run.text());
 }
+
+#[test]
+fn an_interrupt_stops_the_daemon_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth-demo"))
+        .args(["--progress", "plain", "--drain-delay", "30s"])
+        .env_remove("RUST_LOG")
+        .env_remove("BERTH_LOG_LEVEL")
+        .env_remove("BERTH_DEMO_AWS_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth-demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    // With a 30 s drain, step 3 waits on node-2's draining targets: interrupt it there.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("stdout line");
+        let waiting = line.contains("node-2 in web: 1 draining");
+        seen.push(line);
+        if waiting {
+            let status = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill -INT");
+            assert!(status.success());
+        }
+    }
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    let text = format!("{}\n--- stderr ---\n{stderr}", seen.join("\n"));
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(stderr.contains("interrupted"), "{text}");
+    assert!(
+        seen.iter().any(|l| l.contains("✓ stopped cleanly")),
+        "the daemon is stopped before the exit: {text}"
+    );
+}
