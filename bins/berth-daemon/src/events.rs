@@ -1,10 +1,15 @@
 //! Where the daemon reports what it did to a node: Kubernetes Events in production, a
-//! list in tests.
+//! list in tests; and the translation of the workflow's notices into Events and
+//! metrics (the only thing the daemon decides about them is their presentation).
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use berth_core::plan::MembershipChange;
+use berth_core::workflow::node_targets::Notice;
 use berth_kube::events::{EventRecorder, EventType};
+
+use crate::metrics::Metrics;
 
 /// Normal or Warning, as Kubernetes Events have it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,5 +88,77 @@ impl NodeEvents for RecordedEvents {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event);
+    }
+}
+
+/// Counts `notice` in the metrics and returns the Events it becomes (none for a node
+/// that is gone, or for what only metrics and logs carry).
+pub fn translate(notice: &Notice, metrics: &Metrics) -> Vec<NodeEvent> {
+    use Severity::{Normal, Warning};
+    let event = |node: &str, severity, reason: &str, action: &str| NodeEvent {
+        node: node.to_owned(),
+        severity,
+        reason: reason.into(),
+        action: action.into(),
+        message: notice.to_string(),
+    };
+    let on = |node: &Option<String>, severity, reason: &str, action: &str| {
+        node.iter()
+            .map(|n| event(n, severity, reason, action))
+            .collect::<Vec<_>>()
+    };
+    match notice {
+        Notice::Registered { node, .. } => {
+            metrics.registrations.inc();
+            on(node, Normal, "Registered", "RegisterTargets")
+        }
+        Notice::Deregistering { node, .. } => {
+            metrics.deregistrations.inc();
+            on(node, Normal, "Deregistering", "DeregisterTargets")
+        }
+        Notice::Drained { node, .. } => {
+            metrics.drained.inc();
+            on(node, Normal, "Deregistered", "DeregisterTargets")
+        }
+        Notice::DrainNotConfirmed { node, .. } => {
+            on(node, Warning, "DrainNotConfirmed", "DeregisterTargets")
+        }
+        Notice::ChangeFailed {
+            nodes,
+            change,
+            error,
+        } => {
+            metrics.error("aws", error);
+            let (reason, action) = match change {
+                MembershipChange::Register { .. } => ("RegistrationFailed", "RegisterTargets"),
+                MembershipChange::Deregister { .. } => {
+                    ("DeregistrationFailed", "DeregisterTargets")
+                }
+                MembershipChange::Forget { .. } => ("OwnershipUpdateFailed", "UpdateOwnership"),
+            };
+            nodes
+                .iter()
+                .map(|n| event(n, Warning, reason, action))
+                .collect()
+        }
+        Notice::Held { node, .. } => vec![event(node, Warning, "Held", "Reconcile")],
+        Notice::Skipped { node, .. } => vec![event(node, Normal, "Skipped", "Reconcile")],
+        Notice::GroupSkipped { node, .. } => {
+            vec![event(node, Warning, "GroupSkipped", "Reconcile")]
+        }
+        Notice::ConfigurationUnavailable { error, .. } => {
+            tracing::warn!("{notice}");
+            metrics.error("castai", error);
+            Vec::new()
+        }
+        Notice::GroupUnresolved { error, .. } | Notice::GroupUnobserved { error, .. } => {
+            tracing::warn!("{notice}");
+            metrics.error("aws", error);
+            Vec::new()
+        }
+        other => {
+            tracing::info!("{other}");
+            Vec::new()
+        }
     }
 }

@@ -44,13 +44,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use berth_core::domain::{
-    InstallationId, InstanceId, Mode as OwnerMode, Node, Owner, Taint, TaintEffect,
-};
+use berth_core::domain::{InstallationId, InstanceId, Mode as OwnerMode, Node, Owner};
 use berth_core::engine::{ApplyOptions, Engine};
-use berth_core::plan::{NodeDecision, NodeRules, TaintMatch};
+use berth_core::plan::NodeRules;
 use berth_core::provider::{NodeConfigurations, TargetGroups, TargetOwnership};
 use berth_kube::events::EventRecorder;
 use berth_kube::leader::{LeaderElector, LeaseConfig};
@@ -69,9 +67,9 @@ use crate::reconcile::{Pass, Reconciler, Scope};
 use crate::resolve::Resolver;
 use crate::static_config::StaticConfig;
 
-/// A taint berth adds, in memory only, to its own node once IMDS announces a spot
-/// interruption: the node rules then deregister it ahead of the interruption.
-pub const SPOT_INTERRUPTION_TAINT: &str = "berth.dev/spot-interruption";
+/// The taint berth adds, in memory only, to its own node once IMDS announces a spot
+/// interruption (the rule is berth-core's `NodeTargets`).
+pub use berth_core::workflow::node_targets::SPOT_INTERRUPTION_TAINT;
 
 /// The `controller` label of the daemon's loop in `berth_reconcile_*` and `berth_leader`.
 pub const CONTROLLER: &str = "nodes";
@@ -225,11 +223,6 @@ pub async fn run(
             Some(settings.identity.clone()),
         ))
     };
-    let mut node_rules = settings.node_rules.clone();
-    let spot_taint = TaintMatch::Key(SPOT_INTERRUPTION_TAINT.into());
-    if !node_rules.disruption_taints.contains(&spot_taint) {
-        node_rules.disruption_taints.push(spot_taint);
-    }
     let (scope, watch_scope) = settings.scope();
     let resolver = Resolver::new(
         node_configurations,
@@ -241,7 +234,7 @@ pub async fn run(
         target_groups,
         ownership,
         Engine::new(settings.apply.clone()),
-        node_rules.clone(),
+        settings.node_rules.clone(),
         scope,
         Arc::new(metrics.clone()),
         events,
@@ -286,7 +279,6 @@ pub async fn run(
         cache: &cache,
         spot: &spot,
         settings: &settings,
-        grace: node_rules.not_ready_grace,
     };
     let stopped = Controller::new(CONTROLLER, config)
         .leadership(leadership)
@@ -318,7 +310,6 @@ struct NodePass<'a> {
     cache: &'a NodeCache,
     spot: &'a watch::Receiver<bool>,
     settings: &'a Settings,
-    grace: Duration,
 }
 
 impl NodePass<'_> {
@@ -328,41 +319,35 @@ impl NodePass<'_> {
         if self.settings.dry_run() {
             print_pass(&pass);
         }
-        let converged = pass.report.is_success() && pass.unobserved.is_empty();
-        // A held node (configuration unknown) is retried with backoff too.
-        let held = pass
-            .verdicts
-            .iter()
-            .any(|v| matches!(v.decision, NodeDecision::Hold(_)));
         tracing::info!(
             planned = pass.plan.len(),
             done = pass.report.done(),
             failed = pass.report.failed(),
             skipped = pass.report.skipped.len(),
             unobserved = pass.unobserved.len(),
+            requeue_after = ?pass.requeue_after,
             "reconciled"
         );
-        let outcome = if converged && !held {
+        // A node held for unknown groups, a failed change or an unobserved group: retried
+        // with backoff. The workflow says when to run again regardless (a NotReady
+        // node's grace runs out, a drain to re-check).
+        let outcome = if pass.converged() {
             Outcome::done()
         } else {
             Outcome::retry()
         };
-        Ok(outcome.and_requeue_after(next_grace_expiry(&nodes, self.grace)))
+        Ok(outcome.and_requeue_after(pass.requeue_after))
     }
 
-    /// The nodes in scope, with the in-memory spot taint on our own node if noticed.
+    /// The nodes in scope; a spot interruption notice is handed to the workflow, which
+    /// takes our own node out.
     fn nodes(&self) -> Vec<Node> {
-        let mut nodes = self.cache.nodes();
         if *self.spot.borrow() {
-            for n in nodes
-                .iter_mut()
-                .filter(|n| Some(&n.name) == self.settings.node_name.as_ref())
-            {
-                n.taints
-                    .push(Taint::new(SPOT_INTERRUPTION_TAINT, TaintEffect::NoExecute));
+            if let Some(name) = &self.settings.node_name {
+                self.reconciler.notice_spot_interruption(name);
             }
         }
-        nodes
+        self.cache.nodes()
     }
 }
 
@@ -433,17 +418,6 @@ impl Leadership for Reported {
         self.gauge.set(i64::from(leading));
         Some(leading)
     }
-}
-
-/// How long until the first NotReady node's grace runs out, if any is counting down.
-fn next_grace_expiry(nodes: &[Node], grace: Duration) -> Option<Duration> {
-    let now = SystemTime::now();
-    nodes
-        .iter()
-        .filter_map(|n| n.not_ready_for(now))
-        .filter(|down| *down < grace)
-        .map(|down| grace - down + Duration::from_millis(100))
-        .min()
 }
 
 fn print_pass(pass: &Pass) {

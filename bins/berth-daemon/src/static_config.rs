@@ -18,6 +18,7 @@ use std::path::Path;
 
 use berth_core::domain::TargetGroupRef;
 use berth_core::provider::GroupBinding;
+use berth_core::workflow::node_targets::{rule_bindings, LabelRule};
 use serde::Deserialize;
 
 /// A configuration file that could not be used; the message names the bad field.
@@ -82,25 +83,8 @@ struct RawGroup {
     port: Option<i64>,
 }
 
-/// One validated rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// The rule's name (or `rules[i]`).
-    pub name: String,
-    /// Every label that must be present with this value (an empty map matches every node).
-    pub match_labels: BTreeMap<String, String>,
-    /// The groups a matching node belongs in.
-    pub target_groups: Vec<GroupBinding>,
-}
-
-impl Rule {
-    /// Whether a node with these labels matches.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-    }
-}
+/// One validated rule: berth-core's label rule (the matching is core policy).
+pub type Rule = LabelRule;
 
 /// The validated static configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -208,15 +192,7 @@ impl StaticConfig {
 
     /// The groups of every rule matching these labels, without duplicates.
     pub fn bindings_for(&self, labels: &BTreeMap<String, String>) -> Vec<GroupBinding> {
-        let mut out: Vec<GroupBinding> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.matches(labels)) {
-            for b in &rule.target_groups {
-                if !out.contains(b) {
-                    out.push(b.clone());
-                }
-            }
-        }
-        out
+        rule_bindings(&self.rules, labels)
     }
 }
 

@@ -186,6 +186,12 @@ impl NodeTargets {
         }
     }
 
+    /// Overrides how drains are polled (tests shorten it).
+    pub fn with_drain_poll(mut self, poll: PollPolicy) -> Self {
+        self.settings.drain_poll = poll;
+        self
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &NodeTargetsSettings {
         &self.settings
