@@ -4,9 +4,9 @@
 //! no longer matching or deleted. Node mode (DaemonSet) handles its own node; cluster
 //! mode (Deployment) handles all nodes while it holds a Lease.
 //!
-//! The binary is wiring: the rules are in `berth_core::plan::desire_nodes`, the
-//! planning in `berth_core::plan::plan_membership`, the apply in `berth_core::Engine`;
-//! the process shell (logging, signals, exit codes, the admin server and its registry)
+//! The binary is wiring: the pass (group sources, rules, plan, apply, drains, when to
+//! run again) is berth-core's `workflow::NodeTargets`, whose notices [`reconcile`] turns
+//! into Events and metrics; the process shell (logging, signals, exit codes, the admin server and its registry)
 //! and the controller loop are berth-runtime's.
 //!
 //! - [`wiring`]: production `main` — the command line into the real adapters;
