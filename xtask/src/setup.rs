@@ -8,7 +8,7 @@
 //! - PyPI packages (moto's server, cfn-lint): `python3 -m pip install` at the pinned
 //!   version when the installed one differs.
 //! - cargo-deny: `cargo install --locked` at the pinned version.
-//! - helm: needed once `charts/` exists (see [`crate::helm`]).
+//! - helm and kubernetes-validate: `.ci/install-chart-tools.sh`, pinned (see [`crate::helm`]).
 //! - terraform: there is no package source for it here; it must already be installed.
 
 use std::path::{Path, PathBuf};
@@ -365,6 +365,7 @@ fn versions(root: &Path) {
         ("cfn-lint", &["--version"]),
         ("terraform", &["version"]),
         ("helm", &["version", "--short"]),
+        ("kubernetes-validate", &["--version"]),
     ];
     for (tool, args) in tools {
         let shown = output_of(tool, args)
