@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_pki::{CertificateRequest, LocalCa, PrivateKey};
-use node::Node;
+use node::{files_under, Node};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -182,11 +182,12 @@ async fn renew_certs_replaces_a_due_certificate_and_runs_the_reload_command() {
     assert!(!marker.exists());
 }
 
-// moto's ACM Private CA signs with its own key and drops the CSR's extensions (SANs),
+// moto's ACM Private CA signs with a key of its own, not the imported CA certificate's,
 // so this checks the flow — CA certificate fetched, key made locally and written 0600,
-// CSR issued, the waiter's GetCertificate — not the chain (the local CA test does).
+// CSR issued with the node's names, the waiter's GetCertificate — and the second run,
+// not the chain (the local CA test does).
 #[tokio::test]
-async fn acm_private_ca_issues_from_a_csr_made_on_the_node() {
+async fn acm_private_ca_issues_from_a_csr_made_on_the_node_and_a_second_run_leaves_it() {
     let node = Node::start(&[("Role", "master")]).await;
     let pca = aws_sdk_acmpca::Client::new(&node.config);
     let (ca, _) = LocalCa::generate("berth private CA", Duration::from_secs(86_400)).unwrap();
@@ -235,6 +236,17 @@ async fn acm_private_ca_issues_from_a_csr_made_on_the_node() {
     let issued = std::fs::read_to_string(&cert).unwrap();
     let info = berth_pki::CertificateInfo::from_pem("issued", issued.as_bytes()).unwrap();
     assert_eq!(info.common_name.as_deref(), Some(node.fqdn().as_str()));
+    // The SANs came from the CSR (moto 5 passes them through, as ACM PCA's
+    // EndEntityCertificate/V1 template does).
+    let mut sans = info.dns_names.clone();
+    sans.sort();
+    let mut wanted = vec![node.fqdn(), node.hostname()];
+    wanted.sort();
+    assert_eq!(sans, wanted);
+    assert_eq!(
+        info.ip_addresses,
+        [node.private_ip.parse::<std::net::IpAddr>().unwrap()]
+    );
     let private = PrivateKey::from_pem("key", &std::fs::read_to_string(&key).unwrap()).unwrap();
     assert!(
         berth_pki::key_matches(&private, &info),
@@ -244,4 +256,31 @@ async fn acm_private_ca_issues_from_a_csr_made_on_the_node() {
         std::fs::read_to_string(node.root().join("etc/ssl/certs/berth_private_CA.pem")).unwrap(),
         ca.cert_pem()
     );
+
+    // Valid, for the same names, from this CA, not due: a second run issues nothing
+    // and leaves every file as it is, to the byte.
+    let before: Vec<(String, Vec<u8>)> = files_under(&node.root())
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(node.root().join(&f)).unwrap()))
+        .collect();
+    node.proxy.reset_counts();
+    let again = node.run(&["-c", config.to_str().unwrap()]).await;
+    assert_eq!(again.code, 0, "{}\n{}", again.summary, again.stderr);
+    assert_eq!(
+        again.summary["summary"]["modules"]["certificates"]["status"], "unchanged",
+        "{}",
+        again.summary
+    );
+    assert_eq!(
+        node.proxy.count("IssueCertificate"),
+        0,
+        "{:?}",
+        node.proxy.counts()
+    );
+    assert_eq!(node.proxy.count("GetCertificate"), 0);
+    let after: Vec<(String, Vec<u8>)> = files_under(&node.root())
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(node.root().join(&f)).unwrap()))
+        .collect();
+    assert_eq!(after, before);
 }

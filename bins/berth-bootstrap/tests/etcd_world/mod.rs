@@ -2,6 +2,9 @@
 //! loopback private IPs (a VPC in 127.0.0.0/16), one real etcd member per instance on
 //! its own IP, one fake IMDSv2 per run of the compiled binary.
 
+// Each test binary uses a part of the world.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -211,23 +214,33 @@ impl World {
     /// [`World::run`] with more `etcd:` keys (`etcd_keys`: indented YAML lines);
     /// `--deadline` in `extra_args` replaces the default 90 s.
     pub(crate) async fn run_with(&self, node: &Node, etcd_keys: &str, extra_args: &[&str]) -> Run {
+        let yaml = format!(
+            "base:\n  chroot_path: false\nmodules: [etcd]\n{}{etcd_keys}",
+            self.etcd_section(node)
+        );
+        self.run_config(node, &yaml, extra_args).await
+    }
+
+    /// The `etcd:` section of `node`'s configuration (its drop-in and data dir, the
+    /// world's ports, the marker table).
+    pub(crate) fn etcd_section(&self, node: &Node) -> String {
+        format!(
+            "etcd:\n  client_port: {}\n  peer_port: {}\n  drop_in_file: {}\n  data_dir: {}\n  \
+             cluster_size: 3\n  marker_table: {MARKER_TABLE}\n",
+            self.client_port,
+            self.peer_port,
+            self.drop_in(&node.id).display(),
+            self.etcd.data_dir(&node.id).display(),
+        )
+    }
+
+    /// Runs the compiled binary as `node` with this whole configuration.
+    pub(crate) async fn run_config(&self, node: &Node, yaml: &str, extra_args: &[&str]) -> Run {
         let imds = FakeImds::start();
         imds.set_identity(&node.id, TEST_REGION, &node.ip.to_string());
         let config = self.etcd.path(&format!("{}/bootstrap.yaml", node.id));
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "base:\n  chroot_path: false\nmodules: [etcd]\netcd:\n  client_port: {}\n  \
-                 peer_port: {}\n  drop_in_file: {}\n  data_dir: {}\n  cluster_size: 3\n  \
-                 marker_table: {MARKER_TABLE}\n{etcd_keys}",
-                self.client_port,
-                self.peer_port,
-                self.drop_in(&node.id).display(),
-                self.etcd.data_dir(&node.id).display(),
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, yaml).unwrap();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"));
         command.arg("-c").arg(&config);
         if !extra_args.contains(&"--deadline") {
@@ -262,6 +275,7 @@ impl World {
             _ => Value::Object(serde_json::Map::new()),
         };
         summary["outcome"] = report["outcome"].clone();
+        summary["elapsed_seconds"] = report["elapsed_seconds"].clone();
         summary["error"] = report["error"].clone();
         Run {
             code: output.status.code().unwrap_or(-1),
