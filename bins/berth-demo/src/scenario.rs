@@ -123,7 +123,7 @@ impl Peers {
             self.name(Role::Batch)
         ));
         n.say(&format!(
-            "  someone else registered {} (a machine that is no node) in {}: berth must leave it alone",
+            "  someone else registered {} (a machine that is not a node) in {}: berth must leave it alone",
             self.foreign, web.name
         ));
         n.say("");
