@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 /// A problem (RFC 9457).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -24,6 +24,27 @@ pub(crate) struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) active_run: Option<String>,
 }
+
+// The error answers of the OpenAPI document, shared by the handlers' `responses(...)`;
+// handlers answer with [`Problem`] itself.
+
+/// No such cluster or run.
+#[derive(IntoResponses)]
+#[response(status = 404, content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct NotFound(Problem);
+
+/// A run of this cluster is live (`active_run` names it).
+#[derive(IntoResponses)]
+#[response(status = 409, content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct RunActive(Problem);
+
+/// Invalid field(s), each named in `errors`; nothing was created.
+#[derive(IntoResponses)]
+#[response(status = 422, content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct Invalid(Problem);
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

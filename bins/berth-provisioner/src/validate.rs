@@ -62,21 +62,35 @@ fn string<'a>(
     }
 }
 
+/// Reads a string field that must be one of `allowed` (from the configuration).
+fn one_of<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    allowed: &[String],
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    let value = string(body, field, errors)?;
+    if !allowed.iter().any(|a| a == value) {
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("must be one of {}", allowed.join(", ")),
+        });
+    }
+    Some(value)
+}
+
 /// Reads and checks `kubernetes_version`, `instance_type` and `ip_family`.
 pub(crate) fn spec(
     body: &Map<String, Value>,
     config: &ServerConfig,
     errors: &mut Vec<FieldError>,
 ) -> Option<ClusterSpec> {
-    let version = string(body, "kubernetes_version", errors);
-    if let Some(v) = version {
-        if !config.kubernetes_versions.iter().any(|k| k == v) {
-            errors.push(FieldError {
-                field: "kubernetes_version".into(),
-                message: format!("must be one of {}", config.kubernetes_versions.join(", ")),
-            });
-        }
-    }
+    let version = one_of(
+        body,
+        "kubernetes_version",
+        &config.kubernetes_versions,
+        errors,
+    );
     let instance_type = string(body, "instance_type", errors);
     if let Some(t) = instance_type {
         if !is_instance_type(t) {
@@ -86,15 +100,7 @@ pub(crate) fn spec(
             });
         }
     }
-    let ip_family = string(body, "ip_family", errors);
-    if let Some(f) = ip_family {
-        if !config.ip_families.iter().any(|k| k == f) {
-            errors.push(FieldError {
-                field: "ip_family".into(),
-                message: format!("must be one of {}", config.ip_families.join(", ")),
-            });
-        }
-    }
+    let ip_family = one_of(body, "ip_family", &config.ip_families, errors);
     if !errors.is_empty() {
         return None;
     }

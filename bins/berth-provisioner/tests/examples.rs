@@ -5,7 +5,7 @@ mod support;
 
 use berth_kube::fake::FakeApiServer;
 use k8s_openapi::api::batch::v1::Job;
-use support::{repo_root, seed_body, Provisioner, NAMESPACE};
+use support::{repo_root, Provisioner, NAMESPACE};
 
 fn example(path: &str) -> std::path::PathBuf {
     repo_root().join("examples/provisioner").join(path)
@@ -66,13 +66,7 @@ fn example_config() -> String {
 fn the_example_configuration_serves_and_shapes_jobs() {
     let api = FakeApiServer::start().expect("fake API server");
     let server = Provisioner::start(&api, &example_config());
-    let reply = server.call(
-        "POST",
-        "/clusters/provision",
-        Some(&seed_body("prod-cluster-001", "m5.xlarge")),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
+    let id = server.seed_run("provision", "prod-cluster-001", "m5.xlarge");
     let job: Job = api.get(Some(NAMESPACE), &id).unwrap();
     let pod = job.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some("berth-runner"));

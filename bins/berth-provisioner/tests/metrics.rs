@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use berth_kube::fake::FakeApiServer;
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::json;
-use support::{config_yaml, seed_body, Provisioner, IDLE_RUNNER, NAMESPACE};
+use support::{config_yaml, Provisioner, IDLE_RUNNER, NAMESPACE};
 
 /// Writes a start time and a terminal condition `took` seconds later.
 fn end_job(api: &FakeApiServer, id: &str, condition: &str, took: u32) {
@@ -57,21 +57,11 @@ fn requests_and_runs_are_counted_on_the_admin_server() {
 
     assert_eq!(server.request("GET", "/health", &[], None).status, 200);
     assert_eq!(server.request("GET", "/v1/clusters", &[], None).status, 401);
-    let apply = server.call(
-        "POST",
-        "/clusters/provision",
-        Some(&seed_body("m1", "m5.large")),
-    );
+    let apply = server.seed_post("provision", "m1", "m5.large");
     assert_eq!(apply.status, 200, "{}", apply.text());
-    let plan = server.call("POST", "/clusters/test", Some(&seed_body("m2", "m5.large")));
+    let plan = server.seed_post("test", "m2", "m5.large");
     assert_eq!(plan.status, 200, "{}", plan.text());
-    server
-        .call(
-            "POST",
-            "/clusters/provision",
-            Some(&seed_body("m1", "m5.large")),
-        )
-        .problem(409);
+    server.seed_post("provision", "m1", "m5.large").problem(409);
     server.call("GET", "/v1/runs/run-nope", None).problem(404);
     server.call("GET", "/no/such/endpoint", None).problem(404);
 

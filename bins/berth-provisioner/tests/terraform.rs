@@ -25,6 +25,9 @@ fn terraform_present() {
     );
 }
 
+/// The states a run ends in.
+const ENDED: &[&str] = &["applied", "errored", "canceled"];
+
 struct World {
     api: Arc<FakeApiServer>,
     server: Provisioner,
@@ -132,14 +135,8 @@ async fn a_failed_apply_is_errored_and_keeps_its_partial_state() {
     // Seed 004: `terraform apply | tee` without pipefail reported success, and state
     // was copied only after success, so a failed apply orphaned what it created.
     let w = world("fail");
-    let reply = w.server.call(
-        "POST",
-        "/clusters/provision",
-        Some(&seed_body("broken-001", "m6gd.large")),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
-    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    let id = w.server.seed_run("provision", "broken-001", "m6gd.large");
+    let run = w.wait_for(&id, ENDED).await;
     let log = w.log(&id);
     assert_eq!(run["state"], "errored", "{log}");
     assert!(log.contains("failing on demand"), "{log}");
@@ -173,12 +170,7 @@ async fn a_failed_apply_is_errored_and_keeps_its_partial_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_apply_is_refused_while_the_first_runs_and_cancel_saves_the_state() {
     let w = world("slow");
-    let reply = w.server.call(
-        "POST",
-        "/clusters/provision",
-        Some(&seed_body("slow", "c5.metal")),
-    );
-    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
+    let id = w.server.seed_run("provision", "slow", "c5.metal");
     w.wait_for(&id, &["applying"]).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !w.log(&id).contains("creating nodes slowly") {
@@ -203,7 +195,7 @@ async fn a_second_apply_is_refused_while_the_first_runs_and_cancel_saves_the_sta
             .status,
         202
     );
-    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    let run = w.wait_for(&id, ENDED).await;
     let log = w.log(&id);
     assert_eq!(run["state"], "canceled", "{log}");
     // The provisioner sleeps 60 s: the run ended because terraform was interrupted.
@@ -234,7 +226,7 @@ async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
         .as_str()
         .unwrap()
         .to_owned();
-    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    let run = w.wait_for(&id, ENDED).await;
     assert_eq!(run["state"], "applied", "{}", w.log(&id));
     assert_eq!(run["resources"], 2);
     let log = w.log(&id);
@@ -261,9 +253,7 @@ async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
     let destroy = w.server.call("DELETE", "/clusters/prod-eu", None);
     assert_eq!(destroy.status, 200, "{}", destroy.text());
     let destroy_id = destroy.json()["job_name"].as_str().unwrap().to_owned();
-    let run = w
-        .wait_for(&destroy_id, &["applied", "errored", "canceled"])
-        .await;
+    let run = w.wait_for(&destroy_id, ENDED).await;
     assert_eq!(run["state"], "applied", "{}", w.log(&destroy_id));
     assert_eq!(run["resources"], 0);
     assert!(w
@@ -286,14 +276,8 @@ fn state_secret_path(cluster: &str) -> String {
 
 /// Provisions `cluster` (seed endpoint) and waits until the run ends.
 async fn provision(w: &World, cluster: &str) -> (String, Value) {
-    let reply = w.server.call(
-        "POST",
-        "/clusters/provision",
-        Some(&seed_body(cluster, "g4dn.xlarge")),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let id = reply.json()["job_name"].as_str().unwrap().to_owned();
-    let run = w.wait_for(&id, &["applied", "errored", "canceled"]).await;
+    let id = w.server.seed_run("provision", cluster, "g4dn.xlarge");
+    let run = w.wait_for(&id, ENDED).await;
     (id, run)
 }
 

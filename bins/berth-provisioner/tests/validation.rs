@@ -6,9 +6,10 @@ mod support;
 use aws_sdk_ec2::types::InstanceType;
 use berth_core::plan::runs::is_instance_type;
 use berth_kube::fake::FakeApiServer;
+use k8s_openapi::api::batch::v1::Job;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use support::{config_yaml, Provisioner, IDLE_RUNNER};
+use support::{config_yaml, Provisioner, IDLE_RUNNER, NAMESPACE};
 
 #[test]
 fn every_ec2_instance_type_is_accepted() {
@@ -16,23 +17,47 @@ fn every_ec2_instance_type_is_accepted() {
     assert!(values.len() > 500, "the SDK lists {} types", values.len());
     let refused: Vec<&&str> = values.iter().filter(|t| !is_instance_type(t)).collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
-    // The seed's pattern refused many of them.
-    let seed_pattern = |t: &str| {
-        let Some((family, size)) = t.split_once('.') else {
-            return false;
-        };
-        let f = family.as_bytes();
-        let family_ok = (f.len() == 2 || f.len() == 3)
-            && f[0].is_ascii_lowercase()
-            && f[1].is_ascii_digit()
-            && f.get(2).is_none_or(u8::is_ascii_lowercase);
-        let size_ok = ["nano", "micro", "small", "medium", "large", "xlarge"].contains(&size)
-            || size
-                .strip_suffix("xlarge")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        family_ok && size_ok
+}
+
+/// The seed's instance-type pattern: a 2-3 character family (letter, digit, optional
+/// letter) and a size up to `<n>xlarge`.
+fn seed_pattern(t: &str) -> bool {
+    let Some((family, size)) = t.split_once('.') else {
+        return false;
     };
-    assert!(values.iter().filter(|t| !seed_pattern(t)).count() > 100);
+    let f = family.as_bytes();
+    let family_ok = (f.len() == 2 || f.len() == 3)
+        && f[0].is_ascii_lowercase()
+        && f[1].is_ascii_digit()
+        && f.get(2).is_none_or(u8::is_ascii_lowercase);
+    let size_ok = ["nano", "micro", "small", "medium", "large", "xlarge"].contains(&size)
+        || size
+            .strip_suffix("xlarge")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    family_ok && size_ok
+}
+
+#[test]
+fn the_server_accepts_every_type_the_seed_refused() {
+    let refused_by_seed: Vec<&str> = InstanceType::values()
+        .iter()
+        .copied()
+        .filter(|t| !seed_pattern(t))
+        .collect();
+    assert!(refused_by_seed.len() > 100, "{refused_by_seed:?}");
+    for t in ["m6gd.large", "g4dn.xlarge", "c5.metal", "m7i-flex.large"] {
+        assert!(refused_by_seed.contains(&t), "{t}");
+    }
+    let api = FakeApiServer::start().expect("fake API server");
+    let server = Provisioner::start(&api, &config_yaml(&[], IDLE_RUNNER));
+    for (i, instance_type) in refused_by_seed.iter().enumerate() {
+        let reply = server.seed_post("test", &format!("c-{i}x"), instance_type);
+        assert_eq!(reply.status, 200, "{instance_type}: {}", reply.text());
+    }
+    assert_eq!(
+        api.list::<Job>(Some(NAMESPACE)).len(),
+        refused_by_seed.len()
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::model::{
     SeedStatusResponse,
 };
 use super::{json, problem, AppState};
-use crate::problem::Problem;
+use crate::problem::{Invalid, NotFound, Problem, RunActive};
 use crate::store::Run;
 use crate::validate;
 
@@ -57,11 +57,7 @@ fn job_response(run: &Run, message: &str) -> SeedJobResponse {
 /// A dry run: `terraform plan` only.
 #[utoipa::path(post, path = "/clusters/test", tag = "seed",
     request_body = SeedClusterRequest,
-    responses(
-        (status = 200, body = SeedJobResponse),
-        (status = 409, description = "A run of this cluster is active", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field(s); nothing was created", body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = SeedJobResponse), RunActive, Invalid))]
 pub(crate) async fn test_cluster(
     State(state): State<AppState>,
     body: Bytes,
@@ -72,11 +68,7 @@ pub(crate) async fn test_cluster(
 /// Provisions (plan, then apply); stores the spec as the cluster's desired one.
 #[utoipa::path(post, path = "/clusters/provision", tag = "seed",
     request_body = SeedClusterRequest,
-    responses(
-        (status = 200, body = SeedJobResponse),
-        (status = 409, description = "A run of this cluster is active", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field(s); nothing was created", body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = SeedJobResponse), RunActive, Invalid))]
 pub(crate) async fn provision_cluster(
     State(state): State<AppState>,
     body: Bytes,
@@ -95,10 +87,7 @@ async fn newest_run(state: &AppState, name: &str) -> Result<Run, Problem> {
 /// The newest run of the cluster.
 #[utoipa::path(get, path = "/clusters/{name}/status", tag = "seed",
     params(("name" = String, Path, description = "The cluster name")),
-    responses(
-        (status = 200, body = SeedStatusResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = SeedStatusResponse), NotFound))]
 pub(crate) async fn cluster_status(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -131,10 +120,7 @@ pub(crate) async fn cluster_status(
 /// The log of the cluster's newest run (all of it; `/v1/runs/{id}/logs` pages).
 #[utoipa::path(get, path = "/clusters/{name}/logs", tag = "seed",
     params(("name" = String, Path, description = "The cluster name")),
-    responses(
-        (status = 200, body = SeedLogsResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = SeedLogsResponse), NotFound))]
 pub(crate) async fn cluster_logs(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -154,11 +140,7 @@ pub(crate) async fn cluster_logs(
 /// Destroys the cluster (`terraform destroy`) with its stored spec.
 #[utoipa::path(delete, path = "/clusters/{name}", tag = "seed",
     params(("name" = String, Path, description = "The cluster name")),
-    responses(
-        (status = 200, body = SeedJobResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A run of this cluster is active", body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = SeedJobResponse), NotFound, RunActive))]
 pub(crate) async fn destroy_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -14,7 +14,7 @@ use super::model::{
     ClusterPage, ClusterQuery, ClusterView, LogQuery, RunRequest, RunView, SpecBody,
 };
 use super::{json, problem, AppState};
-use crate::problem::{FieldError, Problem};
+use crate::problem::{FieldError, Invalid, NotFound, Problem, RunActive};
 use crate::store::StoreError;
 use crate::validate;
 
@@ -45,8 +45,8 @@ async fn view(state: &AppState, name: &str) -> Result<ClusterView, Problem> {
     responses(
         (status = 201, description = "An apply run started", body = ClusterView),
         (status = 200, description = "The same spec is being applied", body = ClusterView),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        RunActive,
+        Invalid,
     ))]
 pub(crate) async fn put_cluster(
     State(state): State<AppState>,
@@ -91,10 +91,7 @@ pub(crate) async fn put_cluster(
 /// The cluster's spec, phase and latest run.
 #[utoipa::path(get, path = "/v1/clusters/{name}", tag = "clusters",
     params(("name" = String, Path, description = "The cluster name")),
-    responses(
-        (status = 200, body = ClusterView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = ClusterView), NotFound))]
 pub(crate) async fn get_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -147,8 +144,8 @@ pub(crate) async fn list_clusters(
         (status = 201, body = RunView),
         (status = 200, description = "The run this Idempotency-Key started", body = RunView),
         (status = 404, description = "The cluster has no spec", body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        RunActive,
+        Invalid,
     ))]
 pub(crate) async fn create_run(
     State(state): State<AppState>,
@@ -201,10 +198,7 @@ pub(crate) async fn create_run(
 /// A run.
 #[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
     params(("id" = String, Path, description = "The run id")),
-    responses(
-        (status = 200, body = RunView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = RunView), NotFound))]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -218,7 +212,7 @@ pub(crate) async fn get_run(
     params(("id" = String, Path, description = "The run id")),
     responses(
         (status = 202, body = RunView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "The run has ended", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn cancel_run(
@@ -236,7 +230,7 @@ pub(crate) async fn cancel_run(
     responses(
         (status = 200, description = "Log bytes", content_type = "text/plain",
             headers(("X-Next-Offset" = u64, description = "The offset after this page"))),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
     ))]
 pub(crate) async fn run_logs(
     State(state): State<AppState>,

@@ -4,15 +4,14 @@
 //! the race and the decision is made again. Terraform's own lock (its backend's Lease)
 //! is never touched while a Job may be running.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use berth_core::plan::runs::{lock_decision, LockDecision, LockHolder};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 
-use super::{Result, Store, StoreError, CLUSTER, MANAGED_BY, MANAGER, OBJECT};
+use super::{owned_meta, Result, Store, StoreError};
 
 pub(super) fn lock_name(cluster: &str) -> String {
     format!("berth-lock-{cluster}")
@@ -30,15 +29,7 @@ impl Store {
         for _ in 0..5 {
             let now = k8s_openapi::jiff::Timestamp::now();
             let mut lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    labels: Some(BTreeMap::from([
-                        (MANAGED_BY.to_owned(), MANAGER.to_owned()),
-                        (CLUSTER.to_owned(), cluster.to_owned()),
-                        (OBJECT.to_owned(), "lock".to_owned()),
-                    ])),
-                    ..Default::default()
-                },
+                metadata: owned_meta(&name, cluster, "lock"),
                 spec: Some(LeaseSpec {
                     holder_identity: Some(holder.to_owned()),
                     acquire_time: Some(MicroTime(now)),

@@ -161,15 +161,10 @@ impl Store {
         if let Some(label) = key_label {
             labels.insert(IDEMPOTENCY.into(), label);
         }
-        let data = BTreeMap::from([
+        let mut data = spec_data(spec);
+        data.extend([
             ("cluster".to_owned(), cluster.to_owned()),
             ("operation".to_owned(), operation.as_str().to_owned()),
-            (
-                "kubernetes_version".to_owned(),
-                spec.kubernetes_version.clone(),
-            ),
-            ("instance_type".to_owned(), spec.instance_type.clone()),
-            ("ip_family".to_owned(), spec.ip_family.clone()),
             ("created_at".to_owned(), created_at.to_owned()),
         ]);
         ConfigMap {
@@ -232,11 +227,7 @@ impl Store {
         Ok(Run {
             cluster: data(&record, "cluster").to_owned(),
             operation,
-            spec: ClusterSpec {
-                kubernetes_version: data(&record, "kubernetes_version").to_owned(),
-                instance_type: data(&record, "instance_type").to_owned(),
-                ip_family: data(&record, "ip_family").to_owned(),
-            },
+            spec: spec_of(&record),
             created_at: data(&record, "created_at").to_owned(),
             state,
             cancel_requested,
@@ -315,23 +306,8 @@ impl Store {
     pub(crate) async fn put_spec(&self, cluster: &str, spec: &ClusterSpec) -> Result<()> {
         let name = spec_name(cluster);
         let object = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(BTreeMap::from([
-                    (MANAGED_BY.to_owned(), MANAGER.to_owned()),
-                    (CLUSTER.to_owned(), cluster.to_owned()),
-                    (OBJECT.to_owned(), "cluster".to_owned()),
-                ])),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([
-                (
-                    "kubernetes_version".to_owned(),
-                    spec.kubernetes_version.clone(),
-                ),
-                ("instance_type".to_owned(), spec.instance_type.clone()),
-                ("ip_family".to_owned(), spec.ip_family.clone()),
-            ])),
+            metadata: owned_meta(&name, cluster, "cluster"),
+            data: Some(spec_data(spec)),
             ..Default::default()
         };
         let api = self.api::<ConfigMap>();
@@ -379,6 +355,32 @@ impl Store {
 
 fn spec_name(cluster: &str) -> String {
     format!("berth-cluster-{cluster}")
+}
+
+/// Metadata of an object the API keeps for `cluster`: its name and the labels
+/// `managed-by`, `cluster` and `object` (`cluster`, `lock`).
+fn owned_meta(name: &str, cluster: &str, object: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(BTreeMap::from([
+            (MANAGED_BY.to_owned(), MANAGER.to_owned()),
+            (CLUSTER.to_owned(), cluster.to_owned()),
+            (OBJECT.to_owned(), object.to_owned()),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// A spec as ConfigMap data (a cluster's spec, a run's record); [`spec_of`] reads it.
+fn spec_data(spec: &ClusterSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "kubernetes_version".to_owned(),
+            spec.kubernetes_version.clone(),
+        ),
+        ("instance_type".to_owned(), spec.instance_type.clone()),
+        ("ip_family".to_owned(), spec.ip_family.clone()),
+    ])
 }
 
 fn spec_of(cm: &ConfigMap) -> ClusterSpec {

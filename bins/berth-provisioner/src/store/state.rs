@@ -9,7 +9,10 @@ use berth_core::plan::runs::{cleanup_decision, state_secret_suffix};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, PropagationPolicy};
+use kube::Resource;
+use serde::de::DeserializeOwned;
 
 use super::lock::lock_name;
 use super::{Result, Store, StoreError, CLUSTER, MANAGED_BY, MANAGER};
@@ -71,50 +74,95 @@ impl Store {
             self.release_lock(cluster, &holder).await;
             return Err(e);
         }
+        match self.delete_cluster_objects(cluster).await {
+            Ok(deleted) => {
+                tracing::info!(cluster, objects = deleted.len(), "cluster cleaned up");
+                Ok(deleted)
+            }
+            Err(e) => {
+                // Nothing left is live: a repeated cleanup finishes the job.
+                self.release_lock(cluster, &holder).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The deletions of [`Store::cleanup`], the cluster's lock last.
+    async fn delete_cluster_objects(&self, cluster: &str) -> Result<Vec<String>> {
         let mut deleted = Vec::new();
         let secret = state_secret(cluster);
-        if self
-            .api::<Secret>()
-            .delete(&secret, &DeleteParams::default())
-            .await
-            .is_ok()
-        {
-            deleted.push(format!("secret/{secret}"));
-        }
-        let tf_lock = format!("lock-{secret}");
-        if self
-            .api::<Lease>()
-            .delete(&tf_lock, &DeleteParams::default())
-            .await
-            .is_ok()
-        {
-            deleted.push(format!("lease/{tf_lock}"));
-        }
+        let plain = DeleteParams::default();
+        self.delete_named::<Secret>(&secret, &plain, &mut deleted)
+            .await?;
+        self.delete_named::<Lease>(&format!("lock-{secret}"), &plain, &mut deleted)
+            .await?;
+        // The Jobs (their pods with them), the records, spec and log chunks, and any
+        // `<run>-errored-tfstate` Secret: everything the API and its runners labelled.
         let owned =
             ListParams::default().labels(&format!("{CLUSTER}={cluster},{MANAGED_BY}={MANAGER}"));
         let background = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
         };
-        for job in self.api::<Job>().list(&owned).await?.items {
-            let name = job.metadata.name.unwrap_or_default();
-            self.api::<Job>().delete(&name, &background).await?;
-            deleted.push(format!("job/{name}"));
-        }
-        for cm in self.api::<ConfigMap>().list(&owned).await?.items {
-            let name = cm.metadata.name.unwrap_or_default();
-            self.api::<ConfigMap>()
-                .delete(&name, &DeleteParams::default())
-                .await?;
-            deleted.push(format!("configmap/{name}"));
-        }
-        let lock = lock_name(cluster);
-        self.api::<Lease>()
-            .delete(&lock, &DeleteParams::default())
+        self.delete_listed::<Job>(&owned, &background, &mut deleted)
             .await?;
-        deleted.push(format!("lease/{lock}"));
-        tracing::info!(cluster, objects = deleted.len(), "cluster cleaned up");
+        self.delete_listed::<ConfigMap>(&owned, &plain, &mut deleted)
+            .await?;
+        self.delete_listed::<Secret>(&owned, &plain, &mut deleted)
+            .await?;
+        self.delete_named::<Lease>(&lock_name(cluster), &plain, &mut deleted)
+            .await?;
         Ok(deleted)
+    }
+}
+
+/// A namespaced Kubernetes object type the store can list and delete.
+trait Namespaced:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
+impl Store {
+    /// Deletes one object if it exists, noting `kind/name` in `deleted`.
+    async fn delete_named<K: Namespaced>(
+        &self,
+        name: &str,
+        params: &DeleteParams,
+        deleted: &mut Vec<String>,
+    ) -> Result<()> {
+        match self.api::<K>().delete(name, params).await {
+            Ok(_) => {
+                deleted.push(format!("{}/{name}", K::kind(&()).to_lowercase()));
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every object the list finds.
+    async fn delete_listed<K: Namespaced>(
+        &self,
+        list: &ListParams,
+        params: &DeleteParams,
+        deleted: &mut Vec<String>,
+    ) -> Result<()> {
+        for object in self.api::<K>().list(list).await?.items {
+            let name = object.meta().name.clone().unwrap_or_default();
+            self.delete_named::<K>(&name, params, deleted).await?;
+        }
+        Ok(())
     }
 }
 

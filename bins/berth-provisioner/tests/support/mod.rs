@@ -171,6 +171,22 @@ impl Provisioner {
         reply.text()
     }
 
+    /// `POST /clusters/<endpoint>` (`provision` or `test`) with the seed's body.
+    pub fn seed_post(&self, endpoint: &str, cluster: &str, instance_type: &str) -> Reply {
+        let body = seed_body(cluster, instance_type);
+        self.call("POST", &format!("/clusters/{endpoint}"), Some(&body))
+    }
+
+    /// [`Provisioner::seed_post`], which must start a run: the run id (`job_name`).
+    pub fn seed_run(&self, endpoint: &str, cluster: &str, instance_type: &str) -> String {
+        let reply = self.seed_post(endpoint, cluster, instance_type);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()["job_name"]
+            .as_str()
+            .expect("the run id in job_name")
+            .to_owned()
+    }
+
     /// A request with exactly these headers.
     pub fn request(
         &self,
