@@ -104,7 +104,8 @@ fn mebibytes(bytes: u64) -> f64 {
 }
 
 /// Reads `cargo metadata --no-deps --format-version 1`: the target directory and the workspace
-/// packages whose manifest is under `<workspace root>/bins/`, sorted by name.
+/// packages whose manifest is under `<workspace root>/bins/`, sorted by name, except those
+/// marked `[package.metadata.berth] release = false`.
 fn parse_metadata(json: &str) -> Result<Workspace> {
     let metadata: Value = serde_json::from_str(json).context("cargo metadata printed bad JSON")?;
     let str_field = |value: &Value, field: &str| -> Result<String> {
@@ -123,7 +124,10 @@ fn parse_metadata(json: &str) -> Result<Workspace> {
     let mut bin_packages = Vec::new();
     for package in packages {
         let manifest_path = PathBuf::from(str_field(package, "manifest_path")?);
-        if !manifest_path.starts_with(&bins_dir) {
+        // berth-demo carries test fakes: `[package.metadata.berth] release = false`
+        // keeps it out of every release artifact.
+        let released = package["metadata"]["berth"]["release"].as_bool() != Some(false);
+        if !manifest_path.starts_with(&bins_dir) || !released {
             continue;
         }
         let bins = package["targets"]
@@ -192,6 +196,9 @@ mod tests {
         {"name": "berth-daemon", "manifest_path": "/w/bins/berth-daemon/Cargo.toml",
          "targets": [{"name": "berth_daemon", "kind": ["lib"]},
                      {"name": "berth-daemon", "kind": ["bin"]}]},
+        {"name": "berth-demo", "manifest_path": "/w/bins/berth-demo/Cargo.toml",
+         "metadata": {"berth": {"release": false}},
+         "targets": [{"name": "berth-demo", "kind": ["bin"]}]},
         {"name": "xtask", "manifest_path": "/w/xtask/Cargo.toml",
          "targets": [{"name": "xtask", "kind": ["bin"]}]}
       ],
@@ -207,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn only_packages_under_bins_are_built() {
+    fn only_packages_under_bins_are_built_and_not_the_demo() {
         let workspace = parse_metadata(METADATA).unwrap();
         assert_eq!(workspace.target_directory, Path::new("/w/target"));
         assert_eq!(
