@@ -13,8 +13,11 @@ use crate::config::Module;
 /// Logs go to stderr, one JSON summary to stdout. Exit codes: 0 done, 1 failed
 /// (systemd may retry), 2 bad configuration, 3 this instance is an AMI build
 /// (nothing done).
+///
+/// `berth-bootstrap iam-policy [-c FILE] [--skip-*] [--region R] [--account-id ID]`
+/// prints the least-privilege IAM policy for the modules this configuration runs.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "berth-bootstrap", version)]
+#[command(name = "berth-bootstrap", version = berth_runtime::LONG_VERSION)]
 pub struct Cli {
     /// What to do; without a command, every configured module runs.
     #[command(subcommand)]

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod etcd;
 pub mod files;
 pub mod hostname;
+pub mod iam_policy;
 pub mod identity;
 pub mod run;
 pub mod summary;
@@ -33,6 +34,10 @@ pub const EXIT_AMI_BUILD: u8 = 3;
 /// once under `--deadline` (SIGTERM cancels: exit 130), prints one JSON report on
 /// stdout and returns the exit code.
 pub fn main_exit_code() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if iam_policy::requested(&argv) {
+        return iam_policy::main(argv);
+    }
     berth_runtime::process::main(
         Options::new("bootstrap").current_thread(),
         |cli: Cli, process| async move {

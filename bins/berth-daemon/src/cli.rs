@@ -21,7 +21,13 @@ pub enum Mode {
 
 /// Keeps every node's EC2 instance in its ALB/NLB target groups.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "berth-daemon", version = berth_runtime::LONG_VERSION, about)]
+#[command(
+    name = "berth-daemon",
+    version = berth_runtime::LONG_VERSION,
+    about,
+    after_help = "`berth-daemon iam-policy [FLAGS] [--account-id ID]` prints the least-privilege \
+                  IAM policy for these flags and exits."
+)]
 pub struct Cli {
     /// `node` (DaemonSet, one node) or `cluster` (leader-elected Deployment, all nodes).
     #[arg(long, env = "BERTH_MODE", value_enum, default_value = "node")]

@@ -9,6 +9,7 @@
 //! into Events and metrics; the process shell (logging, signals, exit codes, the admin server and its registry)
 //! and the controller loop are berth-runtime's.
 //!
+//! - [`iam_policy`]: `berth-daemon iam-policy`, the least-privilege IAM policy;
 //! - [`wiring`]: production `main` — the command line into the real adapters;
 //! - [`run`]: the daemon's controller with its dependencies injected, the entry point
 //!   for embedding (a demo against a fake API server and in-memory providers).
@@ -16,6 +17,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod iam_policy;
 pub mod metrics;
 pub mod reconcile;
 pub mod resolve;

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use berth_runtime::process::{self, Options};
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if berth_daemon::iam_policy::requested(&argv) {
+        return berth_daemon::iam_policy::main(argv);
+    }
     let cli: berth_daemon::cli::Cli = match process::parse() {
         Ok(cli) => cli,
         // --help and --version exit 0; usage errors exit 2.

@@ -7,6 +7,7 @@
 mod config;
 mod event;
 mod handler;
+mod iam_policy;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,6 +21,10 @@ use serde_json::Value;
 use crate::handler::Handler;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = iam_policy::command(&args) {
+        return code;
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -22,6 +22,9 @@ The target id defaults to $POD_IP (set it from the Downward API: fieldRef status
 AWS credentials, region and endpoints come from the standard chain (IRSA, EKS Pod Identity,
 AWS_REGION, AWS_ENDPOINT_URL, ...).
 
+`berth-sidecar iam-policy [FLAGS]` prints the least-privilege IAM policy for these flags'
+target groups (ARNs in AWS_REGION and AWS_ACCOUNT_ID; `*` when unset) and exits.
+
 Exit codes: 0 after a clean deregistration; 2 for bad usage; 1 for any other failure
 (nothing is left registered); the post-deregister command's own non-zero exit code.
 A second SIGTERM/SIGINT stops waiting for the drain (the post-deregister command still runs).";

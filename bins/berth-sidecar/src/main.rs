@@ -10,6 +10,7 @@ mod args;
 mod duration;
 mod goflags;
 mod hook;
+mod iam_policy;
 mod lifecycle;
 mod metrics;
 mod runner;
@@ -23,7 +24,11 @@ use berth_runtime::signals::Repeat;
 use crate::args::Parsed;
 
 fn main() -> ExitCode {
-    let parsed = args::parse(std::env::args_os(), std::env::var("POD_IP").ok());
+    let argv: Vec<_> = std::env::args_os().collect();
+    if iam_policy::requested(&argv) {
+        return iam_policy::main(argv);
+    }
+    let parsed = args::parse(argv, std::env::var("POD_IP").ok());
     let config = match parsed {
         Ok(Parsed::Run(config)) => *config,
         Ok(Parsed::Print(text)) => {

@@ -1,0 +1,83 @@
+//! `berth-daemon iam-policy [FLAGS]`: prints the least-privilege IAM policy for the
+//! daemon's usual flags. With static rules only (`--config`), registration is scoped to
+//! the rules' target groups; with Cast.ai (`CLUSTER_ID`), groups are learnt at run time,
+//! so to any group of the account and region.
+
+use std::process::ExitCode;
+
+use berth_aws::iam::{modes, Scope};
+use berth_core::domain::TargetGroupRef;
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::static_config::StaticConfig;
+
+/// The subcommand's name, as the first argument.
+pub const SUBCOMMAND: &str = "iam-policy";
+
+/// `berth-daemon iam-policy`: the daemon's flags, plus the account of the ARNs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth-daemon iam-policy",
+    bin_name = "berth-daemon iam-policy",
+    about = "Prints the least-privilege IAM policy (JSON) for the daemon's usual flags."
+)]
+struct IamPolicyCli {
+    #[command(flatten)]
+    daemon: Cli,
+
+    /// The AWS account id in the printed ARNs (`*` when unset).
+    #[arg(long, env = "AWS_ACCOUNT_ID", value_name = "ID")]
+    account_id: Option<String>,
+}
+
+/// Whether the command line (program name first) asks for the policy.
+pub fn requested(argv: &[std::ffi::OsString]) -> bool {
+    argv.get(1).is_some_and(|arg| arg == SUBCOMMAND)
+}
+
+/// Prints the policy for `argv` (program name, `iam-policy`, flags); the exit code.
+pub fn main(mut argv: Vec<std::ffi::OsString>) -> ExitCode {
+    argv.remove(1);
+    let cli = match IamPolicyCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match policy_json(&cli.daemon, cli.account_id.as_deref()) {
+        Ok(json) => {
+            print!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("berth-daemon iam-policy: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The policy document for these flags.
+fn policy_json(cli: &Cli, account_id: Option<&str>) -> Result<String, String> {
+    let scope = Scope::new(cli.region.as_deref(), account_id);
+    let static_groups = match &cli.config {
+        Some(path) => {
+            let config = StaticConfig::load(path).map_err(|e| e.to_string())?;
+            config
+                .rules
+                .iter()
+                .flat_map(|rule| rule.target_groups.iter().map(|b| b.group.clone()))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let groups: Option<Vec<TargetGroupRef>> = if cli.cluster_id.is_some() {
+        None
+    } else if cli.config.is_some() {
+        Some(static_groups)
+    } else {
+        return Err(
+            "no source of target groups: set --config (static rules) and/or CLUSTER_ID (Cast.ai)"
+                .into(),
+        );
+    };
+    Ok(modes::daemon(&scope, groups.as_deref()).to_json())
+}
