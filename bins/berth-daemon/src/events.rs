@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use berth_core::plan::MembershipChange;
-use berth_core::workflow::node_targets::Notice;
+use berth_core::workflow::node_targets::{Notice, Source};
 use berth_kube::events::{EventRecorder, EventType};
 
 use crate::metrics::Metrics;
@@ -95,6 +95,13 @@ impl NodeEvents for RecordedEvents {
 /// that is gone, or for what only metrics and logs carry).
 pub fn translate(notice: &Notice, metrics: &Metrics) -> Vec<NodeEvent> {
     use Severity::{Normal, Warning};
+    if let Some((source, error)) = notice.failure() {
+        let kind = match source {
+            Source::NodeConfigurations => "castai",
+            Source::TargetGroups => "aws",
+        };
+        metrics.error(kind, error);
+    }
     let event = |node: &str, severity, reason: &str, action: &str| NodeEvent {
         node: node.to_owned(),
         severity,
@@ -123,12 +130,7 @@ pub fn translate(notice: &Notice, metrics: &Metrics) -> Vec<NodeEvent> {
         Notice::DrainNotConfirmed { node, .. } => {
             on(node, Warning, "DrainNotConfirmed", "DeregisterTargets")
         }
-        Notice::ChangeFailed {
-            nodes,
-            change,
-            error,
-        } => {
-            metrics.error("aws", error);
+        Notice::ChangeFailed { nodes, change, .. } => {
             let (reason, action) = match change {
                 MembershipChange::Register { .. } => ("RegistrationFailed", "RegisterTargets"),
                 MembershipChange::Deregister { .. } => {
@@ -146,14 +148,8 @@ pub fn translate(notice: &Notice, metrics: &Metrics) -> Vec<NodeEvent> {
         Notice::GroupSkipped { node, .. } => {
             vec![event(node, Warning, "GroupSkipped", "Reconcile")]
         }
-        Notice::ConfigurationUnavailable { error, .. } => {
-            tracing::warn!("{notice}");
-            metrics.error("castai", error);
-            Vec::new()
-        }
-        Notice::GroupUnresolved { error, .. } | Notice::GroupUnobserved { error, .. } => {
-            tracing::warn!("{notice}");
-            metrics.error("aws", error);
+        other if other.failure().is_some() => {
+            tracing::warn!("{other}");
             Vec::new()
         }
         other => {

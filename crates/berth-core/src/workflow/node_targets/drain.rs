@@ -102,31 +102,49 @@ impl Draining {
         });
         map.values().any(|t| !t.waited)
     }
-
-    fn finish(&self, group: &TargetGroupArn, target: &Target) {
-        self.lock().remove(&(group.clone(), target.clone()));
-    }
 }
 
 /// A deregistration to wait out, off the pass: [`DrainWait::wait`] polls the group
 /// through the engine until the targets have left it (the deregistration delay plus
 /// the workflow's poll deadline) and returns a [`Notice::Drained`] or
 /// [`Notice::DrainNotConfirmed`] per target. Run it in its own task: the pass does not
-/// wait for it.
+/// wait for it. A wait dropped before it ends (never run, or cancelled) hands its
+/// targets to the following passes, which report them drained once they have left.
 pub struct DrainWait {
     pub(super) engine: Engine,
     pub(super) provider: Arc<dyn TargetGroups>,
+    pub(super) poll: PollPolicy,
+    pub(super) followed: Followed,
+}
+
+/// The targets a [`DrainWait`] answers for, released from the workflow's tracking
+/// when the wait ends or is dropped.
+pub(super) struct Followed {
+    pub(super) draining: Draining,
     pub(super) group: TargetGroupArn,
     pub(super) targets: Vec<(Target, Option<String>)>,
-    pub(super) poll: PollPolicy,
-    pub(super) draining: Draining,
+    pub(super) ended: bool,
+}
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        let mut map = self.draining.lock();
+        for (target, _) in &self.targets {
+            let key = (self.group.clone(), target.clone());
+            if self.ended {
+                map.remove(&key);
+            } else if let Some(tracked) = map.get_mut(&key) {
+                tracked.waited = false;
+            }
+        }
+    }
 }
 
 impl fmt::Debug for DrainWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DrainWait")
-            .field("group", &self.group)
-            .field("targets", &self.targets)
+            .field("group", &self.followed.group)
+            .field("targets", &self.followed.targets)
             .field("poll", &self.poll)
             .finish_non_exhaustive()
     }
@@ -135,41 +153,42 @@ impl fmt::Debug for DrainWait {
 impl DrainWait {
     /// The group drained.
     pub fn group(&self) -> &TargetGroupArn {
-        &self.group
+        &self.followed.group
     }
 
     /// The targets drained.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
-        self.targets.iter().map(|(t, _)| t)
+        self.followed.targets.iter().map(|(t, _)| t)
     }
 
     /// Waits until the targets have left the group, or until the deadline.
-    pub async fn wait(self) -> Vec<Notice> {
-        let targets: Vec<Target> = self.targets.iter().map(|(t, _)| t.clone()).collect();
+    pub async fn wait(mut self) -> Vec<Notice> {
+        let group = self.followed.group.clone();
+        let targets: Vec<Target> = self.targets().cloned().collect();
         let result = self
             .engine
-            .wait_drained(self.provider.as_ref(), &self.group, &targets, self.poll)
+            .wait_drained(self.provider.as_ref(), &group, &targets, self.poll)
             .await;
         let mut notices = Vec::new();
-        for (target, node) in self.targets {
-            self.draining.finish(&self.group, &target);
+        for (target, node) in &self.followed.targets {
             let notice = match &result {
                 Ok(took) => Notice::Drained {
-                    node,
-                    group: self.group.clone(),
-                    target,
+                    node: node.clone(),
+                    group: group.clone(),
+                    target: target.clone(),
                     took: *took,
                 },
                 Err(error) => Notice::DrainNotConfirmed {
-                    node,
-                    group: self.group.clone(),
-                    target,
+                    node: node.clone(),
+                    group: group.clone(),
+                    target: target.clone(),
                     error: error.clone(),
                 },
             };
-            tracing::info!(group = %self.group.name(), "{notice}");
+            tracing::info!(group = %group.name(), "{notice}");
             notices.push(notice);
         }
+        self.followed.ended = true;
         notices
     }
 }

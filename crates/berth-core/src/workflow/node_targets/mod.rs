@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 pub use drain::DrainWait;
-pub use notices::{HoldReason, Notice};
+pub use notices::{HoldReason, Notice, Source};
 pub use requeue::{grace_expiry, DRAIN_RECHECK};
 pub use sources::{
     merge_bindings, node_groups, rule_bindings, LabelRule, NODE_CONFIGURATION_LABEL,
@@ -370,5 +370,7 @@ impl NodeTargets {
                 }
             }
         }
+        // A node gone from the pass forgets its note (and may be reported afresh).
+        notes.retain(|node, _| verdicts.iter().any(|v| &v.node == node));
     }
 }

@@ -8,6 +8,16 @@ use crate::domain::{Target, TargetGroupArn, TargetGroupRef};
 use crate::plan::MembershipChange;
 use crate::Error;
 
+/// Where a failure came from: metrics and alerts classify by it, never by an error's
+/// text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The node configurations (Cast.ai).
+    NodeConfigurations,
+    /// The target groups (AWS ELBv2), a change's ownership write included.
+    TargetGroups,
+}
+
 /// Why a node's decision is held (what is registered stays, nothing is added).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldReason {
@@ -146,6 +156,23 @@ pub enum Notice {
         /// The group.
         group: TargetGroupArn,
     },
+}
+
+impl Notice {
+    /// The failure this notice reports, and where it came from; `None` for what is not
+    /// a failure (a drain not confirmed is a warning about AWS's answer, not an error
+    /// of a call).
+    pub fn failure(&self) -> Option<(Source, &Error)> {
+        match self {
+            Notice::ConfigurationUnavailable { error, .. } => {
+                Some((Source::NodeConfigurations, error))
+            }
+            Notice::ChangeFailed { error, .. }
+            | Notice::GroupUnresolved { error, .. }
+            | Notice::GroupUnobserved { error, .. } => Some((Source::TargetGroups, error)),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Notice {

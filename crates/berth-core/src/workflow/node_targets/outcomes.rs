@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::drain::DrainWait;
+use super::drain::{DrainWait, Followed};
 use super::notices::Notice;
 use super::NodeTargets;
 use crate::domain::{Target, TargetGroup, TargetGroupArn, TargetGroupRef};
@@ -131,10 +131,13 @@ impl Outcomes<'_> {
         self.drains.push(DrainWait {
             engine: w.engine.clone(),
             provider: w.providers.target_groups.clone(),
-            group: group.clone(),
-            targets: fresh,
             poll,
-            draining: w.draining.clone(),
+            followed: Followed {
+                draining: w.draining.clone(),
+                group: group.clone(),
+                targets: fresh,
+                ended: false,
+            },
         });
     }
 }

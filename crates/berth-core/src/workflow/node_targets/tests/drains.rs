@@ -170,3 +170,27 @@ async fn a_wanted_target_still_draining_asks_for_a_recheck() {
     let after = w.pass(std::slice::from_ref(&n), t0()).await.unwrap();
     assert_eq!(after.report.done(), 1, "{}", after.report);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_wait_never_run_is_followed_by_the_passes() {
+    let rig = Rig::new();
+    let w = rig.workflow(Scope::Cluster);
+    let mut n = node(1, Some("cfg-1"), false);
+    w.pass(std::slice::from_ref(&n), t0()).await.unwrap();
+    n.unschedulable = true;
+    let pass = w.pass(std::slice::from_ref(&n), t0()).await.unwrap();
+    assert_eq!(pass.drains.len(), 1);
+    assert_eq!(pass.requeue_after, None, "the wait answers for the drain");
+    drop(pass);
+    assert_eq!(w.draining(), 1, "still followed, by the passes now");
+    let next = w.pass(std::slice::from_ref(&n), t0()).await.unwrap();
+    assert_eq!(next.requeue_after, Some(DRAIN_RECHECK));
+    assert!(next.drains.is_empty(), "{:?}", next.drains);
+    rig.tg.finish_draining();
+    let done = w.pass(std::slice::from_ref(&n), t0()).await.unwrap();
+    assert!(done.notices.iter().any(|x| matches!(
+        x,
+        Notice::Drained { node: Some(node), .. } if node == "node-1"
+    )));
+    assert_eq!(w.draining(), 0);
+}

@@ -421,3 +421,23 @@ async fn a_group_that_cannot_be_observed_is_left_alone_and_the_pass_does_not_con
         }
     )));
 }
+
+#[test]
+fn failures_say_where_they_came_from() {
+    let e = Error::not_found("x");
+    let n = Notice::ConfigurationUnavailable {
+        configuration: "cfg-1".into(),
+        error: e.clone(),
+    };
+    assert_eq!(n.failure(), Some((Source::NodeConfigurations, &e)));
+    let n = Notice::GroupUnresolved {
+        group: TargetGroupRef::Name("web".into()),
+        error: e.clone(),
+    };
+    assert_eq!(n.failure(), Some((Source::TargetGroups, &e)));
+    let n = Notice::Skipped {
+        node: "n".into(),
+        reason: "r".into(),
+    };
+    assert_eq!(n.failure(), None);
+}
