@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Apply, ApplyOptions, Caller, Engine, Report};
-use crate::domain::{Target, TargetGroupArn};
+use crate::domain::TargetGroupArn;
 use crate::plan::{plan_membership, DesiredMembership, MembershipChange, ObservedMembership, Plan};
 use crate::provider::{OwnedByConstruction, TargetGroups, TargetOwnership};
 use crate::{Error, Result};
@@ -47,7 +47,12 @@ impl Apply for MembershipChange {
         match self {
             MembershipChange::Register { group, targets } => {
                 // Write-ahead: a crash after this leaves a claim the next plan completes.
-                claim(providers.ownership.as_ref(), caller, group, &self.targets()).await?;
+                let store = providers.ownership.as_ref();
+                let claimed = self.targets();
+                own(store, caller, "ClaimTargets", || {
+                    store.claim(group, &claimed)
+                })
+                .await?;
                 caller
                     .call("RegisterTargets", || tg.register(group, targets))
                     .await
@@ -56,41 +61,39 @@ impl Apply for MembershipChange {
                 caller
                     .call("DeregisterTargets", || tg.deregister(group, targets))
                     .await?;
-                release(providers.ownership.as_ref(), caller, group, targets).await
+                let store = providers.ownership.as_ref();
+                own(store, caller, "ReleaseTargets", || {
+                    store.release(group, targets)
+                })
+                .await
             }
             MembershipChange::Forget { group, targets } => {
-                release(providers.ownership.as_ref(), caller, group, targets).await
+                let store = providers.ownership.as_ref();
+                own(store, caller, "ReleaseTargets", || {
+                    store.release(group, targets)
+                })
+                .await
             }
         }
     }
 }
 
-async fn claim(
+/// Writes target ownership (`ClaimTargets` or `ReleaseTargets`) through the caller,
+/// unless the store records nothing (then no call is spent).
+async fn own<F, Fut>(
     own: &dyn TargetOwnership,
     caller: &Caller,
-    group: &TargetGroupArn,
-    targets: &[Target],
-) -> Result<()> {
+    operation: &str,
+    write: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     if !own.records() {
         return Ok(());
     }
-    caller
-        .call("ClaimTargets", || own.claim(group, targets))
-        .await
-}
-
-async fn release(
-    own: &dyn TargetOwnership,
-    caller: &Caller,
-    group: &TargetGroupArn,
-    targets: &[Target],
-) -> Result<()> {
-    if !own.records() {
-        return Ok(());
-    }
-    caller
-        .call("ReleaseTargets", || own.release(group, targets))
-        .await
+    caller.call(operation, write).await
 }
 
 impl Engine {

@@ -10,6 +10,8 @@
 //! - [`TargetSlots`]: one target joining its target groups and leaving them, drained
 //!   (berth-sidecar's policy).
 
+#[cfg(test)]
+mod address_world;
 mod binder;
 mod called;
 mod dns;

@@ -2,94 +2,24 @@
 //! paused time: failures are retried with backoff and counted, and the rate limit
 //! holds under a burst.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use tokio::time::Instant;
 
-use super::*;
-use crate::domain::{InstanceId, InstanceState, NetworkInterface, Owner, TagFilter, Tags};
+use super::address_world::{id, World};
+use crate::domain::{InstanceId, InstanceState};
 use crate::engine::{Caller, RetryPolicy};
-use crate::memory::{MemoryAddresses, MemoryDns, MemoryInstances, MemoryLedger};
-use crate::plan::AddressPolicy;
 use crate::Error;
 
-struct World {
-    instances: Arc<MemoryInstances>,
-    addresses: Arc<MemoryAddresses>,
-    dns: Arc<MemoryDns>,
-    ledger: Arc<MemoryLedger>,
-}
-
-fn tags(pairs: &[(&str, &str)]) -> Tags {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-impl World {
-    fn new(pool: usize, instances: usize) -> World {
-        let dns = MemoryDns::default();
-        dns.add_zone("Z1", "live.example.com");
-        let w = World {
-            instances: Arc::default(),
-            addresses: Arc::default(),
-            dns: Arc::new(dns),
-            ledger: Arc::default(),
-        };
-        for k in 0..pool {
-            w.addresses.allocate(
-                format!("203.0.113.{}", k + 1).parse().unwrap(),
-                tags(&[("pool", "live")]),
-            );
-        }
-        for n in 0..instances {
-            w.instances.insert(crate::domain::Instance {
-                id: id(n),
-                state: InstanceState::Running,
-                availability_zone: "eu-west-1a".into(),
-                private_ips: vec![],
-                interfaces: vec![NetworkInterface {
-                    id: format!("eni-{n:04}"),
-                    device_index: 0,
-                    private_ip: format!("10.0.0.{}", n + 1).parse().unwrap(),
-                    public_ip: None,
-                }],
-                tags: tags(&[("team", "live")]),
-            });
-        }
-        w
+/// The shared world with `pool` addresses and `instances` matching instances.
+fn world(pool: usize, instances: usize) -> World {
+    let w = World::new();
+    w.pool(pool);
+    for n in 0..instances {
+        w.launch(n);
     }
-
-    fn binder(&self, caller: Caller) -> AddressBinder {
-        let settings = BindingSettings {
-            owner: Owner::new("berth/test/lambda").unwrap(),
-            previous_owners: Vec::new(),
-            instance_filter: TagFilter::parse("team=live").unwrap(),
-            pool: TagFilter::parse("pool=live").unwrap(),
-            zone_id: "Z1".into(),
-            dns_suffix: "live.example.com".into(),
-            name_template: DnsNameTemplate::default(),
-            dns_ttl: 60,
-            policy: AddressPolicy::default(),
-            claim_ttl: Duration::from_secs(300),
-        };
-        AddressBinder::with_caller(
-            self.instances.clone(),
-            self.addresses.clone(),
-            self.dns.clone(),
-            self.ledger.clone(),
-            settings,
-            caller,
-        )
-        .with_clock(Arc::new(|| 1_000_000))
-    }
-}
-
-fn id(n: usize) -> InstanceId {
-    InstanceId::new(format!("i-{n:04}")).unwrap()
+    w
 }
 
 fn throttled(operation: &str) -> Error {
@@ -101,7 +31,7 @@ fn throttled(operation: &str) -> Error {
 
 #[tokio::test(start_paused = true)]
 async fn throttled_and_failing_calls_are_retried_with_backoff_and_reported() {
-    let w = World::new(2, 1);
+    let w = world(2, 1);
     w.addresses
         .faults
         .fail("AssociateAddress", throttled("AssociateAddress"), 2);
@@ -117,7 +47,7 @@ async fn throttled_and_failing_calls_are_retried_with_backoff_and_reported() {
     let event = root.scope();
     let started = Instant::now();
     let outcome = w
-        .binder(event.clone())
+        .binder_through(w.settings(false), event.clone())
         .handle(&id(0), InstanceState::Running)
         .await
         .unwrap();
@@ -142,7 +72,7 @@ async fn throttled_and_failing_calls_are_retried_with_backoff_and_reported() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_failing_past_its_attempts_fails_the_event_and_is_counted() {
-    let w = World::new(2, 1);
+    let w = world(2, 1);
     let policy = RetryPolicy {
         max_attempts: 3,
         ..RetryPolicy::default()
@@ -152,7 +82,7 @@ async fn a_call_failing_past_its_attempts_fails_the_event_and_is_counted() {
         .fail("DescribeAddresses", throttled("DescribeAddresses"), 3);
     let caller = Caller::new(policy, Duration::ZERO);
     let err = w
-        .binder(caller.clone())
+        .binder_through(w.settings(false), caller.clone())
         .handle(&id(0), InstanceState::Running)
         .await
         .unwrap_err();
@@ -165,9 +95,9 @@ async fn a_call_failing_past_its_attempts_fails_the_event_and_is_counted() {
 #[tokio::test(start_paused = true)]
 async fn the_rate_limit_holds_under_a_burst() {
     const RATE: f64 = 10.0;
-    let w = World::new(20, 20);
+    let w = world(20, 20);
     let caller = Caller::new(RetryPolicy::none(), Caller::interval_for_rate(RATE));
-    let binder = w.binder(caller.clone());
+    let binder = w.binder_through(w.settings(false), caller.clone());
     let ids: Vec<InstanceId> = (0..20).map(id).collect();
     let started = Instant::now();
     let results = join_all(ids.iter().map(|i| binder.handle(i, InstanceState::Running))).await;
