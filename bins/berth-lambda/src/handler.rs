@@ -10,8 +10,7 @@ use berth_aws::ec2::{Ec2Addresses, Ec2Instances};
 use berth_aws::route53::Route53Zones;
 use berth_aws::CallCounter;
 use berth_core::engine::{Caller, RetryPolicy, Tally};
-use berth_core::provider::{Addresses, DnsZones, Instances, Ledger};
-use berth_core::workflow::{AddressBinder, BindingSettings, Outcome};
+use berth_core::workflow::{AddressBinder, AddressProviders, BindingSettings, Outcome};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -26,10 +25,7 @@ pub(crate) struct Handler {
 }
 
 struct App {
-    instances: Arc<dyn Instances>,
-    addresses: Arc<dyn Addresses>,
-    dns: Arc<dyn DnsZones>,
-    ledger: Arc<dyn Ledger>,
+    providers: AddressProviders,
     settings: BindingSettings,
     /// The rate limit and retries of every call; each event counts in its own scope.
     caller: Caller,
@@ -40,10 +36,7 @@ impl App {
     /// A binder for one event: the shared providers and rate limit, a fresh tally.
     fn binder(&self) -> AddressBinder {
         AddressBinder::with_caller(
-            self.instances.clone(),
-            self.addresses.clone(),
-            self.dns.clone(),
-            self.ledger.clone(),
+            self.providers.clone(),
             self.settings.clone(),
             self.caller.scope(),
         )
@@ -74,7 +67,7 @@ impl Handler {
         };
         let sdk = load_sdk_config(&options).await;
         let counter = CallCounter::new();
-        let app = App {
+        let providers = AddressProviders {
             instances: Arc::new(Ec2Instances::new(&sdk, counter.clone())),
             addresses: Arc::new(Ec2Addresses::new(&sdk, counter.clone())),
             dns: Arc::new(Route53Zones::new(&sdk, counter.clone())),
@@ -84,6 +77,9 @@ impl Handler {
                 config.table,
                 LEDGER_KEY,
             )),
+        };
+        let app = App {
+            providers,
             settings: config.settings,
             caller: Caller::new(RetryPolicy::default(), config.min_call_interval),
             counter,

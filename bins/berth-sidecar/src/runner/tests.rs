@@ -105,6 +105,56 @@ impl Running {
     }
 }
 
+/// The in-memory groups, recording what is asked of `register` and optionally
+/// holding each registration (so that a signal can arrive in the middle of one).
+struct Wrapped {
+    inner: Arc<MemoryTargetGroups>,
+    registered: std::sync::Mutex<Vec<Registration>>,
+    hold: Duration,
+}
+
+impl Wrapped {
+    fn new(inner: &Arc<MemoryTargetGroups>) -> Self {
+        Wrapped {
+            inner: inner.clone(),
+            registered: Default::default(),
+            hold: Duration::ZERO,
+        }
+    }
+
+    fn holding_after_register(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+}
+
+#[async_trait]
+impl TargetGroups for Wrapped {
+    async fn resolve(&self, group: &TargetGroupRef) -> berth_core::Result<TargetGroup> {
+        self.inner.resolve(group).await
+    }
+    async fn health(&self, group: &TargetGroupArn) -> berth_core::Result<Vec<TargetHealth>> {
+        self.inner.health(group).await
+    }
+    async fn register(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Registration],
+    ) -> berth_core::Result<()> {
+        self.registered.lock().unwrap().extend_from_slice(targets);
+        self.inner.register(group, targets).await?;
+        tokio::time::sleep(self.hold).await;
+        Ok(())
+    }
+    async fn deregister(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Target],
+    ) -> berth_core::Result<()> {
+        self.inner.deregister(group, targets).await
+    }
+}
+
 fn state(w: &World, group: &TargetGroup, port: u16) -> Option<TargetState> {
     w.groups
         .members(&group.arn)
@@ -201,39 +251,11 @@ async fn unhealthy_target_times_out_deregisters_and_says_why() {
     assert!(metrics.contains("stage=\"wait_healthy\"} 1"), "{metrics}");
 }
 
-/// Delays registrations so that a signal can arrive in the middle of one.
-struct SlowRegistration(Arc<MemoryTargetGroups>);
-
-#[async_trait]
-impl TargetGroups for SlowRegistration {
-    async fn resolve(&self, group: &TargetGroupRef) -> berth_core::Result<TargetGroup> {
-        self.0.resolve(group).await
-    }
-    async fn health(&self, group: &TargetGroupArn) -> berth_core::Result<Vec<TargetHealth>> {
-        self.0.health(group).await
-    }
-    async fn register(
-        &self,
-        group: &TargetGroupArn,
-        targets: &[Registration],
-    ) -> berth_core::Result<()> {
-        self.0.register(group, targets).await?;
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Ok(())
-    }
-    async fn deregister(
-        &self,
-        group: &TargetGroupArn,
-        targets: &[Target],
-    ) -> berth_core::Result<()> {
-        self.0.deregister(group, targets).await
-    }
-}
-
 #[tokio::test]
 async fn a_signal_during_registration_cancels_it_and_deregisters() {
     let w = world(TargetState::Healthy, DeregisterBehaviour::Vanish);
-    let run = start(Arc::new(SlowRegistration(w.groups.clone())), settings());
+    let slow = Wrapped::new(&w.groups).holding_after_register(Duration::from_secs(30));
+    let run = start(Arc::new(slow), settings());
     for _ in 0..200 {
         if w.groups.faults.calls("RegisterTargets") == 2 {
             break;
@@ -363,44 +385,10 @@ async fn dry_run_changes_nothing() {
     assert_eq!(w.groups.faults.calls("RegisterTargets"), 0);
 }
 
-/// Records what is asked of `register`.
-struct Recording {
-    inner: Arc<MemoryTargetGroups>,
-    registered: std::sync::Mutex<Vec<Registration>>,
-}
-
-#[async_trait]
-impl TargetGroups for Recording {
-    async fn resolve(&self, group: &TargetGroupRef) -> berth_core::Result<TargetGroup> {
-        self.inner.resolve(group).await
-    }
-    async fn health(&self, group: &TargetGroupArn) -> berth_core::Result<Vec<TargetHealth>> {
-        self.inner.health(group).await
-    }
-    async fn register(
-        &self,
-        group: &TargetGroupArn,
-        targets: &[Registration],
-    ) -> berth_core::Result<()> {
-        self.registered.lock().unwrap().extend_from_slice(targets);
-        self.inner.register(group, targets).await
-    }
-    async fn deregister(
-        &self,
-        group: &TargetGroupArn,
-        targets: &[Target],
-    ) -> berth_core::Result<()> {
-        self.inner.deregister(group, targets).await
-    }
-}
-
 #[tokio::test]
 async fn explicit_port_and_availability_zone_reach_every_registration() {
     let w = world(TargetState::Healthy, DeregisterBehaviour::Vanish);
-    let recording = Arc::new(Recording {
-        inner: w.groups.clone(),
-        registered: Default::default(),
-    });
+    let recording = Arc::new(Wrapped::new(&w.groups));
     let mut s = settings();
     s.port = Some(9000);
     s.availability_zone = Some("all".into());

@@ -156,15 +156,14 @@ impl World {
         caller: Caller,
     ) -> AddressBinder {
         let now = self.now.clone();
-        AddressBinder::with_caller(
-            Arc::new(Yielding(self.instances.clone())),
-            Arc::new(Yielding(self.addresses.clone())),
-            Arc::new(Yielding(self.dns.clone())),
-            Arc::new(Yielding(self.ledger.clone())),
-            settings,
-            caller,
-        )
-        .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
+        let providers = AddressProviders {
+            instances: Arc::new(Yielding(self.instances.clone())),
+            addresses: Arc::new(Yielding(self.addresses.clone())),
+            dns: Arc::new(Yielding(self.dns.clone())),
+            ledger: Arc::new(Yielding(self.ledger.clone())),
+        };
+        AddressBinder::with_caller(providers, settings, caller)
+            .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
     }
 
     pub(super) fn binder(&self) -> AddressBinder {

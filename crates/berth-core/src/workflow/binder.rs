@@ -110,6 +110,20 @@ impl Outcome {
 /// Unix seconds now; replaceable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// What the address workflow calls: EC2 instances and Elastic IPs, the DNS zone and
+/// the ledger. Clones share the providers.
+#[derive(Clone)]
+pub struct AddressProviders {
+    /// EC2 instances.
+    pub instances: Arc<dyn Instances>,
+    /// Elastic IPs.
+    pub addresses: Arc<dyn Addresses>,
+    /// The hosted zone.
+    pub dns: Arc<dyn DnsZones>,
+    /// The ledger of bindings.
+    pub ledger: Arc<dyn Ledger>,
+}
+
 /// Binds a pool Elastic IP, a DNS record and a ledger row to a running instance, and
 /// releases them when it goes. Every step is safe to repeat and safe to race:
 ///
@@ -143,34 +157,24 @@ pub struct AddressBinder {
 impl AddressBinder {
     /// A binder over these providers, every call through a [`Caller`] with the
     /// default retry policy and no rate limit.
-    pub fn new(
-        instances: Arc<dyn Instances>,
-        addresses: Arc<dyn Addresses>,
-        dns: Arc<dyn DnsZones>,
-        ledger: Arc<dyn Ledger>,
-        settings: BindingSettings,
-    ) -> Self {
-        Self::with_caller(
-            instances,
-            addresses,
-            dns,
-            ledger,
-            settings,
-            Caller::default(),
-        )
+    pub fn new(providers: AddressProviders, settings: BindingSettings) -> Self {
+        Self::with_caller(providers, settings, Caller::default())
     }
 
     /// A binder over these providers, every call through `caller`: its rate limit,
     /// its retries, and its tally (give each event a [`Caller::scope`] to report what
     /// that event alone spent).
     pub fn with_caller(
-        instances: Arc<dyn Instances>,
-        addresses: Arc<dyn Addresses>,
-        dns: Arc<dyn DnsZones>,
-        ledger: Arc<dyn Ledger>,
+        providers: AddressProviders,
         settings: BindingSettings,
         caller: Caller,
     ) -> Self {
+        let AddressProviders {
+            instances,
+            addresses,
+            dns,
+            ledger,
+        } = providers;
         let names = DnsNames::new(dns, settings.zone_id.clone(), settings.owner.clone())
             .adopting(settings.previous_owners.iter().cloned())
             .through(caller.clone());

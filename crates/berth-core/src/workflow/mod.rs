@@ -29,7 +29,7 @@ mod slots_tests;
 #[cfg(test)]
 mod tests;
 
-pub use binder::{AddressBinder, Binding, BindingSettings, Clock, Outcome};
+pub use binder::{AddressBinder, AddressProviders, Binding, BindingSettings, Clock, Outcome};
 pub use dns::{DnsNames, Expect, NameWrite};
 pub use etcd::{
     CallsSpent, EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary,
