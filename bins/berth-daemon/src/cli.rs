@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_castai::ApiKey;
+use berth_core::domain::{InstallationId, Mode as OwnerMode, Owner};
 use berth_runtime::{AwsArgs, LogArgs};
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
@@ -37,8 +38,8 @@ pub struct Cli {
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
 
-    /// The cluster's name: berth's ownership records are per cluster, so two clusters
-    /// sharing a target group never deregister each other's nodes.
+    /// The cluster's name. Releases before installation ids owned their records as
+    /// `berth-daemon/<cluster>`: those records are adopted.
     #[arg(long, env = "CLUSTER_NAME")]
     pub cluster_name: String,
 
@@ -150,6 +151,9 @@ impl Cli {
         if self.sleep_interval == 0 {
             return Err("SLEEP_INTERVAL must be at least 1 second".into());
         }
+        if let Err(e) = self.owner() {
+            return Err(format!("--installation-id: {e}"));
+        }
         if !(1..=500).contains(&self.batch_size) {
             return Err("--batch-size must be between 1 and 500 (the ELBv2 limit)".into());
         }
@@ -166,9 +170,18 @@ impl Cli {
         log
     }
 
-    /// The owner id of this installation's ownership records.
-    pub fn owner_id(&self) -> String {
-        format!("berth-daemon/{}", self.cluster_name.trim())
+    /// The owner of the targets this daemon registers: `berth/<installation>/daemon`.
+    pub fn owner(&self) -> Result<Owner, berth_core::Error> {
+        let installation = InstallationId::new(&self.aws.installation_id)?;
+        Ok(Owner::for_installation(&installation, OwnerMode::Daemon))
+    }
+
+    /// The owner ids of earlier releases, whose records are adopted:
+    /// `berth-daemon/<cluster>`.
+    pub fn previous_owners(&self) -> Vec<Owner> {
+        Owner::new(format!("berth-daemon/{}", self.cluster_name.trim()))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -202,7 +215,33 @@ mod tests {
         assert!(!cli.debug);
         assert_eq!(cli.mode, Mode::Node);
         cli.validate().unwrap();
-        assert_eq!(cli.owner_id(), "berth-daemon/prod");
+        assert_eq!(cli.owner().unwrap().as_str(), "berth/default/daemon");
+        assert_eq!(
+            cli.previous_owners(),
+            vec![Owner::new("berth-daemon/prod").unwrap()]
+        );
+        let cli = parse(&[
+            "--cluster-name",
+            "prod",
+            "--config",
+            "c",
+            "--mode",
+            "cluster",
+            "--installation-id",
+            "eu-1",
+        ]);
+        assert_eq!(cli.owner().unwrap().as_str(), "berth/eu-1/daemon");
+        let cli = parse(&[
+            "--cluster-name",
+            "p",
+            "--config",
+            "c",
+            "--mode",
+            "cluster",
+            "--installation-id",
+            "a/b",
+        ]);
+        assert!(cli.validate().unwrap_err().contains("--installation-id"));
     }
 
     #[test]

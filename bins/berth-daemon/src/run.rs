@@ -127,6 +127,9 @@ pub struct Settings {
     pub election: Option<LeaseConfig>,
     /// Whose targets the ownership store records (`berth/<installation>/daemon`).
     pub owner: Owner,
+    /// Owner ids of earlier releases (`berth-daemon/<cluster>`) whose records are
+    /// adopted: read as `owner`'s and moved under it, so an upgrade orphans nothing.
+    pub previous_owners: Vec<Owner>,
 }
 
 impl Settings {
@@ -148,6 +151,7 @@ impl Settings {
             identity: format!("berth-daemon-{}", std::process::id()),
             election: None,
             owner: Owner::for_installation(&InstallationId::default(), OwnerMode::Daemon),
+            previous_owners: Vec::new(),
         }
     }
 
@@ -176,11 +180,17 @@ impl Settings {
 /// The daemon's ownership store: a ConfigMap in `settings.namespace` recording
 /// `settings.owner`'s targets — one for the whole cluster in cluster mode, one per node
 /// in node mode (`berth-daemon-node-<node>`, so hundreds of DaemonSet pods never
-/// contend on one object).
+/// contend on one object) — adopting the records of `settings.previous_owners`.
 pub fn config_map_ownership(
     client: &kube::Client,
     settings: &Settings,
 ) -> Arc<dyn TargetOwnership> {
+    Arc::new(config_map_store(client, settings))
+}
+
+/// [`config_map_ownership`]'s store itself (to call
+/// [`ConfigMapOwnership::adopt`] before the first pass).
+pub fn config_map_store(client: &kube::Client, settings: &Settings) -> ConfigMapOwnership {
     let owner = settings.owner.clone();
     let store = match settings.mode {
         Mode::Cluster => ConfigMapOwnership::new(client.clone(), &settings.namespace, owner),
@@ -194,7 +204,7 @@ pub fn config_map_ownership(
             owner,
         ),
     };
-    Arc::new(store)
+    store.adopting(settings.previous_owners.iter().cloned())
 }
 
 /// Runs the daemon's controller until `process.shutdown` is cancelled (or after one

@@ -14,7 +14,7 @@ use berth_aws::elbv2::ElbTargetGroups;
 use berth_aws::imds::Imds;
 use berth_aws::CallCounter;
 use berth_castai::{CastAiClient, CastAiConfig};
-use berth_core::domain::{InstanceId, Owner};
+use berth_core::domain::InstanceId;
 use berth_core::engine::ApplyOptions;
 use berth_core::plan::NodeRules;
 use berth_core::provider::NodeConfigurations;
@@ -80,8 +80,16 @@ pub async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
     };
     let settings = settings(&cli, rules, own_instance)?;
     tracing::info!(listen = %bound, owner = %settings.owner, "admin server up");
+    let ownership = Arc::new(run::config_map_store(&client, &settings));
+    if !settings.dry_run() {
+        // Records of the owner ids of earlier releases are moved under this one now
+        // (they are read as ours anyway, so a failure here only postpones it).
+        if let Err(e) = ownership.adopt().await {
+            tracing::warn!(error = %e, "could not move earlier owners' records yet");
+        }
+    }
     let dependencies = Dependencies {
-        ownership: run::config_map_ownership(&client, &settings),
+        ownership,
         client,
         target_groups,
         node_configurations,
@@ -100,7 +108,7 @@ pub fn settings(
     cli: &Cli,
     rules: StaticConfig,
     own_instance: Option<InstanceId>,
-) -> anyhow::Result<Settings> {
+) -> Result<Settings, Failure> {
     let identity = cli
         .pod_name
         .clone()
@@ -129,7 +137,8 @@ pub fn settings(
         namespace: cli.namespace.clone(),
         election: elected.then(|| LeaseConfig::new(&cli.namespace, &cli.lease_name, &identity)),
         identity,
-        owner: Owner::new(cli.owner_id())?,
+        owner: cli.owner().map_err(Failure::usage)?,
+        previous_owners: cli.previous_owners(),
     })
 }
 

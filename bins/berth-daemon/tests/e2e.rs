@@ -450,7 +450,8 @@ async fn dry_run_prints_the_plan_and_changes_nothing() {
     assert_eq!(first.wait_exit(WAIT), Some(0), "{}", first.log_text());
     let registered = w.members(&arn).await;
     assert_eq!(registered.len(), 3);
-    let ownership = ConfigMapOwnership::config_map_name(&Owner::new("berth-daemon/e2e").unwrap());
+    let ownership =
+        ConfigMapOwnership::config_map_name(&Owner::new("berth/default/daemon").unwrap());
     let before: ConfigMap = w
         .kube
         .get(Some("default"), &ownership)

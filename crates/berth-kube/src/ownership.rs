@@ -4,6 +4,12 @@
 //! berth-core's one [`CasPolicy`] (the ledger's ownership rows use the same), so
 //! concurrent writers (several DaemonSet pods, an old and a new leader) never lose
 //! each other's claims.
+//!
+//! A store can adopt the records of earlier owner ids ([`ConfigMapOwnership::adopting`],
+//! the same mechanism as berth-core's `DnsNames::adopting`): they are read as its own,
+//! and moved under its owner at the next write ([`ConfigMapOwnership::adopt`] does it at
+//! once), so an upgrade that changes the owner id neither orphans nor wrongly removes
+//! anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +18,7 @@ use berth_core::domain::{Owner, Target, TargetGroupArn};
 use berth_core::provider::{CasPolicy, OwnedTargets, Swap, TargetOwnership};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
+use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, Client};
 
 use crate::Error;
@@ -30,6 +36,18 @@ pub struct ConfigMapOwnership {
     name: String,
     owner: Owner,
     cas: CasPolicy,
+    /// The ConfigMap is named after its owner ([`ConfigMapOwnership::new`]), so an
+    /// earlier owner's records are in its own ConfigMap.
+    named_by_owner: bool,
+    /// Earlier owners whose records are this owner's.
+    adopted: Vec<Adopted>,
+}
+
+/// An earlier owner, and the ConfigMap holding its records.
+#[derive(Debug, Clone)]
+struct Adopted {
+    owner: Owner,
+    name: String,
 }
 
 impl ConfigMapOwnership {
@@ -37,7 +55,9 @@ impl ConfigMapOwnership {
     /// [`ConfigMapOwnership::config_map_name`].
     pub fn new(client: Client, namespace: &str, owner: Owner) -> Self {
         let name = Self::config_map_name(&owner);
-        Self::with_name(client, namespace, &name, owner)
+        let mut store = Self::with_name(client, namespace, &name, owner);
+        store.named_by_owner = true;
+        store
     }
 
     /// Ownership in a ConfigMap of the caller's choosing (e.g. one per node in node
@@ -49,7 +69,37 @@ impl ConfigMapOwnership {
             name: name.to_owned(),
             owner,
             cas: CasPolicy::default(),
+            named_by_owner: false,
+            adopted: Vec::new(),
         }
+    }
+
+    /// Adopts the records of `previous` owners (the owner ids of earlier releases): read
+    /// as this owner's, and moved under it at the next write. Each is looked for where
+    /// this store would have kept it: its own ConfigMap
+    /// ([`ConfigMapOwnership::config_map_name`]) for a store made with
+    /// [`ConfigMapOwnership::new`], this store's ConfigMap (then annotated with the
+    /// previous owner) for one made with [`ConfigMapOwnership::with_name`].
+    pub fn adopting(mut self, previous: impl IntoIterator<Item = Owner>) -> Self {
+        self.adopted = previous
+            .into_iter()
+            .filter(|o| *o != self.owner)
+            .map(|owner| Adopted {
+                name: if self.named_by_owner {
+                    Self::config_map_name(&owner)
+                } else {
+                    self.name.clone()
+                },
+                owner,
+            })
+            .collect();
+        self
+    }
+
+    /// Moves every adopted record under this owner now (one write, then the earlier
+    /// owners' ConfigMaps are deleted). Returns whether there was anything to move.
+    pub async fn adopt(&self) -> Result<bool, Error> {
+        self.update(None, |_| {}).await
     }
 
     /// `berth-owner-<owner>`, lowercased, with anything but alphanumerics turned into
@@ -94,7 +144,14 @@ impl ConfigMapOwnership {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(OWNER_ANNOTATION));
-            if owner.map(String::as_str) != Some(self.owner.as_str()) {
+            let ours = owner.is_some_and(|o| {
+                o == self.owner.as_str()
+                    || self
+                        .adopted
+                        .iter()
+                        .any(|a| a.name == self.name && a.owner.as_str() == o)
+            });
+            if !ours {
                 return Err(Error::Invalid(format!(
                     "ConfigMap {}/{} belongs to owner {:?}, not {}",
                     self.namespace, self.name, owner, self.owner
@@ -104,37 +161,107 @@ impl ConfigMapOwnership {
         Ok(map)
     }
 
-    /// Read-modify-write of one group's key, retried when another writer got there first.
+    /// The earlier owners' ConfigMaps that still exist (those kept apart from this
+    /// store's), each checked to belong to its owner.
+    async fn read_adopted(&self) -> Result<Vec<ConfigMap>, Error> {
+        let mut maps = Vec::new();
+        for adopted in self.adopted.iter().filter(|a| a.name != self.name) {
+            let operation = || format!("get ConfigMap {}/{}", self.namespace, adopted.name);
+            let Some(map) = self
+                .api
+                .get_opt(&adopted.name)
+                .await
+                .map_err(|e| Error::kube(operation(), e))?
+            else {
+                continue;
+            };
+            if owner_of(&map) != Some(adopted.owner.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "ConfigMap {}/{} belongs to owner {:?}, not {}",
+                    self.namespace,
+                    adopted.name,
+                    owner_of(&map),
+                    adopted.owner
+                )));
+            }
+            maps.push(map);
+        }
+        Ok(maps)
+    }
+
+    /// Deletes an earlier owner's ConfigMap once its records are in this store's, if it
+    /// did not change meanwhile. A failure is only logged: the records are then in both,
+    /// which reads the same, and the next write tries again.
+    async fn retire(&self, map: &ConfigMap) {
+        let name = map.metadata.name.clone().unwrap_or_default();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: map.metadata.resource_version.clone(),
+                uid: map.metadata.uid.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match self.api.delete(&name, &params).await {
+            Ok(_) => tracing::info!(
+                config_map = %name,
+                owner = %self.owner,
+                "adopted an earlier owner's target ownership records"
+            ),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => tracing::warn!(
+                config_map = %name,
+                error = %e,
+                "could not delete an adopted ownership ConfigMap; retried at the next write"
+            ),
+        }
+    }
+
+    /// Read-modify-write of one group's key (none: only adoption), retried when
+    /// another writer got there first; the records of adopted owners are folded in.
+    /// Returns whether anything was written.
     async fn update(
         &self,
-        group: &TargetGroupArn,
+        group: Option<&TargetGroupArn>,
         edit: impl Fn(&mut BTreeSet<Target>),
-    ) -> Result<(), Error> {
-        let key = encode_group(group);
+    ) -> Result<bool, Error> {
+        let key = group.map(encode_group);
         let done = self
             .cas
             .run(|| async {
                 let current = self.read().await?;
-                let mut targets = match current
+                let elsewhere = self.read_adopted().await?;
+                let mut data = current
                     .as_ref()
-                    .and_then(|m| m.data.as_ref())
-                    .and_then(|d| d.get(&key))
-                {
-                    Some(text) => decode_targets(text)?,
-                    None => BTreeSet::new(),
-                };
-                let before = targets.clone();
-                edit(&mut targets);
-                if targets == before {
-                    return Ok(Swap::Done(()));
+                    .and_then(|m| m.data.clone())
+                    .unwrap_or_default();
+                let mut changed = false;
+                for map in &elsewhere {
+                    for (k, text) in map.data.iter().flatten() {
+                        changed |= edit_key(&mut data, k, |set| {
+                            set.extend(decode_targets(text)?);
+                            Ok(())
+                        })?;
+                    }
+                }
+                if let Some(key) = &key {
+                    changed |= edit_key(&mut data, key, |set| {
+                        edit(set);
+                        Ok(())
+                    })?;
+                }
+                let adopted_here = current
+                    .as_ref()
+                    .is_some_and(|m| owner_of(m) != Some(self.owner.as_str()));
+                if !changed && !adopted_here {
+                    for map in &elsewhere {
+                        self.retire(map).await;
+                    }
+                    return Ok(Swap::Done(!elsewhere.is_empty()));
                 }
                 let result = match current {
                     None => {
                         let mut map = self.empty_map();
-                        map.data = Some(BTreeMap::from([(
-                            key.clone(),
-                            berth_core::provider::encode_targets(&targets),
-                        )]));
+                        map.data = Some(data);
                         self.api
                             .create(&PostParams::default(), &map)
                             .await
@@ -142,15 +269,11 @@ impl ConfigMapOwnership {
                             .map_err(|e| Error::kube(self.operation("create"), e))
                     }
                     Some(mut map) => {
-                        let data = map.data.get_or_insert_with(BTreeMap::new);
-                        if targets.is_empty() {
-                            data.remove(&key);
-                        } else {
-                            data.insert(
-                                key.clone(),
-                                berth_core::provider::encode_targets(&targets),
-                            );
-                        }
+                        map.data = Some(data);
+                        map.metadata
+                            .annotations
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(OWNER_ANNOTATION.to_owned(), self.owner.as_str().to_owned());
                         // The resourceVersion read above rides along: a concurrent write
                         // makes this a 409, and we start over from a fresh read.
                         self.api
@@ -161,7 +284,12 @@ impl ConfigMapOwnership {
                     }
                 };
                 match result {
-                    Ok(()) => Ok(Swap::Done(())),
+                    Ok(()) => {
+                        for map in &elsewhere {
+                            self.retire(map).await;
+                        }
+                        Ok(Swap::Done(true))
+                    }
                     Err(e) if e.status_code() == Some(409) => Ok(Swap::Lost),
                     Err(e) => Err(e),
                 }
@@ -199,33 +327,37 @@ impl ConfigMapOwnership {
 impl TargetOwnership for ConfigMapOwnership {
     async fn owned(&self) -> berth_core::Result<OwnedTargets> {
         let mut owned = OwnedTargets::new();
-        let Some(map) = self.read().await? else {
-            return Ok(owned);
-        };
-        for (key, text) in map.data.unwrap_or_default() {
-            let group = decode_group(&key)?;
-            let targets = decode_targets(&text)?;
-            if !targets.is_empty() {
-                owned.insert(group, targets);
+        let maps = self
+            .read()
+            .await?
+            .into_iter()
+            .chain(self.read_adopted().await?);
+        for map in maps {
+            for (key, text) in map.data.unwrap_or_default() {
+                let group = decode_group(&key)?;
+                let targets = decode_targets(&text)?;
+                if !targets.is_empty() {
+                    owned.entry(group).or_default().extend(targets);
+                }
             }
         }
         Ok(owned)
     }
 
     async fn claim(&self, group: &TargetGroupArn, targets: &[Target]) -> berth_core::Result<()> {
-        Ok(self
-            .update(group, |set| set.extend(targets.iter().cloned()))
-            .await?)
+        self.update(Some(group), |set| set.extend(targets.iter().cloned()))
+            .await?;
+        Ok(())
     }
 
     async fn release(&self, group: &TargetGroupArn, targets: &[Target]) -> berth_core::Result<()> {
-        Ok(self
-            .update(group, |set| {
-                for t in targets {
-                    set.remove(t);
-                }
-            })
-            .await?)
+        self.update(Some(group), |set| {
+            for t in targets {
+                set.remove(t);
+            }
+        })
+        .await?;
+        Ok(())
     }
 }
 
@@ -240,6 +372,42 @@ pub fn encode_group(group: &TargetGroupArn) -> String {
 pub fn decode_group(key: &str) -> Result<TargetGroupArn, Error> {
     TargetGroupArn::new(key.replace('_', ":").replace('.', "/"))
         .map_err(|e| Error::Invalid(format!("ownership key {key:?}: {e}")))
+}
+
+/// The owner a ConfigMap is annotated with.
+fn owner_of(map: &ConfigMap) -> Option<&str> {
+    map.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OWNER_ANNOTATION))
+        .map(String::as_str)
+}
+
+/// Edits the targets under `key` in `data` (an emptied key is removed); returns whether
+/// they changed.
+fn edit_key(
+    data: &mut BTreeMap<String, String>,
+    key: &str,
+    edit: impl FnOnce(&mut BTreeSet<Target>) -> Result<(), Error>,
+) -> Result<bool, Error> {
+    let before = match data.get(key) {
+        Some(text) => decode_targets(text)?,
+        None => BTreeSet::new(),
+    };
+    let mut targets = before.clone();
+    edit(&mut targets)?;
+    if targets == before {
+        return Ok(false);
+    }
+    if targets.is_empty() {
+        data.remove(key);
+    } else {
+        data.insert(
+            key.to_owned(),
+            berth_core::provider::encode_targets(&targets),
+        );
+    }
+    Ok(true)
 }
 
 fn decode_targets(text: &str) -> Result<BTreeSet<Target>, Error> {

@@ -261,6 +261,70 @@ async fn concurrent_ownership_writers_never_lose_claims_and_restart_remembers() 
 }
 
 #[tokio::test]
+async fn records_of_an_adopted_earlier_owner_are_read_as_ours_and_moved_under_the_new_owner() {
+    use berth_kube::ownership::OWNER_ANNOTATION;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let api = server();
+    let old = Owner::new("berth-daemon/prod").unwrap();
+    let new = Owner::new("berth/default/daemon").unwrap();
+    let web = TargetGroupArn::new(
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/1a2b",
+    )
+    .unwrap();
+    let api_group = TargetGroupArn::new(
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/api/3c4d",
+    )
+    .unwrap();
+    let t = |i: u32| Target::new(format!("i-{i:02}"), 80);
+
+    // Per-owner ConfigMaps (cluster mode): the old release recorded two groups.
+    let before = ConfigMapOwnership::new(api.client(), "berth", old.clone());
+    before.claim(&web, &[t(1), t(2)]).await.unwrap();
+    before.claim(&api_group, &[t(3)]).await.unwrap();
+    let old_name = ConfigMapOwnership::config_map_name(&old);
+    let new_name = ConfigMapOwnership::config_map_name(&new);
+
+    // Without adoption the new owner sees nothing: an upgrade would orphan them.
+    let plain = ConfigMapOwnership::new(api.client(), "berth", new.clone());
+    assert!(plain.owned().await.unwrap().is_empty());
+
+    // Adopting: read as ours at once (a read writes nothing)...
+    let after = ConfigMapOwnership::new(api.client(), "berth", new.clone()).adopting([old.clone()]);
+    let owned = after.owned().await.unwrap();
+    assert_eq!(owned[&web], [t(1), t(2)].into());
+    assert_eq!(owned[&api_group], [t(3)].into());
+    assert!(api.get::<ConfigMap>(Some("berth"), &new_name).is_none());
+    // ...and moved under the new owner by the next write, the old ConfigMap retired.
+    after.release(&web, &[t(2)]).await.unwrap();
+    assert!(api.get::<ConfigMap>(Some("berth"), &old_name).is_none());
+    let moved: ConfigMap = api.get(Some("berth"), &new_name).unwrap();
+    assert_eq!(
+        moved.metadata.annotations.unwrap()[OWNER_ANNOTATION],
+        new.as_str()
+    );
+    let owned = plain.owned().await.unwrap();
+    assert_eq!(owned[&web], [t(1)].into());
+    assert_eq!(owned[&api_group], [t(3)].into());
+    assert!(!after.adopt().await.unwrap(), "nothing left to adopt");
+
+    // One ConfigMap of a fixed name (node mode): the annotation is rewritten by adopt().
+    let before = ConfigMapOwnership::with_name(api.client(), "berth", "node-a", old.clone());
+    before.claim(&web, &[t(7)]).await.unwrap();
+    let refused = ConfigMapOwnership::with_name(api.client(), "berth", "node-a", new.clone());
+    assert!(refused.owned().await.is_err(), "another owner's ConfigMap");
+    let after = ConfigMapOwnership::with_name(api.client(), "berth", "node-a", new.clone())
+        .adopting([old.clone()]);
+    assert_eq!(after.owned().await.unwrap()[&web], [t(7)].into());
+    assert!(after.adopt().await.unwrap());
+    assert_eq!(refused.owned().await.unwrap()[&web], [t(7)].into());
+    assert!(
+        before.owned().await.is_err(),
+        "the old owner no longer holds it"
+    );
+}
+
+#[tokio::test]
 async fn events_land_on_the_server() {
     let api = server();
     let recorder = EventRecorder::new(api.client(), "berth-daemon", None);
