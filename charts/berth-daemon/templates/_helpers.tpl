@@ -201,3 +201,37 @@ spec:
         name: {{ include "berth-daemon.rulesConfigMap" . }}
   {{- end }}
 {{- end }}
+
+{{/*
+The cluster-mode ownership ConfigMap's name, as berth-kube's
+ConfigMapOwnership::config_map_name computes it from the owner id
+`berth-daemon/<clusterName>`: `berth-owner-<slug>-<FNV-1a 32 of the owner id, hex>`.
+RBAC can then name it (a test checks the two agree).
+*/}}
+{{- define "berth-daemon.ownershipConfigMap" -}}
+{{- $owner := printf "berth-daemon/%s" (trim .Values.clusterName) }}
+{{- $slug := regexReplaceAll "[^a-z0-9]" (lower $owner) "-" | trunc 200 | trimAll "-" }}
+{{- printf "berth-owner-%s-%s" $slug (include "berth-daemon.fnv1a32" $owner) }}
+{{- end }}
+
+{{/* FNV-1a, 32 bits, of the UTF-8 bytes of a string, as 8 hex digits. */}}
+{{- define "berth-daemon.fnv1a32" -}}
+{{- $digits := dict "0" 0 "1" 1 "2" 2 "3" 3 "4" 4 "5" 5 "6" 6 "7" 7 "8" 8 "9" 9 "a" 10 "b" 11 "c" 12 "d" 13 "e" 14 "f" 15 }}
+{{- $bits := list 1 2 4 8 16 32 64 128 }}
+{{- $hex := printf "%x" . }}
+{{- $hash := 2166136261 }}
+{{- range $i := until (len $hex | int) }}
+{{- if eq (mod $i 2) 0 }}
+{{- $byte := add (mul (get $digits (substr $i (add $i 1 | int) $hex)) 16) (get $digits (substr (add $i 1 | int) (add $i 2 | int) $hex)) }}
+{{- $low := mod $hash 256 }}
+{{- $xor := 0 }}
+{{- range $bit := $bits }}
+{{- if ne (mod (div $low $bit) 2) (mod (div $byte $bit) 2) }}
+{{- $xor = add $xor $bit }}
+{{- end }}
+{{- end }}
+{{- $hash = mod (mul (add (sub $hash $low) $xor) 16777619) 4294967296 }}
+{{- end }}
+{{- end }}
+{{- printf "%08x" (int64 $hash) }}
+{{- end }}

@@ -99,11 +99,11 @@ pub fn try_template(chart: &str, values: &str, sets: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
 }
 
-/// The release name and namespace of the examples: the chart's name, and
-/// `kube-system` for the daemon, `eks-provisioner` for the provisioner.
+/// The release name and namespace of the examples: the chart's name, and a namespace
+/// of its own: `berth-system` for the daemon, `eks-provisioner` for the provisioner.
 pub fn release(chart: &str) -> (&str, &str) {
     match chart {
-        "berth-daemon" => ("berth-daemon", "kube-system"),
+        "berth-daemon" => ("berth-daemon", "berth-system"),
         _ => ("berth-provisioner", "eks-provisioner"),
     }
 }

@@ -7,6 +7,7 @@ use clap::{CommandFactory as _, Parser as _};
 use serde_json::{json, Value};
 
 const CHART: &str = "berth-daemon";
+const NAMESPACE: &str = "berth-system";
 const EXAMPLES: [&str; 3] = ["node", "cluster", "everything"];
 
 fn pod_spec<'a>(rendered: &'a Rendered, kind: &str) -> &'a Value {
@@ -51,8 +52,8 @@ fn namespaced_rules(rendered: &Rendered) -> Vec<Value> {
     let role = rendered
         .all("Role")
         .into_iter()
-        .find(|r| r["metadata"]["namespace"] == "kube-system")
-        .unwrap_or_else(|| panic!("a Role in kube-system:\n{}", rendered.text));
+        .find(|r| r["metadata"]["namespace"] == NAMESPACE)
+        .unwrap_or_else(|| panic!("a Role in {NAMESPACE}:\n{}", rendered.text));
     role["rules"].as_array().unwrap().clone()
 }
 
@@ -112,25 +113,30 @@ fn cluster_mode_is_a_leader_elected_deployment_with_a_pdb() {
         deployment["spec"]["selector"]["matchLabels"]
     );
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
-    // The Lease: created by name unknown to RBAC, read and renewed only by its name,
-    // which is the one the daemon is told to use.
+    // The ownership ConfigMap and the Lease: created under names RBAC cannot check, read
+    // and written only under their own names: the ConfigMap's as berth-kube computes it
+    // from the daemon's owner id, the Lease's as the daemon is told.
     assert!(args(&rendered).contains(&"--lease-name=berth-daemon".to_owned()));
-    let rules = namespaced_rules(&rendered);
     assert_eq!(
-        rules[1..],
-        [
-            json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}),
-            json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                   "resourceNames": ["berth-daemon"], "verbs": ["get", "update"]}),
-        ]
+        namespaced_rules(&rendered),
+        cluster_rules(&ownership_config_map(&rendered), "berth-daemon")
     );
     let everything = template(CHART, "everything", &[]);
     assert_eq!(everything.get("Deployment", "berth")["spec"]["replicas"], 3);
     assert!(args(&everything).contains(&"--lease-name=berth-leader".to_owned()));
     assert_eq!(
-        namespaced_rules(&everything)[2]["resourceNames"],
-        json!(["berth-leader"])
+        namespaced_rules(&everything),
+        cluster_rules(&ownership_config_map(&everything), "berth-leader")
     );
+    for name in ["Prod_EU.1", " spaced ", &"x".repeat(230), "é-cluster"] {
+        let set = format!("clusterName={name}");
+        let rendered = template(CHART, "cluster", &[set.as_str()]);
+        assert_eq!(
+            namespaced_rules(&rendered)[1]["resourceNames"],
+            json!([ownership_config_map(&rendered)]),
+            "{name:?}"
+        );
+    }
     let no_pdb = template(CHART, "cluster", &["podDisruptionBudget.enabled=false"]);
     assert!(no_pdb.all("PodDisruptionBudget").is_empty());
 }
@@ -162,7 +168,7 @@ fn cluster_rbac_is_nodes_events_and_its_namespace_only() {
         {
             assert_eq!(
                 binding["subjects"],
-                json!([{"kind": "ServiceAccount", "name": sa, "namespace": "kube-system"}])
+                json!([{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
             );
         }
     }
@@ -173,6 +179,25 @@ fn cluster_rbac_is_nodes_events_and_its_namespace_only() {
             "rbac.create=false renders no {kind}"
         );
     }
+}
+
+/// The name of the ConfigMap the daemon keeps its ownership records in (cluster mode),
+/// from the rendered command line, as berth-kube computes it.
+fn ownership_config_map(rendered: &Rendered) -> String {
+    let mut line = vec!["berth-daemon".to_owned()];
+    line.extend(args(rendered));
+    let cli = berth_daemon::cli::Cli::try_parse_from(&line).unwrap();
+    let owner = berth_core::domain::Owner::new(cli.owner_id()).unwrap();
+    berth_kube::ownership::ConfigMapOwnership::config_map_name(&owner)
+}
+
+fn cluster_rules(config_map: &str, lease: &str) -> Vec<Value> {
+    vec![
+        json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}),
+        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [config_map], "verbs": ["get", "update"]}),
+        json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}),
+        json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease], "verbs": ["get", "update"]}),
+    ]
 }
 
 fn container_service_account(rendered: &Rendered) -> String {
