@@ -54,7 +54,7 @@ fn rbac_is_namespaced_and_exactly_what_the_api_and_the_runner_call() {
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list", "update", "patch", "delete"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update", "delete"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "delete"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "delete"]},
         ])
     );
     let runner = rendered.get("Role", "berth-provisioner-runner");
