@@ -118,3 +118,35 @@ fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         .context("--namespace (POD_NAMESPACE) is required")?;
     Ok((config, tokens, namespace))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    #[test]
+    fn every_flag_has_its_environment_variable_and_the_seed_port_is_the_default() {
+        let command = Args::command();
+        let arg = |id: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("flag {id}"))
+        };
+        for (id, env) in [
+            ("listen", "BERTH_PROVISIONER_LISTEN"),
+            ("namespace", "POD_NAMESPACE"),
+            ("token_file", "BERTH_PROVISIONER_TOKEN_FILE"),
+            ("config", "BERTH_PROVISIONER_CONFIG"),
+            ("admin_listen", "BERTH_PROVISIONER_ADMIN_LISTEN"),
+        ] {
+            assert_eq!(
+                arg(id).get_env().and_then(|e| e.to_str()),
+                Some(env),
+                "{id}"
+            );
+        }
+        assert_eq!(arg("listen").get_default_values(), ["0.0.0.0:8080"]);
+    }
+}

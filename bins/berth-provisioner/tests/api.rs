@@ -6,6 +6,7 @@ mod support;
 
 use berth_kube::fake::FakeApiServer;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::ByteString;
 use serde_json::{json, Value};
@@ -279,7 +280,7 @@ fn a_second_run_is_refused_while_one_is_active() {
     );
     // A lock whose Job vanished (deleted by hand) is stale once the creation grace is over;
     // a fresh one whose Job is not created yet is not.
-    let lease: k8s_openapi::api::coordination::v1::Lease = api
+    let lease: Lease = api
         .get(Some(NAMESPACE), "berth-lock-prod")
         .expect("the cluster's lock");
     assert_eq!(
@@ -367,6 +368,14 @@ fn cleanup_of_a_live_cluster_is_refused() {
     let (api, server) = start();
     let apply_id: &str = &server.seed_run("provision", "live", "m5.large");
     api.put(&state_secret("live", 3));
+    // Terraform's own lock, as a running runner holds it: never removed while live.
+    let tf_lock = "lock-tfstate-default-live";
+    let held: Lease = serde_json::from_value(
+        json!({"metadata": {"name": tf_lock, "namespace": NAMESPACE},
+        "spec": {"holderIdentity": "terraform"}}),
+    )
+    .unwrap();
+    api.put(&held);
     server
         .call("DELETE", "/clusters/live/cleanup", None)
         .problem(409);
@@ -398,6 +407,10 @@ fn cleanup_of_a_live_cluster_is_refused() {
             .is_some(),
         "the state is kept"
     );
+    assert!(
+        api.get::<Lease>(Some(NAMESPACE), tf_lock).is_some(),
+        "Terraform's lock is kept"
+    );
 
     let destroy = server.call("DELETE", "/clusters/live", None).json();
     finish_job(&api, destroy["job_name"].as_str().unwrap(), &["Complete"]);
@@ -414,6 +427,7 @@ fn cleanup_of_a_live_cluster_is_refused() {
         "secret/tfstate-default-live".to_owned(),
         format!("secret/{destroy_id}-errored-tfstate"),
         "lease/berth-lock-live".to_owned(),
+        format!("lease/{tf_lock}"),
     ] {
         assert!(
             deleted.as_array().unwrap().contains(&json!(object)),

@@ -31,7 +31,7 @@ const ENDED: &[&str] = &["applied", "errored", "canceled"];
 struct World {
     api: Arc<FakeApiServer>,
     server: Provisioner,
-    _kubelet: Kubelet,
+    kubelet: Kubelet,
     _scratch: Scratch,
 }
 
@@ -60,7 +60,7 @@ fn world(behaviour: &str) -> World {
     World {
         api,
         server,
-        _kubelet: kubelet,
+        kubelet,
         _scratch: scratch,
     }
 }
@@ -83,6 +83,19 @@ impl World {
             assert!(
                 Instant::now() < deadline,
                 "run {id} never reached {states:?}: {run}\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits (up to a minute) until the run's log shows `text`.
+    async fn wait_for_log(&self, id: &str, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log(id).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in\n{}",
                 self.log(id)
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -172,11 +185,7 @@ async fn a_second_apply_is_refused_while_the_first_runs_and_cancel_saves_the_sta
     let w = world("slow");
     let id = w.server.seed_run("provision", "slow", "c5.metal");
     w.wait_for(&id, &["applying"]).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !w.log(&id).contains("creating nodes slowly") {
-        assert!(Instant::now() < deadline, "{}", w.log(&id));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.wait_for_log(&id, "creating nodes slowly").await;
     for (method, path, body) in [
         (
             "POST",
@@ -367,4 +376,28 @@ async fn an_errored_tfstate_that_cannot_be_pushed_is_kept_in_a_secret_and_report
     w.server
         .call("DELETE", "/clusters/no-push/cleanup", None)
         .problem(409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_the_runner_interrupts_terraform_which_saves_its_state() {
+    // A pod deleted, or a Job past its deadline: the kubelet sends the runner SIGTERM.
+    let w = world("slow");
+    let id = w.server.seed_run("provision", "evicted", "c5.metal");
+    w.wait_for(&id, &["applying"]).await;
+    w.wait_for_log(&id, "creating nodes slowly").await;
+    let sent_at = Instant::now();
+    w.kubelet.signal(&id, "TERM");
+    let run = w.wait_for(&id, ENDED).await;
+    let log = w.log(&id);
+    // Nobody asked for a cancel: the run failed.
+    assert_eq!(run["state"], "errored", "{log}");
+    // The provisioner sleeps 60 s: the run ended because terraform was interrupted.
+    assert!(sent_at.elapsed() < Duration::from_secs(55), "{log}");
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(log.contains("Interrupt received"), "{log}");
+    let state = w.state("evicted").expect("the state is saved");
+    assert!(
+        state.contains(&"terraform_data.cluster".to_owned()),
+        "{state:?}"
+    );
 }

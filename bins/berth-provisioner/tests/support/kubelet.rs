@@ -4,9 +4,10 @@
 //! the Job's status (`Complete`/`Failed`, after `SuccessCriteriaMet`/`FailureTarget`
 //! as the real controller does) from the exit code.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_kube::fake::FakeApiServer;
@@ -20,7 +21,11 @@ use super::NAMESPACE;
 /// Runs Jobs until dropped.
 pub struct Kubelet {
     task: tokio::task::JoinHandle<()>,
+    /// The process of each running Job, by Job name.
+    pids: Pids,
 }
+
+type Pids = Arc<Mutex<HashMap<String, u32>>>;
 
 impl Drop for Kubelet {
     fn drop(&mut self) {
@@ -31,6 +36,8 @@ impl Drop for Kubelet {
 impl Kubelet {
     /// Starts watching `api`'s Jobs; processes get `home` as HOME.
     pub fn start(api: Arc<FakeApiServer>, home: PathBuf) -> Self {
+        let pids = Pids::default();
+        let running = pids.clone();
         let task = tokio::spawn(async move {
             let jobs: Api<Job> = Api::namespaced(api.client(), NAMESPACE);
             let mut seen = HashSet::new();
@@ -39,14 +46,30 @@ impl Kubelet {
                     for job in list.items {
                         let name = job.metadata.name.clone().unwrap_or_default();
                         if seen.insert(name) {
-                            tokio::spawn(run_job(api.clone(), job, home.clone()));
+                            tokio::spawn(run_job(api.clone(), job, home.clone(), running.clone()));
                         }
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Kubelet { task }
+        Kubelet { task, pids }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) to a running Job's process, as the kubelet
+    /// does when the pod is deleted or the Job's deadline passes.
+    pub fn signal(&self, job: &str, signal: &str) {
+        let pid = *self
+            .pids
+            .lock()
+            .unwrap()
+            .get(job)
+            .unwrap_or_else(|| panic!("Job {job} is not running"));
+        let sent = std::process::Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -s {signal} {pid}");
     }
 }
 
@@ -54,7 +77,7 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-async fn run_job(api: Arc<FakeApiServer>, job: Job, home: PathBuf) {
+async fn run_job(api: Arc<FakeApiServer>, job: Job, home: PathBuf, pids: Pids) {
     let client = api.client();
     let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
     let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
@@ -109,7 +132,19 @@ async fn run_job(api: Arc<FakeApiServer>, job: Job, home: PathBuf) {
         );
         process.env(var.name, var.value.unwrap_or_default());
     }
-    let output = process.output().await.expect("run the Job's command");
+    let child = process
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Job's command");
+    if let Some(pid) = child.id() {
+        pids.lock().unwrap().insert(name.clone(), pid);
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .expect("wait for the Job's command");
+    pids.lock().unwrap().remove(&name);
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
