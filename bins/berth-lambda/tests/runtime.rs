@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
 use berth_testing::{
-    aws_env, sdk_config, Fault, FaultProxy, InvocationResult, LambdaRuntimeApi, MotoServer, Rule,
+    aws_env, sdk_config, Fault, FaultProxy, InvocationResult, LambdaRuntimeApi, MotoGuard,
+    MotoServer, Rule,
 };
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
@@ -312,6 +313,31 @@ impl Aws {
     }
 }
 
+/// moto with a pool of addresses, a local Runtime API and berth-lambda processes
+/// polling it: what most tests start from.
+struct Scene {
+    runtimes: Runtimes,
+    api: LambdaRuntimeApi,
+    aws: Aws,
+    /// Kept running until the scene is dropped.
+    moto: MotoGuard,
+}
+
+impl Scene {
+    async fn start(pool: usize, count: usize, extra: &[(&str, &str)]) -> Scene {
+        let moto = MotoServer::isolated().await;
+        let aws = Aws::new(&moto, pool).await;
+        let api = LambdaRuntimeApi::start();
+        let runtimes = Runtimes::spawn(&api, &aws, count, extra);
+        Scene {
+            runtimes,
+            api,
+            aws,
+            moto,
+        }
+    }
+}
+
 /// `count` berth-lambda processes polling `api`, with their log lines (JSON, on stderr).
 struct Runtimes {
     children: Vec<Child>,
@@ -446,10 +472,12 @@ fn response(result: &InvocationResult) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_instance_gets_one_address_one_record_one_bound_row() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 3).await;
-    let api = LambdaRuntimeApi::start();
-    let runtimes = Runtimes::spawn(&api, &aws, 1, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes,
+        moto: _moto,
+    } = Scene::start(3, 1, &[]).await;
     let instance = aws.launch(1, MATCHING).await.remove(0);
     let results = deliver(&api, &[event(&instance, "running")]).await;
     let answer = response(&results[0].1);
@@ -568,10 +596,12 @@ async fn throttled_and_failing_calls_are_retried_by_the_engine_and_reported_in_t
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_instances_twenty_addresses_eight_runtimes() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 20).await;
-    let api = LambdaRuntimeApi::start();
-    let runtimes = Runtimes::spawn(&api, &aws, 8, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes,
+        moto: _moto,
+    } = Scene::start(20, 8, &[]).await;
     let instances = aws.launch(20, MATCHING).await;
     let events: Vec<String> = instances.iter().map(|i| event(i, "running")).collect();
     let results = deliver(&api, &events).await;
@@ -599,10 +629,12 @@ async fn twenty_instances_twenty_addresses_eight_runtimes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_instances_fifteen_addresses_leave_five_clear_errors_and_no_claims() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 15).await;
-    let api = LambdaRuntimeApi::start();
-    let runtimes = Runtimes::spawn(&api, &aws, 8, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes,
+        moto: _moto,
+    } = Scene::start(15, 8, &[]).await;
     let instances = aws.launch(20, MATCHING).await;
     let events: Vec<String> = instances.iter().map(|i| event(i, "running")).collect();
     let results = deliver(&api, &events).await;
@@ -639,10 +671,12 @@ async fn twenty_instances_fifteen_addresses_leave_five_clear_errors_and_no_claim
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_left_by_a_dead_invocation_holds_its_address_until_it_lapses() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 1).await;
-    let api = LambdaRuntimeApi::start();
-    let runtimes = Runtimes::spawn(&api, &aws, 1, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes,
+        moto: _moto,
+    } = Scene::start(1, 1, &[]).await;
     let allocation = aws.pool().await.into_keys().next().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -701,10 +735,12 @@ async fn a_claim_left_by_a_dead_invocation_holds_its_address_until_it_lapses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_delivered_three_times_gives_the_same_end_state() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 8).await;
-    let api = LambdaRuntimeApi::start();
-    let _runtimes = Runtimes::spawn(&api, &aws, 6, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes: _runtimes,
+        moto: _moto,
+    } = Scene::start(8, 6, &[]).await;
     let instances = aws.launch(6, MATCHING).await;
     let once: Vec<String> = instances.iter().map(|i| event(i, "running")).collect();
     let thrice: Vec<String> = once
@@ -724,10 +760,12 @@ async fn every_event_delivered_three_times_gives_the_same_end_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn terminate_frees_the_address_deletes_the_record_and_the_next_instance_reuses_it() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 1).await;
-    let api = LambdaRuntimeApi::start();
-    let _runtimes = Runtimes::spawn(&api, &aws, 2, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes: _runtimes,
+        moto: _moto,
+    } = Scene::start(1, 2, &[]).await;
     let first = aws.launch(1, MATCHING).await.remove(0);
     let bound = response(&deliver(&api, &[event(&first, "running")]).await[0].1);
     let allocation = bound["allocation_id"].as_str().unwrap().to_owned();
@@ -769,10 +807,12 @@ async fn terminate_frees_the_address_deletes_the_record_and_the_next_instance_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_non_matching_instance_changes_nothing() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 2).await;
-    let api = LambdaRuntimeApi::start();
-    let _runtimes = Runtimes::spawn(&api, &aws, 1, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes: _runtimes,
+        moto: _moto,
+    } = Scene::start(2, 1, &[]).await;
     let other = aws.launch(1, &[("team", "live")]).await.remove(0);
     let before = aws.snapshot().await;
     let answer = response(&deliver(&api, &[event(&other, "running")]).await[0].1);
@@ -783,10 +823,12 @@ async fn a_non_matching_instance_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_and_unrelated_events_fail_and_change_nothing() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 2).await;
-    let api = LambdaRuntimeApi::start();
-    let runtimes = Runtimes::spawn(&api, &aws, 1, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes,
+        moto: _moto,
+    } = Scene::start(2, 1, &[]).await;
     let instance = aws.launch(1, MATCHING).await.remove(0);
     let before = aws.snapshot().await;
     let mut unrelated: Value = serde_json::from_str(&event(&instance, "running")).unwrap();
@@ -819,10 +861,12 @@ async fn malformed_and_unrelated_events_fail_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_and_start_keep_the_same_address_by_default() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 4).await;
-    let api = LambdaRuntimeApi::start();
-    let _runtimes = Runtimes::spawn(&api, &aws, 2, &[]);
+    let Scene {
+        aws,
+        api,
+        runtimes: _runtimes,
+        moto: _moto,
+    } = Scene::start(4, 2, &[]).await;
     let instance = aws.launch(1, MATCHING).await.remove(0);
     let bound = response(&deliver(&api, &[event(&instance, "running")]).await[0].1);
     aws.ec2
@@ -853,10 +897,12 @@ async fn stop_and_start_keep_the_same_address_by_default() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn release_on_stop_frees_the_address() {
-    let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 2).await;
-    let api = LambdaRuntimeApi::start();
-    let _runtimes = Runtimes::spawn(&api, &aws, 1, &[("BERTH_RELEASE_ON_STOP", "true")]);
+    let Scene {
+        aws,
+        api,
+        runtimes: _runtimes,
+        moto: _moto,
+    } = Scene::start(2, 1, &[("BERTH_RELEASE_ON_STOP", "true")]).await;
     let instance = aws.launch(1, MATCHING).await.remove(0);
     deliver(&api, &[event(&instance, "running")]).await;
     aws.ec2
