@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use berth_testing::{Fault, FaultProxy, MotoServer, Rule};
-use support::{create_groups, Sidecar, POD_IP};
+use support::{create_groups, Sidecar, Stage, POD_IP};
 
 const READY_WITHIN: Duration = Duration::from_secs(60);
 const EXIT_WITHIN: Duration = Duration::from_secs(60);
@@ -89,9 +89,11 @@ async fn the_seeds_exact_command_line_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_pre_register_command_registers_nothing() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     let mut cmd = Sidecar::command(&proxy.endpoint());
     cmd.args([
         "-target-group-name",
@@ -99,9 +101,7 @@ async fn a_failing_pre_register_command_registers_nothing() {
         "-pre-register-command",
         "echo 'cache not warm' >&2; exit 5",
     ]);
-    let mut sidecar = Sidecar::spawn(cmd);
-    let status = sidecar.wait(EXIT_WITHIN).await;
-    let stderr = sidecar.stderr();
+    let (status, stderr) = Sidecar::run(cmd, EXIT_WITHIN).await;
     assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
     assert!(
         stderr.contains("cache not warm") && stderr.contains("code 5"),
@@ -113,14 +113,14 @@ async fn a_failing_pre_register_command_registers_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_group_exits_1_naming_it() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     let mut cmd = Sidecar::command(&proxy.endpoint());
     cmd.args(["--target-group", "web", "--target-group", "no-such-group"]);
-    let mut sidecar = Sidecar::spawn(cmd);
-    let status = sidecar.wait(EXIT_WITHIN).await;
-    let stderr = sidecar.stderr();
+    let (status, stderr) = Sidecar::run(cmd, EXIT_WITHIN).await;
     assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -160,9 +160,7 @@ async fn bad_usage_exits_2_with_one_line_and_calls_nothing() {
             cmd.env_remove("POD_IP");
         }
         cmd.args(args);
-        let mut sidecar = Sidecar::spawn(cmd);
-        let status = sidecar.wait(EXIT_WITHIN).await;
-        let stderr = sidecar.stderr();
+        let (status, stderr) = Sidecar::run(cmd, EXIT_WITHIN).await;
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
@@ -172,9 +170,11 @@ async fn bad_usage_exits_2_with_one_line_and_calls_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_from_the_environment_dry_run_prints_the_plan_in_json_logs() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     let mut cmd = Sidecar::command(&proxy.endpoint());
     cmd.env("BERTH_TARGET_GROUP", format!("web,{}", groups.api))
         .env("BERTH_PORT", "9000")
@@ -214,9 +214,11 @@ fn health_answer(ip: &str, port: u16, state: &str, reason: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_until_the_target_leaves_initial() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     // The first DescribeTargetHealth (observing before registering) goes to moto; the
     // next two say `initial`, as AWS does while health checks run; then moto: healthy.
     let initial = proxy.add(
@@ -254,9 +256,11 @@ async fn readyz_waits_until_the_target_leaves_initial() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_never_turns_healthy_is_deregistered_and_exits_1() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     // Every health read after the first (the observation before registering) says
     // `unhealthy`, as AWS does when health checks fail.
     proxy.add(
@@ -280,9 +284,7 @@ async fn a_target_that_never_turns_healthy_is_deregistered_and_exits_1() {
         "-post-deregister-command",
         "echo must-not-run",
     ]);
-    let mut sidecar = Sidecar::spawn(cmd);
-    let status = sidecar.wait(EXIT_WITHIN).await;
-    let stderr = sidecar.stderr();
+    let (status, stderr) = Sidecar::run(cmd, EXIT_WITHIN).await;
     assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -304,9 +306,11 @@ async fn a_target_that_never_turns_healthy_is_deregistered_and_exits_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_waits_for_the_drain_before_exiting() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     let post_marker =
         std::env::temp_dir().join(format!("berth-sidecar-drain-{}", std::process::id()));
     let _ = std::fs::remove_file(&post_marker);
@@ -374,9 +378,11 @@ async fn sigterm_waits_for_the_drain_before_exiting() {
 /// runs, each a fresh sidecar registered and ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_to_deregister_targets_is_quick() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     let mut samples = Vec::new();
     for _ in 0..5 {
         let mut cmd = Sidecar::command(&proxy.endpoint());
@@ -411,9 +417,11 @@ async fn sigterm_to_deregister_targets_is_quick() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_aws_calls_and_errors_by_code_and_logs_carry_the_mode() {
-    let moto = MotoServer::isolated().await;
-    let groups = create_groups(&moto.endpoint()).await;
-    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let Stage {
+        moto: _moto,
+        groups,
+        proxy,
+    } = Stage::start().await;
     // AWS says "slow down" once: the SDK retries, both attempts are counted.
     let throttled = proxy.add(Rule::new("RegisterTargets", Fault::Throttle).times(1));
     let mut cmd = Sidecar::command(&proxy.endpoint());

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
-use berth_testing::sdk_config;
+use berth_testing::{sdk_config, FaultProxy, MotoGuard, MotoServer};
 
 /// The pod IP the tests register.
 pub const POD_IP: &str = "10.0.1.5";
@@ -21,6 +21,27 @@ pub struct Groups {
     pub web: String,
     /// `api`, port 8443.
     pub api: String,
+}
+
+/// What most tests start from: moto (held for the test), the two target groups, and
+/// a fault proxy in front of moto.
+pub struct Stage {
+    pub moto: MotoGuard,
+    pub groups: Groups,
+    pub proxy: FaultProxy,
+}
+
+impl Stage {
+    pub async fn start() -> Stage {
+        let moto = MotoServer::isolated().await;
+        let groups = create_groups(&moto.endpoint()).await;
+        let proxy = FaultProxy::start(&moto.endpoint()).await;
+        Stage {
+            moto,
+            groups,
+            proxy,
+        }
+    }
 }
 
 /// Creates a VPC and two IP target groups, `web` (port 80) and `api` (port 8443).
@@ -210,6 +231,13 @@ impl Sidecar {
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Runs `cmd` to its end (at most `within`): its exit status and stderr.
+    pub async fn run(cmd: Command, within: Duration) -> (ExitStatus, String) {
+        let mut sidecar = Sidecar::spawn(cmd);
+        let status = sidecar.wait(within).await;
+        (status, sidecar.stderr())
     }
 
     /// Waits for the exit; panics with the logs after `within`.
