@@ -14,18 +14,15 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Tag;
 use berth_pki::LocalCa;
-use etcd_world::World;
+use etcd_world::{counts, World};
 
 const ZONE: &str = "k8s.example.com";
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: wall-clock figures for docs/benchmarks.md"]
 async fn a_full_boot_with_every_module_and_an_etcd_join() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
-    world.set_desired(4).await;
-    let new = world.newcomer(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
+    let new = world.grow(&nodes).await;
     // The hostname's tag and the zone its record goes in.
     aws_sdk_ec2::Client::new(&world.sdk)
         .create_tags()
@@ -62,7 +59,7 @@ async fn a_full_boot_with_every_module_and_an_etcd_join() {
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let run = world.run_config(&new, &yaml, &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    run.assert_done();
     for module in ["hostname", "dns", "certificates", "etcd"] {
         assert_eq!(
             run.summary["modules"][module]["status"], "changed",
@@ -83,7 +80,7 @@ async fn a_full_boot_with_every_module_and_an_etcd_join() {
         run.membership()["calls"]["attempts"],
         run.membership()["waits"],
     );
-    let expected: BTreeMap<String, u64> = [
+    let expected = counts(&[
         ("DescribeInstances", 2),
         ("ListHostedZonesByName", 1),
         ("ListResourceRecordSets", 1),
@@ -91,15 +88,9 @@ async fn a_full_boot_with_every_module_and_an_etcd_join() {
         ("DescribeAutoScalingGroups", 1),
         ("GetItem", 1),
         ("PutItem", 1),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ]);
     assert_eq!(aws, expected);
 
     // The join was real: its etcd starts from the drop-in and the cluster has four.
-    world.start_from_drop_in(&new);
-    let mut through = nodes.clone();
-    through.push(new);
-    assert_eq!(world.members(&through).await.len(), 4);
+    assert_eq!(world.start_joined(&nodes, &new).await.len(), 4);
 }

@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use berth_pki::{CertificateRequest, LocalCa, PrivateKey};
 use node::{files_under, Node};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 const MODULES: &str = "modules: [hostname, dns, certificates]\n";
 
@@ -46,21 +44,9 @@ fn openssl_verify(ca: &Path, cert: &Path, check: &[&str]) -> bool {
     output.status.success()
 }
 
-fn webpki_verify(ca: &Path, cert: &Path, name: &str) -> Result<(), webpki::Error> {
-    let ca = CertificateDer::from_pem_file(ca).unwrap();
-    let leaf = CertificateDer::from_pem_file(cert).unwrap();
-    let anchor = webpki::anchor_from_trusted_cert(&ca)?;
-    let ee = webpki::EndEntityCert::try_from(&leaf)?;
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &[anchor],
-        &[],
-        UnixTime::now(),
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    )?;
-    ee.verify_is_valid_for_subject_name(&ServerName::try_from(name.to_owned()).unwrap())
+fn webpki_verify(ca: &Path, cert: &Path, name: &str) -> Result<(), berth_pki::WebpkiError> {
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    berth_pki::verify_with_webpki(&read(ca), &read(cert), name)
 }
 
 #[tokio::test]

@@ -9,7 +9,17 @@ mod etcd_world;
 
 use std::time::Duration;
 
-use etcd_world::{Node, World};
+use etcd_world::{counts, Node, Run, World};
+
+/// The run removed `stale`'s member and joined.
+fn assert_replaced(run: &Run, stale: &Node) {
+    run.assert_done();
+    assert_eq!(
+        run.membership()["removed"]["member"]["name"],
+        stale.id.as_str()
+    );
+    assert_eq!(run.membership()["action"], "joined");
+}
 
 fn ids(nodes: &[Node]) -> Vec<String> {
     nodes.iter().map(|n| n.id.clone()).collect()
@@ -17,8 +27,7 @@ fn ids(nodes: &[Node]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_fresh_nodes_booting_together_form_one_cluster() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
+    let (world, nodes) = World::formed().await;
     // Every node's etcd sees the same three members: one cluster, never two.
     assert_eq!(world.member_names(&nodes).await, ids(&nodes));
     let adapter = berth_etcd::EtcdAdapter::new(berth_etcd::EtcdClientConfig::default());
@@ -37,14 +46,13 @@ async fn three_fresh_nodes_booting_together_form_one_cluster() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_with_a_data_dir_changes_nothing_but_marks_the_cluster() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
+    let (mut world, nodes) = World::formed().await;
     let before = world.members(&nodes).await;
     let drop_in = std::fs::read(world.drop_in(&nodes[0].id)).unwrap();
 
     world.etcd.stop(&nodes[0].id);
     let run = world.run(&nodes[0], &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    run.assert_done();
     assert_eq!(run.membership()["action"], "restart");
     // The cluster formed by the first boot gets its marker once healthy.
     assert_eq!(run.membership()["marker_written"], true);
@@ -56,7 +64,7 @@ async fn a_restart_with_a_data_dir_changes_nothing_but_marks_the_cluster() {
     // A second restart reads the marker and touches nothing else.
     world.etcd.stop(&nodes[0].id);
     let run = world.run(&nodes[0], &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    run.assert_done();
     assert_eq!(run.membership()["marker_written"], false);
     assert_eq!(run.summary["modules"]["etcd"]["status"], "unchanged");
     // The identity's DescribeInstances and the marker read: no group, no etcd call.
@@ -72,21 +80,18 @@ async fn a_restart_with_a_data_dir_changes_nothing_but_marks_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_node_joins_a_healthy_cluster() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
-    world.set_desired(4).await;
-    let new = world.newcomer(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
+    let new = world.grow(&nodes).await;
 
     // A dry run first: nothing changes.
     let plan = world.run(&new, &["--dry-run"]).await;
-    assert_eq!(plan.code, 0, "{}\n{}", plan.summary, plan.stderr);
+    plan.assert_done();
     assert_eq!(plan.summary["modules"]["etcd"]["status"], "planned");
     assert!(!world.drop_in(&new.id).exists());
     assert_eq!(world.members(&nodes).await.len(), 3);
 
     let run = world.run(&new, &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    run.assert_done();
     assert_eq!(run.membership()["action"], "joined");
     // The AWS calls of a join: identity (DescribeInstances), the group, its
     // instances' IPs, the marker read and its first write.
@@ -96,20 +101,14 @@ async fn a_new_node_joins_a_healthy_cluster() {
         run.elapsed.as_millis(),
         run.stderr
     );
-    let expected: std::collections::BTreeMap<String, u64> = [
+    let expected = counts(&[
         ("DescribeAutoScalingGroups", 1),
         ("DescribeInstances", 2),
         ("GetItem", 1),
         ("PutItem", 1),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ]);
     assert_eq!(calls, expected);
-    world.start_from_drop_in(&new);
-    let mut through = nodes.clone();
-    through.push(new.clone());
-    let members = world.members(&through).await;
+    let members = world.start_joined(&nodes, &new).await;
     assert_eq!(members.len(), 4);
     assert!(members.iter().all(|m| !m.name.is_empty()));
 
@@ -122,20 +121,13 @@ async fn a_new_node_joins_a_healthy_cluster() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_member_is_removed_when_quorum_holds() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
     // The instance behind the last member dies; the group replaces it.
     world.lose(&nodes[2]).await;
     let replacement = world.newcomer(&nodes).await;
 
     let run = world.run(&replacement, &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
-    assert_eq!(
-        run.membership()["removed"]["member"]["name"],
-        nodes[2].id.as_str()
-    );
-    assert_eq!(run.membership()["action"], "joined");
+    assert_replaced(&run, &nodes[2]);
     world.start_from_drop_in(&replacement);
     let through = [nodes[0].clone(), nodes[1].clone(), replacement.clone()];
     let mut expected = ids(&through);
@@ -145,9 +137,7 @@ async fn a_stale_member_is_removed_when_quorum_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_quorum_nothing_is_removed_and_no_cluster_is_created() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
     // A restart of a healthy member writes the "cluster created" marker.
     world.etcd.stop(&nodes[0].id);
     let restart = world.run(&nodes[0], &[]).await;
@@ -185,9 +175,7 @@ async fn without_quorum_nothing_is_removed_and_no_cluster_is_created() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_member_answering_with_the_marker_fails_without_a_new_cluster() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
     world.etcd.stop(&nodes[1].id);
     let restart = world.run(&nodes[1], &[]).await;
     assert_eq!(restart.membership()["marker_written"], true);
@@ -211,9 +199,7 @@ async fn no_member_answering_with_the_marker_fails_without_a_new_cluster() {
 // again, the same run removes the stale member and joins.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_removal_that_would_leave_no_visible_quorum_is_refused_then_done_once_it_holds() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
     // nodes[1] keeps voting (peer traffic) but its client URL answers nothing.
     world.etcd.stop(&nodes[1].id);
     let mut env = etcd_world::drop_in_env(&world, &nodes[1]);
@@ -233,7 +219,7 @@ async fn a_removal_that_would_leave_no_visible_quorum_is_refused_then_done_once_
     world.members(&nodes[..1]).await;
 
     let plan = world.run(&replacement, &["--dry-run"]).await;
-    assert_eq!(plan.code, 0, "{}\n{}", plan.summary, plan.stderr);
+    plan.assert_done();
     assert_eq!(plan.membership()["action"], "wait", "{}", plan.summary);
     assert!(plan.membership()["removed"].is_null());
     let waiting = plan.membership()["waiting"].as_str().unwrap_or_default();
@@ -259,12 +245,7 @@ async fn a_removal_that_would_leave_no_visible_quorum_is_refused_then_done_once_
     world.start_from_drop_in(&nodes[1]);
     world.members(&nodes[..2]).await;
     let run = world.run(&replacement, &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
-    assert_eq!(
-        run.membership()["removed"]["member"]["name"],
-        nodes[2].id.as_str()
-    );
-    assert_eq!(run.membership()["action"], "joined");
+    assert_replaced(&run, &nodes[2]);
 }
 
 // `etcd.learner: true`: the boot run adds this node as a learner and exits before etcd
@@ -272,15 +253,12 @@ async fn a_removal_that_would_leave_no_visible_quorum_is_refused_then_done_once_
 // (etcd refuses MemberPromote until then: retried with backoff until the deadline).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_learner_is_promoted_by_promote_learner_once_its_etcd_runs_in_sync() {
-    let mut world = World::new(3).await;
-    let nodes = world.form_cluster().await;
-    world.members(&nodes).await;
-    world.set_desired(4).await;
-    let new = world.newcomer(&nodes).await;
+    let (mut world, nodes) = World::formed().await;
+    let new = world.grow(&nodes).await;
     let learner = "  learner: true\n";
 
     let run = world.run_with(&new, learner, &[]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
+    run.assert_done();
     assert_eq!(run.membership()["action"], "joined");
     assert_eq!(run.membership()["added"]["is_learner"], true);
 
@@ -303,7 +281,7 @@ async fn a_learner_is_promoted_by_promote_learner_once_its_etcd_runs_in_sync() {
 
     world.start_from_drop_in(&new);
     let promote = world.run_with(&new, learner, &["promote-learner"]).await;
-    assert_eq!(promote.code, 0, "{}\n{}", promote.summary, promote.stderr);
+    promote.assert_done();
     assert_eq!(
         promote.membership()["action"],
         "promoted",

@@ -10,15 +10,23 @@
 //! - [`decide`]: the pure renewal decision — keep a valid certificate for the same
 //!   names that is not yet due, issue otherwise.
 //!
-//! No file or network I/O here: the caller reads and writes files.
+//! No file or network I/O here: the caller reads and writes files. Feature
+//! `test-util`: `verify_with_webpki`, verification as rustls does it, for tests.
 #![warn(missing_docs)]
 
 mod decide;
 mod error;
 mod inspect;
 mod issue;
+#[cfg(feature = "test-util")]
+mod verify;
 
 pub use decide::{decide, Decision, RenewalPolicy};
 pub use error::{PkiError, Result};
 pub use inspect::{key_matches, CertificateInfo};
 pub use issue::{CertificateRequest, LocalCa, PrivateKey};
+#[cfg(feature = "test-util")]
+pub use verify::verify_with_webpki;
+/// What [`verify_with_webpki`] fails with.
+#[cfg(feature = "test-util")]
+pub use webpki::Error as WebpkiError;

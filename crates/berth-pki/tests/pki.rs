@@ -7,8 +7,6 @@ use berth_pki::{
     decide, key_matches, CertificateInfo, CertificateRequest, Decision, LocalCa, PrivateKey,
     RenewalPolicy,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -22,21 +20,8 @@ fn request() -> CertificateRequest {
     }
 }
 
-fn verify(ca_pem: &str, leaf_pem: &str, name: &str) -> Result<(), webpki::Error> {
-    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap();
-    let leaf = CertificateDer::from_pem_slice(leaf_pem.as_bytes()).unwrap();
-    let anchor = webpki::anchor_from_trusted_cert(&ca)?;
-    let ee = webpki::EndEntityCert::try_from(&leaf)?;
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &[anchor],
-        &[],
-        UnixTime::now(),
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    )?;
-    ee.verify_is_valid_for_subject_name(&ServerName::try_from(name.to_owned()).unwrap())
+fn verify(ca_pem: &str, leaf_pem: &str, name: &str) -> Result<(), berth_pki::WebpkiError> {
+    berth_pki::verify_with_webpki(ca_pem.as_bytes(), leaf_pem.as_bytes(), name)
 }
 
 #[test]

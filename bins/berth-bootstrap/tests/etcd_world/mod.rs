@@ -5,6 +5,9 @@
 // Each test binary uses a part of the world.
 #![allow(dead_code)]
 
+#[path = "../subnet/mod.rs"]
+mod subnet;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -46,6 +49,11 @@ impl Run {
         &self.summary["modules"]["etcd"]["details"]["membership"]
     }
 
+    /// The run exited 0.
+    pub(crate) fn assert_done(&self) {
+        assert_eq!(self.code, 0, "{}\n{}", self.summary, self.stderr);
+    }
+
     /// AWS calls of the run, per operation.
     pub(crate) fn aws_calls(&self) -> BTreeMap<String, u64> {
         serde_json::from_value(self.summary["aws_calls"].clone()).unwrap_or_default()
@@ -69,21 +77,13 @@ impl World {
         let endpoint = moto.endpoint();
         let sdk = sdk_config(&endpoint);
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("127.0.0.0/16")
-            .send()
-            .await
-            .expect("CreateVpc");
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(vpc.vpc().and_then(|v| v.vpc_id()).unwrap())
-            .cidr_block("127.0.1.0/24")
-            .availability_zone(format!("{TEST_REGION}a"))
-            .send()
-            .await
-            .expect("CreateSubnet");
-        let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).unwrap();
+        let subnet_id = subnet::create(
+            &ec2,
+            "127.0.0.0/16",
+            "127.0.1.0/24",
+            &format!("{TEST_REGION}a"),
+        )
+        .await;
         let asg = aws_sdk_autoscaling::Client::new(&sdk);
         asg.create_launch_configuration()
             .launch_configuration_name("etcd")
@@ -98,7 +98,7 @@ impl World {
             .min_size(0)
             .max_size(6)
             .desired_capacity(desired)
-            .vpc_zone_identifier(subnet_id)
+            .vpc_zone_identifier(&subnet_id)
             .send()
             .await
             .expect("CreateAutoScalingGroup");
@@ -315,6 +315,29 @@ impl World {
             .collect()
     }
 
+    /// A world whose three nodes formed one cluster, healthy through each of them.
+    pub(crate) async fn formed() -> (World, Vec<Node>) {
+        let mut world = World::new(3).await;
+        let nodes = world.form_cluster().await;
+        world.members(&nodes).await;
+        (world, nodes)
+    }
+
+    /// The group grows by one instance: the new one.
+    pub(crate) async fn grow(&self, nodes: &[Node]) -> Node {
+        self.set_desired(i32::try_from(nodes.len()).unwrap() + 1)
+            .await;
+        self.newcomer(nodes).await
+    }
+
+    /// Starts `new`'s etcd from its drop-in; the members, healthy through `nodes` and it.
+    pub(crate) async fn start_joined(&mut self, nodes: &[Node], new: &Node) -> Vec<EtcdMember> {
+        self.start_from_drop_in(new);
+        let mut through = nodes.to_vec();
+        through.push(new.clone());
+        self.members(&through).await
+    }
+
     /// The group's instance that is not one of `known` (a replacement, a new node).
     pub(crate) async fn newcomer(&self, known: &[Node]) -> Node {
         self.nodes()
@@ -354,4 +377,9 @@ impl World {
 /// The `ETCD_*` variables of `node`'s drop-in.
 pub(crate) fn drop_in_env(world: &World, node: &Node) -> Vec<(String, String)> {
     drop_in_environment(&world.drop_in(&node.id))
+}
+
+/// Call counts per operation, as [`Run::aws_calls`] returns them.
+pub(crate) fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }

@@ -3,6 +3,9 @@
 //! the files berth writes, and a FaultProxy in front of moto that counts the calls.
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../subnet/mod.rs"]
+mod subnet;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -41,22 +44,7 @@ impl Node {
         let endpoint = MotoServer::shared().endpoint();
         let config = sdk_config(&endpoint);
         let ec2 = aws_sdk_ec2::Client::new(&config);
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.0.0.0/16")
-            .send()
-            .await
-            .unwrap();
-        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(vpc)
-            .cidr_block("10.0.1.0/24")
-            .availability_zone("us-east-1a")
-            .send()
-            .await
-            .unwrap();
-        let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_owned();
+        let subnet = subnet::create(&ec2, "10.0.0.0/16", "10.0.1.0/24", "us-east-1a").await;
         let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
         for (k, v) in tags {
             spec = spec.tags(Tag::builder().key(*k).value(*v).build());
