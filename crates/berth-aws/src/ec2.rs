@@ -128,6 +128,10 @@ impl Instances for Ec2Instances {
         }
         Ok(instances)
     }
+
+    async fn matching(&self, filter: &TagFilter) -> Result<Vec<Instance>> {
+        self.describe_filtered(tag_filters(filter)).await
+    }
 }
 
 fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Result<Instance> {

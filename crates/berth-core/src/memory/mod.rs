@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::domain::{Instance, InstanceId};
+use crate::domain::{Instance, InstanceId, TagFilter};
 use crate::provider::{GroupBinding, Instances, NodeConfigurations};
 use crate::{Error, Result};
 
@@ -47,6 +47,17 @@ impl Instances for MemoryInstances {
         self.faults.enter("DescribeInstances")?;
         let all = self.instances.lock().expect("poisoned");
         Ok(ids.iter().filter_map(|id| all.get(id).cloned()).collect())
+    }
+    async fn matching(&self, filter: &TagFilter) -> Result<Vec<Instance>> {
+        self.faults.enter("DescribeInstances")?;
+        let all = self.instances.lock().expect("poisoned");
+        let mut found: Vec<Instance> = all
+            .values()
+            .filter(|i| filter.matches(&i.tags))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
     }
 }
 

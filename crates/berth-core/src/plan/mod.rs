@@ -5,15 +5,18 @@
 //! [`Plan`] is generic over it. How a change is applied lives in [`crate::engine`].
 
 mod address;
+mod address_row;
 mod dns;
 mod etcd;
 mod membership;
 mod nodes;
 pub mod runs;
+mod sweep;
 
 use std::fmt;
 
 pub use address::{plan_address, AddressDecision, AddressPolicy};
+pub use address_row::{attr, AddressRow, RowState};
 pub use dns::{plan_dns, DnsIntent, RecordChange};
 pub use etcd::{
     decide_etcd, presence, quorum, render_drop_in, ClusterState, DropIn, EtcdDecision,
@@ -25,6 +28,7 @@ pub use nodes::{
     desire_nodes, owned_by_instances, LeaveReason, NodeDecision, NodeDesire, NodeGroup, NodeGroups,
     NodeRules, NodeVerdict, TaintMatch, EXCLUDE_FROM_LOAD_BALANCERS, UNSCHEDULABLE_TAINT,
 };
+pub use sweep::{plan_sweep, StaleRow, SweepObservation, SweepPlan};
 
 /// One change to the world, as planning sees it: printable, countable and divisible
 /// into API-sized batches. The engine applies it through [`crate::engine::Apply`].

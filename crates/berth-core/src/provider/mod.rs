@@ -54,6 +54,9 @@ pub trait TargetGroups: Send + Sync {
 pub trait Instances: Send + Sync {
     /// Describes instances by id. Unknown ids are left out of the answer.
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>>;
+    /// Every instance whose tags match `filter`, in whatever state EC2 still reports
+    /// (the pool sweep's view of the fleet; one paginated listing).
+    async fn matching(&self, filter: &TagFilter) -> Result<Vec<Instance>>;
 }
 
 /// Elastic IP addresses.

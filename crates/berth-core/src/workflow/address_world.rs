@@ -40,6 +40,10 @@ impl<T: Instances> Instances for Yielding<T> {
         jitter().await;
         self.0.describe(ids).await
     }
+    async fn matching(&self, filter: &TagFilter) -> Result<Vec<Instance>> {
+        jitter().await;
+        self.0.matching(filter).await
+    }
 }
 
 #[async_trait]

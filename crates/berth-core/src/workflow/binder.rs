@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::called::Called;
 use super::dns::{DnsNames, Expect};
 use super::naming::DnsNameTemplate;
-use super::row::{attr, AddressRow, RowState};
 use crate::domain::{
     AllocationId, Association, AssociationTarget, AttributeEquals, DnsRecord, ElasticIp, Instance,
     InstanceId, InstanceState, Owner, RecordType, TagFilter, WriteCondition,
 };
 use crate::engine::Caller;
+use crate::plan::{attr, AddressRow, RowState};
 use crate::plan::{plan_address, AddressDecision, AddressPolicy};
 use crate::provider::{Addresses, DnsZones, Instances, Ledger};
 use crate::{Error, Result};
@@ -145,13 +145,13 @@ pub struct AddressProviders {
 /// The common first binding is six calls: describe the instance, list the pool,
 /// claim, associate, create the records, mark the row bound.
 pub struct AddressBinder {
-    instances: Arc<dyn Instances>,
-    addresses: Arc<dyn Addresses>,
-    names: DnsNames,
-    ledger: Arc<dyn Ledger>,
-    settings: BindingSettings,
-    caller: Caller,
-    clock: Clock,
+    pub(super) instances: Arc<dyn Instances>,
+    pub(super) addresses: Arc<dyn Addresses>,
+    pub(super) names: DnsNames,
+    pub(super) ledger: Arc<dyn Ledger>,
+    pub(super) settings: BindingSettings,
+    pub(super) caller: Caller,
+    pub(super) clock: Clock,
 }
 
 impl AddressBinder {
@@ -233,7 +233,7 @@ impl AddressBinder {
         *owner == self.settings.owner || self.settings.previous_owners.contains(owner)
     }
 
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         (self.clock)()
     }
 
@@ -243,7 +243,7 @@ impl AddressBinder {
         }
     }
 
-    async fn bind(&self, id: &InstanceId) -> Result<Outcome> {
+    pub(super) async fn bind(&self, id: &InstanceId) -> Result<Outcome> {
         let described = self.instances.describe(std::slice::from_ref(id)).await?;
         let Some(instance) = described.into_iter().find(|i| &i.id == id) else {
             return Ok(Outcome::ignored(format!("EC2 does not know instance {id}")));
@@ -487,7 +487,7 @@ impl AddressBinder {
         })
     }
 
-    async fn release(&self, id: &InstanceId, state: InstanceState) -> Result<Outcome> {
+    pub(super) async fn release(&self, id: &InstanceId, state: InstanceState) -> Result<Outcome> {
         let rows = self.rows().await?;
         let pool = self.addresses.list(&self.settings.pool).await?;
         let held = match plan_address(id, state, None, &pool, self.settings.policy)? {
@@ -574,7 +574,7 @@ impl AddressBinder {
     }
 
     /// One conditional write: on the version read, or on absence for a new row.
-    async fn write(&self, row: &AddressRow) -> Result<AddressRow> {
+    pub(super) async fn write(&self, row: &AddressRow) -> Result<AddressRow> {
         let condition = match row.version {
             Some(v) => crate::domain::WriteCondition::Version(v),
             None => crate::domain::WriteCondition::Absent,
@@ -597,7 +597,7 @@ impl AddressBinder {
     }
 
     /// Every row of ours; other owners' rows and unreadable ones are left alone.
-    async fn rows(&self) -> Result<BTreeMap<AllocationId, AddressRow>> {
+    pub(super) async fn rows(&self) -> Result<BTreeMap<AllocationId, AddressRow>> {
         let mut rows = BTreeMap::new();
         for record in self.ledger.scan(ALLOCATION_PREFIX).await? {
             if !self.owns(&record.owner) {
@@ -615,7 +615,7 @@ impl AddressBinder {
         Ok(rows)
     }
 
-    fn dns_name(&self, instance: &Instance, ip: IpAddr) -> Result<String> {
+    pub(super) fn dns_name(&self, instance: &Instance, ip: IpAddr) -> Result<String> {
         self.settings
             .name_template
             .render(instance, ip, &self.settings.dns_suffix)
@@ -644,7 +644,7 @@ impl AddressBinder {
 }
 
 /// The record type of an address: A or AAAA.
-fn address_record_type(ip: IpAddr) -> RecordType {
+pub(super) fn address_record_type(ip: IpAddr) -> RecordType {
     if ip.is_ipv4() {
         RecordType::A
     } else {

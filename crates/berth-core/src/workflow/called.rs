@@ -34,6 +34,11 @@ impl<P: Instances + ?Sized> Instances for Called<P> {
             .call("DescribeInstances", || self.inner.describe(ids))
             .await
     }
+    async fn matching(&self, filter: &TagFilter) -> Result<Vec<Instance>> {
+        self.caller
+            .call("DescribeInstances", || self.inner.matching(filter))
+            .await
+    }
 }
 
 #[async_trait]

@@ -9,6 +9,8 @@
 //!   rules to target-group membership, drains followed, notices and a requeue.
 //! - [`TargetSlots`]: one target joining its target groups and leaving them, drained
 //!   (berth-sidecar's policy).
+//! - [`AddressBinder::sweep`]: the pool sweep, repairing what lost events left
+//!   (berth-lambda's scheduled event).
 
 #[cfg(test)]
 mod address_world;
@@ -22,13 +24,16 @@ mod naming;
 pub mod node_targets;
 #[cfg(test)]
 mod retries;
-mod row;
 mod slots;
 #[cfg(test)]
 mod slots_tests;
+mod sweep;
+#[cfg(test)]
+mod sweep_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::plan::{attr, AddressRow, RowState};
 pub use binder::{AddressBinder, AddressProviders, Binding, BindingSettings, Clock, Outcome};
 pub use dns::{DnsNames, Expect, NameWrite};
 pub use etcd::{
@@ -37,5 +42,5 @@ pub use etcd::{
 };
 pub use naming::DnsNameTemplate;
 pub use node_targets::{NodeTargets, NodeTargetsProviders, NodeTargetsSettings};
-pub use row::{attr, AddressRow, RowState};
 pub use slots::{JoinFailure, Slot, TargetSlots};
+pub use sweep::SweepReport;

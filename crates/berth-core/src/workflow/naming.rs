@@ -126,15 +126,48 @@ impl DnsNameTemplate {
                 }
             }
         }
-        let suffix = suffix.trim().trim_matches('.').to_ascii_lowercase();
-        let name = if suffix.is_empty() {
-            out
-        } else {
-            format!("{out}.{suffix}")
-        };
-        validate_name(&name)?;
-        Ok(format!("{name}."))
+        qualify(out, suffix)
     }
+}
+
+impl DnsNameTemplate {
+    /// Whether a name renders from the public IP alone (no instance id, private IP or
+    /// tag): then the name of an address is known without its instance, and the pool
+    /// sweep can find a record a dead invocation wrote before its row named it.
+    pub fn depends_on_ip_only(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|p| matches!(p, Part::Text(_) | Part::PublicIp | Part::PublicIpDashed))
+    }
+
+    /// The name of `public_ip` under `suffix` when the template depends on the IP
+    /// alone ([`DnsNameTemplate::depends_on_ip_only`]), else `None`.
+    pub fn render_ip(&self, public_ip: IpAddr, suffix: &str) -> Option<Result<String>> {
+        if !self.depends_on_ip_only() {
+            return None;
+        }
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::PublicIp => out.push_str(&public_ip.to_string()),
+                _ => out.push_str(&dashed(public_ip)),
+            }
+        }
+        Some(qualify(out, suffix))
+    }
+}
+
+/// `name` under `suffix`, validated, fully qualified with a trailing dot.
+fn qualify(name: String, suffix: &str) -> Result<String> {
+    let suffix = suffix.trim().trim_matches('.').to_ascii_lowercase();
+    let name = if suffix.is_empty() {
+        name
+    } else {
+        format!("{name}.{suffix}")
+    };
+    validate_name(&name)?;
+    Ok(format!("{name}."))
 }
 
 fn dashed(ip: IpAddr) -> String {
@@ -202,6 +235,20 @@ mod tests {
             DnsNameTemplate::parse("{public_ip_dashed}").unwrap(),
             DnsNameTemplate::default()
         );
+    }
+
+    #[test]
+    fn names_that_need_only_the_ip_render_without_the_instance() {
+        let ip = IP.parse().unwrap();
+        let t = DnsNameTemplate::parse("node-{public_ip_dashed}").unwrap();
+        assert_eq!(
+            t.render_ip(ip, "example.com").unwrap().unwrap(),
+            t.render(&instance(&[]), ip, "example.com").unwrap()
+        );
+        for needs_instance in ["{instance_id}", "{tag:team}", "{private_ip_dashed}"] {
+            let t = DnsNameTemplate::parse(needs_instance).unwrap();
+            assert!(t.render_ip(ip, "example.com").is_none(), "{needs_instance}");
+        }
     }
 
     #[test]
