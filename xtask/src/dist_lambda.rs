@@ -40,7 +40,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 }
 
 /// A zip holding `bootstrap`, executable (mode 0755).
-fn write_zip(out: &Path, executable: &[u8]) -> Result<()> {
+pub(crate) fn write_zip(out: &Path, executable: &[u8]) -> Result<()> {
     let file = std::fs::File::create(out)
         .with_context(|| format!("could not create {}", out.display()))?;
     let mut zip = zip::ZipWriter::new(file);

@@ -52,6 +52,14 @@ pub(crate) fn ensure(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The helm to use: the installer's (see [`ensure`]) or one on `PATH`.
+pub(crate) fn find() -> Option<PathBuf> {
+    tools_dir()
+        .map(|dir| dir.join("bin").join("helm"))
+        .filter(|helm| helm.is_file())
+        .or_else(|| find_on_path("helm"))
+}
+
 fn run(command: &mut Command) -> Result<()> {
     let shown = format!("{command:?}");
     let status = command

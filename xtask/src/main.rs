@@ -4,7 +4,8 @@
 //! - `cargo xtask setup`: installs, pinned and only when missing, what the tests need.
 //! - `cargo xtask layering`: checks that `berth-core` depends on no AWS, kube or HTTP crate
 //!   and only on its documented dependencies, and that binaries are wiring only.
-//! - `cargo xtask dist [NAME...]`: release binaries of the packages under `bins/`, copied into `dist/`.
+//! - `cargo xtask dist [--profile P] [NAME...]`: a release in `dist/` (binaries, Lambda zip,
+//!   charts, IAM policies, SBOMs, `SHA256SUMS`).
 
 mod ci;
 mod dist;
@@ -47,7 +48,7 @@ enum Command {
     /// Fail if berth-core's normal dependency tree names an AWS, kube or HTTP crate, if its
     /// dependencies differ from the documented list, or if a binary does more than wiring.
     Layering,
-    /// Build release artifacts into dist/ (default: binaries of every package under bins/).
+    /// Build a release into dist/: binaries, the Lambda zip, charts, IAM policies, SBOMs, SHA256SUMS.
     Dist(dist::DistArgs),
 }
 

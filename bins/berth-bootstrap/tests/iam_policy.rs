@@ -61,3 +61,16 @@ fn a_bad_configuration_is_bad_usage() {
     let out = bootstrap(&["-c", "does/not/exist.yaml"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `--version` names the git revision (for a release, the one `cargo xtask dist` stamps).
+#[test]
+fn version_names_the_revision() {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("berth-bootstrap 0."), "{text}");
+    assert!(text.contains("(revision "), "{text}");
+}

@@ -74,3 +74,16 @@ fn without_a_source_of_groups_it_is_bad_usage() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `--version` names the git revision (for a release, the one `cargo xtask dist` stamps).
+#[test]
+fn version_names_the_revision() {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-daemon"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("berth-daemon 0."), "{text}");
+    assert!(text.contains("(revision "), "{text}");
+}

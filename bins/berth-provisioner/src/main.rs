@@ -26,7 +26,12 @@ use clap::Parser;
 
 /// Provisions EKS clusters with Terraform runs as Kubernetes Jobs.
 #[derive(Debug, Parser)]
-#[command(version = berth_runtime::LONG_VERSION, about)]
+#[command(
+    version = berth_runtime::LONG_VERSION,
+    about,
+    after_help = "berth-provisioner calls no AWS API itself, so it has no `iam-policy` \
+                  subcommand: Terraform does, in the runner Jobs, with the runner's own credentials."
+)]
 struct Args {
     /// Address to serve the API on.
     #[arg(long, env = "BERTH_PROVISIONER_LISTEN", default_value = "0.0.0.0:8080")]

@@ -43,3 +43,16 @@ fn without_a_group_the_policy_is_refused_as_bad_usage() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no target group"));
 }
+
+/// `--version` names the git revision (for a release, the one `cargo xtask dist` stamps).
+#[test]
+fn version_names_the_revision() {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-sidecar"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("berth-sidecar 0."), "{text}");
+    assert!(text.contains("(revision "), "{text}");
+}

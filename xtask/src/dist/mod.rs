@@ -1,8 +1,16 @@
 //! `cargo xtask dist`: release artifacts in `dist/`.
 //!
-//! `cargo xtask dist [NAME...]` builds the binaries of the packages under `bins/` (all of them,
-//! or those named). Other kinds of artifact are subcommands of [`DistKind`]: add a variant and
-//! its function here (e.g. `dist lambda`, a zip holding `bootstrap`).
+//! `cargo xtask dist [--profile P] [NAME...]` makes a release (see [`release`]) of the
+//! packages under `bins/` (all released ones, or those named): binaries, the Lambda zip,
+//! the charts, the IAM policies, SBOMs and `SHA256SUMS`. `dist bins` builds binaries
+//! only; `dist lambda` the Lambda zip only.
+
+#[cfg(test)]
+mod containers;
+mod features;
+mod release;
+mod sbom;
+mod sums;
 
 use std::path::{Path, PathBuf};
 
@@ -25,16 +33,19 @@ pub(crate) fn dist_dir() -> &'static str {
 pub(crate) struct DistArgs {
     #[command(subcommand)]
     kind: Option<DistKind>,
-    /// Packages under bins/ to build (default: all of them).
+    /// Packages under bins/ to release (default: all released ones).
     #[arg(value_name = "NAME")]
     names: Vec<String>,
+    /// The cargo profile to build with (`dev` for a quick trial of the whole release).
+    #[arg(long, default_value = "release")]
+    profile: String,
 }
 
 #[derive(Debug, Subcommand)]
 enum DistKind {
-    /// Release binaries of the packages under bins/ (what `dist [NAME...]` does).
+    /// Release binaries of the packages under bins/ only, built together.
     Bins {
-        /// Packages under bins/ to build (default: all of them).
+        /// Packages under bins/ to build (default: all released ones).
         #[arg(value_name = "NAME")]
         names: Vec<String>,
     },
@@ -45,14 +56,20 @@ enum DistKind {
 /// Runs `cargo xtask dist` in the workspace at `root`.
 pub(crate) fn run(root: &Path, args: DistArgs) -> Result<()> {
     match args.kind {
-        None => bins(root, &args.names),
+        None => {
+            let metadata =
+                process::cargo_stdout(root, &["metadata", "--no-deps", "--format-version", "1"])?;
+            let workspace = parse_metadata(&metadata)?;
+            let selected = select(workspace.bin_packages.clone(), &args.names)?;
+            release::run(root, &workspace, &selected, &args.profile)
+        }
         Some(DistKind::Bins { names }) => bins(root, &names),
         Some(DistKind::Lambda) => crate::dist_lambda::run(root),
     }
 }
 
 /// A package under `bins/` and its binary targets.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct BinPackage {
     name: String,
     bins: Vec<String>,
@@ -252,6 +269,11 @@ mod tests {
         let names = Wrapper::try_parse_from(["dist", "berth-daemon", "berth-sidecar"]).unwrap();
         assert!(names.dist.kind.is_none());
         assert_eq!(names.dist.names, ["berth-daemon", "berth-sidecar"]);
+
+        assert_eq!(names.dist.profile, "release");
+        let trial = Wrapper::try_parse_from(["dist", "--profile", "dev", "berth-sidecar"]).unwrap();
+        assert_eq!(trial.dist.profile, "dev");
+        assert_eq!(trial.dist.names, ["berth-sidecar"]);
 
         let kind = Wrapper::try_parse_from(["dist", "bins", "berth-daemon"]).unwrap();
         assert!(
