@@ -620,6 +620,21 @@ fn logs_page_by_offset_follow_and_cancel() {
     server
         .call("POST", &format!("/v1/runs/{id}/cancel"), None)
         .problem(409);
+
+    // The Job and its pod gone (ttlSecondsAfterFinished, or deleted by hand): the
+    // runner's final report decides the state, and the log is served as before.
+    let mut record: ConfigMap = api.get(Some(NAMESPACE), &id).unwrap();
+    let data = record.data.get_or_insert_with(Default::default);
+    data.insert("phase".into(), "failed".into());
+    api.put(&record);
+    assert!(api.delete::<Job>(Some(NAMESPACE), &id));
+    let run = server.call("GET", &format!("/v1/runs/{id}"), None).json();
+    assert_eq!(run["state"], "canceled", "{run}");
+    let seed_logs = server.call("GET", "/clusters/logs/logs", None).json();
+    assert_eq!(
+        seed_logs["logs"],
+        "Initializing the backend...\nPlan: 2 to add\nInterrupt received.\n"
+    );
 }
 
 #[test]
