@@ -105,3 +105,41 @@ impl ServerConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_sets_and_overrides_terraform_variables() {
+        let dir = std::env::temp_dir().join(format!("berth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(
+            &path,
+            "kubernetes_versions: [\"1.33\"]\nregion: eu-west-1\nterraform_vars:\n  subnet_ids: '[\"subnet-a\"]'\n  node_count: \"2\"\nrunner:\n  image: runner:1\n",
+        )
+        .unwrap();
+        let env = [
+            ("BERTH_TFVAR_subnet_ids", r#"["subnet-b", "subnet-c"]"#),
+            ("BERTH_TFVAR_cluster_role_arn", "arn:aws:iam::1:role/eks"),
+            ("OTHER", "ignored"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = ServerConfig::load(&path, env).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            config.terraform_vars,
+            BTreeMap::from(
+                [
+                    ("subnet_ids", r#"["subnet-b", "subnet-c"]"#),
+                    ("node_count", "2"),
+                    ("cluster_role_arn", "arn:aws:iam::1:role/eks"),
+                ]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            )
+        );
+        assert_eq!(config.ip_families, ["ipv4", "ipv6"]);
+        assert_eq!(config.runner.command, ["/usr/local/bin/berth-runner"]);
+    }
+}
