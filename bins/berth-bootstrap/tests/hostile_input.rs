@@ -69,7 +69,9 @@ fn the_example_with_one_edit_is_parsed_or_refused_clearly() {
 #[test]
 fn valid_settings_with_one_field_changed_are_parsed_or_refused_clearly() {
     TestRunner::new(config(256))
-        .run(&one_field_changed(valid_config()), |doc| check(&doc.to_string()))
+        .run(&one_field_changed(valid_config()), |doc| {
+            check(&doc.to_string())
+        })
         .unwrap();
 }
 

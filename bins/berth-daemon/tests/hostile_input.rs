@@ -46,7 +46,13 @@ fn check(text: &str) -> Result<(), TestCaseError> {
 fn the_valid_documents_parse() {
     StaticConfig::parse("rules.yaml", EXAMPLE).expect("the example");
     let text = serde_json::to_string(&valid_rules()).unwrap();
-    assert_eq!(StaticConfig::parse("rules.yaml", &text).unwrap().rules.len(), 2);
+    assert_eq!(
+        StaticConfig::parse("rules.yaml", &text)
+            .unwrap()
+            .rules
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -84,7 +90,9 @@ fn valid_rules_with_one_field_changed_are_parsed_or_refused_clearly() {
 #[test]
 fn any_json_document_is_parsed_or_refused_clearly() {
     TestRunner::new(config(128))
-        .run(&any_json(), |doc| check(&serde_json::to_string(&doc).unwrap()))
+        .run(&any_json(), |doc| {
+            check(&serde_json::to_string(&doc).unwrap())
+        })
         .unwrap();
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use berth_testing::hostile::{any_json, assert_clear_error, config, one_field_changed};
 use berth_testing::{aws_env, FaultProxy, LambdaRuntimeApi, MotoServer};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 
@@ -64,15 +65,16 @@ fn the_event_with_one_field_changed_is_parsed_or_refused_clearly() {
 #[test]
 fn arbitrary_bytes_are_not_json_or_refused_clearly() {
     TestRunner::new(config(128))
-        .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
-            match serde_json::from_slice::<Value>(&bytes) {
+        .run(
+            &proptest::collection::vec(any::<u8>(), 0..200),
+            |bytes| match serde_json::from_slice::<Value>(&bytes) {
                 Ok(value) => check(value),
                 Err(e) => {
                     assert_clear_error(&e.to_string());
                     Ok(())
                 }
-            }
-        })
+            },
+        )
         .unwrap();
 }
 
