@@ -76,6 +76,8 @@ async fn registers_where_missing_and_keeps_an_existing_registration() {
     let tally = w.workflow.engine().caller().tally();
     assert_eq!(tally.operations["RegisterTargets"].calls, 1);
     assert_eq!(tally.operations["DescribeTargetHealth"].calls, 4);
+    // Owned by construction: no ownership is recorded, no call spent on it.
+    assert!(!tally.operations.contains_key("ClaimTargets"), "{tally}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -185,4 +187,7 @@ async fn deregisters_from_every_group_then_drains() {
         assert!(took >= Duration::from_secs(4), "{took:?}");
     }
     assert!(w.groups.members(&w.slots[0].group.arn).is_empty());
+    let tally = w.workflow.engine().caller().tally();
+    assert!(!tally.operations.contains_key("ReleaseTargets"), "{tally}");
+    assert!(tally.operations["DescribeTargetHealth"].calls >= 2, "{tally}");
 }
