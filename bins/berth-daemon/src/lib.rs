@@ -23,4 +23,5 @@ pub mod reconcile;
 pub mod resolve;
 pub mod run;
 pub mod static_config;
+mod triggers;
 pub mod wiring;

@@ -53,11 +53,9 @@ use berth_core::provider::{NodeConfigurations, TargetGroups, TargetOwnership};
 use berth_kube::events::EventRecorder;
 use berth_kube::leader::{LeaderElector, LeaseConfig};
 use berth_kube::ownership::ConfigMapOwnership;
-use berth_kube::watch::{watch_nodes, NodeCache, NodeChange, NodeScope};
-use berth_runtime::controller::{self, Controller, Leadership, Outcome, Stopped, Trigger};
+use berth_kube::watch::{watch_nodes, NodeCache, NodeScope};
+use berth_runtime::controller::{self, Controller, Outcome, Stopped};
 use berth_runtime::{CancellationToken, Process};
-use futures::stream::{BoxStream, Stream, StreamExt};
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 use crate::cli::Mode;
@@ -66,6 +64,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{Pass, Reconciler, Scope};
 use crate::resolve::Resolver;
 use crate::static_config::StaticConfig;
+use crate::triggers::{triggers, Reported};
 
 /// The taint berth adds, in memory only, to its own node once IMDS announces a spot
 /// interruption (the rule is berth-core's `NodeTargets`).
@@ -358,75 +357,6 @@ impl NodePass<'_> {
             }
         }
         self.cache.nodes()
-    }
-}
-
-/// The controller's triggers: node changes (debounced, by node name), the first full
-/// listing (and every re-list), a spot interruption notice (a pass at once). Ends when
-/// the node watch ends.
-fn triggers(
-    changes: BoxStream<'static, Result<NodeChange, berth_kube::Error>>,
-    spot: watch::Receiver<bool>,
-    metrics: Metrics,
-) -> impl Stream<Item = Trigger<String>> + Send {
-    let nodes = changes
-        .filter_map(move |change| {
-            let trigger = match change {
-                Ok(NodeChange::Synced(nodes)) => {
-                    tracing::debug!(nodes = nodes.len(), "node list in");
-                    Some(Trigger::Synced)
-                }
-                Ok(NodeChange::Applied(node) | NodeChange::Deleted(node)) => {
-                    tracing::debug!(node = %node.name, "node changed");
-                    Some(Trigger::Changed(node.name))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "node watch error; the watcher backs off and re-lists");
-                    metrics.error_kind("kubernetes");
-                    None
-                }
-            };
-            std::future::ready(trigger.map(Some))
-        })
-        // `None` marks the end of the node watch.
-        .chain(futures::stream::once(std::future::ready(None)));
-    let notices = futures::stream::unfold(spot, |mut spot| async move {
-        loop {
-            if spot.changed().await.is_err() {
-                // The poller is gone: no notice will come.
-                std::future::pending::<()>().await;
-            }
-            if *spot.borrow_and_update() {
-                tracing::warn!("spot interruption notice: deregistering ahead of it");
-                return Some((Some(Trigger::Now), spot));
-            }
-        }
-    });
-    futures::stream::select(nodes, notices).scan((), |(), t| std::future::ready(t))
-}
-
-/// The Lease elector's leadership, mirrored in `berth_daemon_leader`.
-struct Reported {
-    inner: watch::Receiver<bool>,
-    gauge: Gauge,
-}
-
-impl Reported {
-    fn new(inner: watch::Receiver<bool>, gauge: Gauge) -> Self {
-        gauge.set(i64::from(*inner.borrow()));
-        Reported { inner, gauge }
-    }
-}
-
-impl Leadership for Reported {
-    fn is_leader(&self) -> bool {
-        self.inner.is_leader()
-    }
-
-    async fn changed(&mut self) -> Option<bool> {
-        let leading = Leadership::changed(&mut self.inner).await?;
-        self.gauge.set(i64::from(leading));
-        Some(leading)
     }
 }
 
