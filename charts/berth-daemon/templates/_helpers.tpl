@@ -204,14 +204,27 @@ spec:
 
 {{/*
 The cluster-mode ownership ConfigMap's name, as berth-kube's
-ConfigMapOwnership::config_map_name computes it from the owner id
-`berth-daemon/<clusterName>`: `berth-owner-<slug>-<FNV-1a 32 of the owner id, hex>`.
+ConfigMapOwnership::config_map_name computes it from the daemon's owner id
+`berth/<installationId>/daemon`: `berth-owner-<slug>-<FNV-1a 32 of the owner id, hex>`.
 RBAC can then name it (a test checks the two agree).
 */}}
 {{- define "berth-daemon.ownershipConfigMap" -}}
-{{- $owner := printf "berth-daemon/%s" (trim .Values.clusterName) }}
-{{- $slug := regexReplaceAll "[^a-z0-9]" (lower $owner) "-" | trunc 200 | trimAll "-" }}
-{{- printf "berth-owner-%s-%s" $slug (include "berth-daemon.fnv1a32" $owner) }}
+{{- include "berth-daemon.ownerConfigMap" (printf "berth/%s/daemon" (trim .Values.installationId)) }}
+{{- end }}
+
+{{/*
+The ConfigMap of the owner id of releases before installation ids,
+`berth-daemon/<clusterName>`: the daemon adopts its records (reads them, moves them
+into its own ConfigMap, then deletes it).
+*/}}
+{{- define "berth-daemon.adoptedOwnershipConfigMap" -}}
+{{- include "berth-daemon.ownerConfigMap" (printf "berth-daemon/%s" (trim .Values.clusterName)) }}
+{{- end }}
+
+{{/* berth-kube's ConfigMap name of an owner id. */}}
+{{- define "berth-daemon.ownerConfigMap" -}}
+{{- $slug := regexReplaceAll "[^a-z0-9]" (lower .) "-" | trunc 200 | trimAll "-" }}
+{{- printf "berth-owner-%s-%s" $slug (include "berth-daemon.fnv1a32" .) }}
 {{- end }}
 
 {{/* FNV-1a, 32 bits, of the UTF-8 bytes of a string, as 8 hex digits. */}}

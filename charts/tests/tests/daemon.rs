@@ -119,22 +119,31 @@ fn cluster_mode_is_a_leader_elected_deployment_with_a_pdb() {
     assert!(args(&rendered).contains(&"--lease-name=berth-daemon".to_owned()));
     assert_eq!(
         namespaced_rules(&rendered),
-        cluster_rules(&ownership_config_map(&rendered), "berth-daemon")
+        cluster_rules(&rendered, "berth-daemon")
     );
     let everything = template(CHART, "everything", &[]);
     assert_eq!(everything.get("Deployment", "berth")["spec"]["replicas"], 3);
     assert!(args(&everything).contains(&"--lease-name=berth-leader".to_owned()));
     assert_eq!(
         namespaced_rules(&everything),
-        cluster_rules(&ownership_config_map(&everything), "berth-leader")
+        cluster_rules(&everything, "berth-leader")
     );
     for name in ["Prod_EU.1", " spaced ", &"x".repeat(230), "é-cluster"] {
         let set = format!("clusterName={name}");
         let rendered = template(CHART, "cluster", &[set.as_str()]);
         assert_eq!(
+            namespaced_rules(&rendered)[2]["resourceNames"],
+            json!([adopted_config_map(&rendered)]),
+            "{name:?}"
+        );
+    }
+    for id in ["Prod_EU.1", &"x".repeat(63)] {
+        let set = format!("installationId={id}");
+        let rendered = template(CHART, "cluster", &[set.as_str()]);
+        assert_eq!(
             namespaced_rules(&rendered)[1]["resourceNames"],
             json!([ownership_config_map(&rendered)]),
-            "{name:?}"
+            "{id:?}"
         );
     }
     let no_pdb = template(CHART, "cluster", &["podDisruptionBudget.enabled=false"]);
@@ -181,20 +190,32 @@ fn cluster_rbac_is_nodes_events_and_its_namespace_only() {
     }
 }
 
+/// The daemon's command line as rendered.
+fn daemon_cli(rendered: &Rendered) -> berth_daemon::cli::Cli {
+    let mut line = vec!["berth-daemon".to_owned()];
+    line.extend(args(rendered));
+    berth_daemon::cli::Cli::try_parse_from(&line).unwrap()
+}
+
 /// The name of the ConfigMap the daemon keeps its ownership records in (cluster mode),
 /// from the rendered command line, as berth-kube computes it.
 fn ownership_config_map(rendered: &Rendered) -> String {
-    let mut line = vec!["berth-daemon".to_owned()];
-    line.extend(args(rendered));
-    let cli = berth_daemon::cli::Cli::try_parse_from(&line).unwrap();
-    let owner = berth_core::domain::Owner::new(cli.owner_id()).unwrap();
+    let owner = daemon_cli(rendered).owner().unwrap();
     berth_kube::ownership::ConfigMapOwnership::config_map_name(&owner)
 }
 
-fn cluster_rules(config_map: &str, lease: &str) -> Vec<Value> {
+/// The ConfigMap of the earlier owner id, whose records the daemon adopts.
+fn adopted_config_map(rendered: &Rendered) -> String {
+    let previous = daemon_cli(rendered).previous_owners();
+    assert_eq!(previous.len(), 1, "{previous:?}");
+    berth_kube::ownership::ConfigMapOwnership::config_map_name(&previous[0])
+}
+
+fn cluster_rules(rendered: &Rendered, lease: &str) -> Vec<Value> {
     vec![
         json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}),
-        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [config_map], "verbs": ["get", "update"]}),
+        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [ownership_config_map(rendered)], "verbs": ["get", "update"]}),
+        json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [adopted_config_map(rendered)], "verbs": ["get", "delete"]}),
         json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}),
         json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease], "verbs": ["get", "update"]}),
     ]
