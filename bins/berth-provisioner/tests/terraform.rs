@@ -138,10 +138,30 @@ impl World {
                         r["name"].as_str().unwrap()
                     )
                 })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect(),
         )
     }
+
+    /// Asserts the cluster's state Secret holds `resource` (a partial state is kept).
+    fn assert_state_holds(&self, cluster: &str, resource: &str) {
+        let state = self.state(cluster).expect("the state Secret is kept");
+        assert!(
+            state.iter().any(|r| r == resource),
+            "{resource} in {state:?}"
+        );
+    }
+
+    /// The seed's `GET /clusters/{name}/status`.
+    fn seed_status(&self, cluster: &str) -> Value {
+        let path = format!("/clusters/{cluster}/status");
+        self.server.call("GET", &path, None).json()
+    }
 }
+
+/// Both resources of the test module.
+const BOTH: [&str; 2] = ["terraform_data.cluster", "terraform_data.nodes"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_apply_is_errored_and_keeps_its_partial_state() {
@@ -153,19 +173,12 @@ async fn a_failed_apply_is_errored_and_keeps_its_partial_state() {
     let log = w.log(&id);
     assert_eq!(run["state"], "errored", "{log}");
     assert!(log.contains("failing on demand"), "{log}");
-    let status = w
-        .server
-        .call("GET", "/clusters/broken-001/status", None)
-        .json();
+    let status = w.seed_status("broken-001");
     assert_eq!(
         (status["status"].as_str(), status["phase"].as_str()),
         (Some("failed"), Some("Failed"))
     );
-    let state = w.state("broken-001").expect("the state Secret is kept");
-    assert!(
-        state.contains(&"terraform_data.cluster".to_owned()),
-        "{state:?}"
-    );
+    w.assert_state_holds("broken-001", "terraform_data.cluster");
     let problem = w
         .server
         .call("DELETE", "/clusters/broken-001/cleanup", None)
@@ -210,11 +223,7 @@ async fn a_second_apply_is_refused_while_the_first_runs_and_cancel_saves_the_sta
     // The provisioner sleeps 60 s: the run ended because terraform was interrupted.
     assert!(canceled_at.elapsed() < Duration::from_secs(55), "{log}");
     assert!(log.contains("sending SIGINT to terraform"), "{log}");
-    let state = w.state("slow").expect("the state is saved");
-    assert!(
-        state.contains(&"terraform_data.cluster".to_owned()),
-        "{state:?}"
-    );
+    w.assert_state_holds("slow", "terraform_data.cluster");
     // The run is over: the cluster's lock is free again.
     let next = w.server.call("DELETE", "/clusters/slow", None);
     assert_eq!(next.status, 200, "{}", next.text());
@@ -244,13 +253,8 @@ async fn destroy_after_apply_empties_the_state_and_cleanup_then_succeeds() {
         "{log}"
     );
     assert!(log.contains("Apply complete! Resources: 2 added"), "{log}");
-    let mut state = w.state("prod-eu").unwrap();
-    state.sort();
-    assert_eq!(state, ["terraform_data.cluster", "terraform_data.nodes"]);
-    let status = w
-        .server
-        .call("GET", "/clusters/prod-eu/status", None)
-        .json();
+    assert_eq!(w.state("prod-eu").unwrap(), BOTH);
+    let status = w.seed_status("prod-eu");
     assert_eq!(status["status"], "completed");
     assert_eq!(status["cluster_id"], "prod-eu");
     // Cleanup of a live cluster is refused and keeps the state.
@@ -306,13 +310,8 @@ async fn an_errored_tfstate_from_a_failed_final_push_is_pushed_again() {
     assert!(log.contains("errored.tfstate pushed"), "{log}");
     assert_eq!(run["errored_state"], "pushed", "{run}");
     assert_eq!(run["resources"], 2, "{run}");
-    let mut state = w.state("lost-push").expect("the state Secret");
-    state.sort();
-    assert_eq!(state, ["terraform_data.cluster", "terraform_data.nodes"]);
-    let status = w
-        .server
-        .call("GET", "/clusters/lost-push/status", None)
-        .json();
+    assert_eq!(w.state("lost-push").unwrap(), BOTH);
+    let status = w.seed_status("lost-push");
     assert_eq!(status["status"], "failed");
     assert!(
         status["message"]
@@ -361,10 +360,7 @@ async fn an_errored_tfstate_that_cannot_be_pushed_is_kept_in_a_secret_and_report
         .collect();
     kept.sort();
     assert_eq!(kept, ["cluster", "nodes"]);
-    let status = w
-        .server
-        .call("GET", "/clusters/no-push/status", None)
-        .json();
+    let status = w.seed_status("no-push");
     let message = status["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(&format!(
@@ -395,9 +391,5 @@ async fn sigterm_to_the_runner_interrupts_terraform_which_saves_its_state() {
     assert!(sent_at.elapsed() < Duration::from_secs(55), "{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(log.contains("Interrupt received"), "{log}");
-    let state = w.state("evicted").expect("the state is saved");
-    assert!(
-        state.contains(&"terraform_data.cluster".to_owned()),
-        "{state:?}"
-    );
+    w.assert_state_holds("evicted", "terraform_data.cluster");
 }
