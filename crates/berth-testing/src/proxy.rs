@@ -1,6 +1,6 @@
 //! A fault-injecting HTTP/1.1 reverse proxy for AWS API calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +45,11 @@ pub enum Fault {
         /// The response body, verbatim.
         body: String,
     },
+    /// Answer as IAM does when a policy does not grant the action:
+    /// `UnauthorizedOperation` (HTTP 403) for EC2, `AccessDeniedException`
+    /// (HTTP 400) for JSON services such as DynamoDB, `AccessDenied` (HTTP 403)
+    /// otherwise.
+    AccessDenied,
 }
 
 /// Which requests a [`Rule`] applies to.
@@ -61,6 +66,9 @@ pub enum Match {
     Service(String),
     /// Requests whose URL path starts with this prefix.
     PathPrefix(String),
+    /// Requests whose IAM action — `<SigV4 service>:<operation>`, e.g.
+    /// `elasticloadbalancing:RegisterTargets` — is not in the set.
+    ActionNotIn(BTreeSet<String>),
 }
 
 /// A fault-injection rule: which requests, what fault, how often.
@@ -93,6 +101,19 @@ impl Rule {
             after: 0,
             times: None,
         }
+    }
+
+    /// Refuses (AccessDenied) every request whose IAM action is not in `allowed`, as
+    /// AWS does for a principal whose policy grants exactly `allowed`.
+    pub fn deny_all_but<I>(allowed: I) -> Rule
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Rule::matching(
+            Match::ActionNotIn(allowed.into_iter().map(Into::into).collect()),
+            Fault::AccessDenied,
+        )
     }
 
     /// Apply to at most `n` matching requests, then let them through.
@@ -280,6 +301,7 @@ enum Verdict {
     ServerError(u16),
     Reset,
     Respond(u16, String),
+    AccessDenied,
 }
 
 impl State {
@@ -300,6 +322,7 @@ impl State {
                 Match::Operation(op) => *op == call.operation,
                 Match::Service(service) => call.service.as_deref() == Some(service.as_str()),
                 Match::PathPrefix(prefix) => path.starts_with(prefix.as_str()),
+                Match::ActionNotIn(allowed) => !allowed.contains(&call.action()),
             };
             if !applies {
                 continue;
@@ -320,6 +343,7 @@ impl State {
                 Fault::ServerError { status } => Verdict::ServerError(*status),
                 Fault::Reset => Verdict::Reset,
                 Fault::Respond { status, body } => Verdict::Respond(*status, body.clone()),
+                Fault::AccessDenied => Verdict::AccessDenied,
             };
             return (delay, verdict);
         }
@@ -360,6 +384,7 @@ async fn handle(
         Verdict::ServerError(status) => call.protocol.server_error(status),
         Verdict::Reset => return Err("fault injected: connection closed without an answer".into()),
         Verdict::Respond(status, body) => respond(status, call.protocol.content_type(), body),
+        Verdict::AccessDenied => call.protocol.access_denied(&call.action()),
     })
 }
 
@@ -438,6 +463,16 @@ impl Protocol {
         }
     }
 
+    fn access_denied(self, action: &str) -> Response<Full<Bytes>> {
+        let message =
+            format!("not authorized to perform: {action} (denied by berth-testing FaultProxy)");
+        match self {
+            Protocol::Json => self.error(400, "AccessDeniedException", &message),
+            Protocol::Ec2 => self.error(403, "UnauthorizedOperation", &message),
+            Protocol::Xml => self.error(403, "AccessDenied", &message),
+        }
+    }
+
     fn server_error(self, status: u16) -> Response<Full<Bytes>> {
         let code = match (self, status) {
             (Protocol::Ec2, 503) => "Unavailable",
@@ -475,6 +510,16 @@ struct Call {
 }
 
 impl Call {
+    /// The IAM action: `<SigV4 service>:<operation>` (IAM's prefixes are the services'
+    /// signing names for every service berth calls).
+    fn action(&self) -> String {
+        format!(
+            "{}:{}",
+            self.service.as_deref().unwrap_or("unsigned"),
+            self.operation
+        )
+    }
+
     fn identify(parts: &Parts, body: &[u8]) -> Call {
         let service = signing_service(&parts.headers);
         if let Some(target) = parts
@@ -621,6 +666,39 @@ mod tests {
     }
 
     #[test]
+    fn actions_outside_the_allowed_set_are_denied_in_the_services_format() {
+        let state = State::new("127.0.0.1:1".into());
+        lock(&state.rules).push(ActiveRule {
+            id: RuleId(1),
+            rule: Rule::deny_all_but(["elasticloadbalancing:DescribeTargetHealth"]),
+            seen: 0,
+            fired: 0,
+        });
+        let call = |service: &str, operation: &str, protocol| Call {
+            operation: operation.into(),
+            service: Some(service.into()),
+            protocol,
+        };
+        let allowed = call(
+            "elasticloadbalancing",
+            "DescribeTargetHealth",
+            Protocol::Xml,
+        );
+        assert!(matches!(state.decide(&allowed, "/").1, Verdict::Forward));
+        let refused = call("elasticloadbalancing", "RegisterTargets", Protocol::Xml);
+        assert!(matches!(
+            state.decide(&refused, "/").1,
+            Verdict::AccessDenied
+        ));
+        assert_eq!(refused.action(), "elasticloadbalancing:RegisterTargets");
+
+        let status = |protocol: Protocol| protocol.access_denied("x:Y").status().as_u16();
+        assert_eq!(status(Protocol::Ec2), 403);
+        assert_eq!(status(Protocol::Json), 400);
+        assert_eq!(status(Protocol::Xml), 403);
+    }
+
+    #[test]
     fn rules_apply_in_order_with_after_and_times() {
         let state = State::new("127.0.0.1:1".into());
         let call = Call {
@@ -655,6 +733,7 @@ mod tests {
                     Verdict::ServerError(_) => "5xx",
                     Verdict::Reset => "reset",
                     Verdict::Respond(..) => "respond",
+                    Verdict::AccessDenied => "access-denied",
                 };
                 (delay, name)
             })
