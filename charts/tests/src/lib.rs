@@ -14,8 +14,13 @@ pub mod tools;
 use std::path::PathBuf;
 
 /// The workspace root (this package is `charts/tests`).
+///
+/// Read at run time (cargo sets `CARGO_MANIFEST_DIR` for the tests it runs) before the
+/// compile-time value: checkouts sharing a target directory share this test binary,
+/// and the compile-time path would name whichever checkout built it last.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../..")
         .canonicalize()
         .expect("the workspace root exists")
