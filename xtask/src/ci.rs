@@ -36,7 +36,7 @@ impl Step {
         match self {
             Step::Setup => setup::run(root),
             Step::Cargo(args) => process::run_cargo(root, args),
-            Step::Layering => layering::run(root, layering::BINARY_RULES_IN_CI),
+            Step::Layering => layering::run(root),
             Step::Tool(words) => {
                 let (program, args) = words.split_first().context("empty tool step")?;
                 setup::run_tool(Command::new(program).args(args).current_dir(root))

@@ -19,32 +19,18 @@ use crate::process;
 mod bins;
 mod core_deps;
 
-/// Whether `cargo xtask ci` fails on the binary rules ([`bins`]) or only reports them.
-/// `cargo xtask layering` always enforces them.
-pub(crate) const BINARY_RULES_IN_CI: Enforcement = Enforcement::Report;
-
-/// What a broken binary rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Enforcement {
-    /// Fail the check.
-    Enforce,
-    /// Print the violations, pass.
-    Report,
-}
-
 /// The crate whose dependency tree is checked.
 const CORE: &str = "berth-core";
 
 /// Feature sets checked: default features, and the `test-util` feature downstream tests enable.
 const FEATURE_SETS: &[&[&str]] = &[&[], &["--features", "test-util"]];
 
-/// Runs every check against the workspace in `root`; `binary_rules` says whether the
-/// binary rules fail it.
-pub(crate) fn run(root: &Path, binary_rules: Enforcement) -> Result<()> {
+/// Runs every check against the workspace in `root`; any violation fails it.
+pub(crate) fn run(root: &Path) -> Result<()> {
     let failures: Vec<String> = [
         run_tree(root),
         run_core_deps(root),
-        run_binary_rules(root, binary_rules),
+        run_binary_rules(root),
     ]
     .into_iter()
     .filter_map(|result| result.err().map(|e| format!("{e:#}")))
@@ -71,7 +57,7 @@ fn run_core_deps(root: &Path) -> Result<()> {
     bail!("layering: {}", problems.join("\n  "))
 }
 
-fn run_binary_rules(root: &Path, enforcement: Enforcement) -> Result<()> {
+fn run_binary_rules(root: &Path) -> Result<()> {
     let violations = bins::check(root).context("layering: cannot read bins/*/src")?;
     if violations.is_empty() {
         println!("layering: binaries are wiring only: clean");
@@ -83,13 +69,7 @@ fn run_binary_rules(root: &Path, enforcement: Enforcement) -> Result<()> {
         violations.len(),
         listed.join("\n  ")
     );
-    match enforcement {
-        Enforcement::Enforce => bail!("layering: {text}"),
-        Enforcement::Report => {
-            println!("layering: warning (not enforced in CI yet): {text}");
-            Ok(())
-        }
-    }
+    bail!("layering: {text}")
 }
 
 fn run_tree(root: &Path) -> Result<()> {

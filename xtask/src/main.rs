@@ -69,7 +69,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ci { no_setup } => ci::run(&root, !no_setup),
         Command::Setup => setup::run(&root),
-        Command::Layering => layering::run(&root, layering::Enforcement::Enforce),
+        Command::Layering => layering::run(&root),
         Command::Dist(args) => dist::run(&root, args),
     }
 }

@@ -189,5 +189,8 @@ async fn deregisters_from_every_group_then_drains() {
     assert!(w.groups.members(&w.slots[0].group.arn).is_empty());
     let tally = w.workflow.engine().caller().tally();
     assert!(!tally.operations.contains_key("ReleaseTargets"), "{tally}");
-    assert!(tally.operations["DescribeTargetHealth"].calls >= 2, "{tally}");
+    assert!(
+        tally.operations["DescribeTargetHealth"].calls >= 2,
+        "{tally}"
+    );
 }
