@@ -27,14 +27,10 @@ const FEATURE_SETS: &[&[&str]] = &[&[], &["--features", "test-util"]];
 
 /// Runs every check against the workspace in `root`; any violation fails it.
 pub(crate) fn run(root: &Path) -> Result<()> {
-    let failures: Vec<String> = [
-        run_tree(root),
-        run_core_deps(root),
-        run_binary_rules(root),
-    ]
-    .into_iter()
-    .filter_map(|result| result.err().map(|e| format!("{e:#}")))
-    .collect();
+    let failures: Vec<String> = [run_tree(root), run_core_deps(root), run_binary_rules(root)]
+        .into_iter()
+        .filter_map(|result| result.err().map(|e| format!("{e:#}")))
+        .collect();
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));
     }
