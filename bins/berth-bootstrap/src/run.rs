@@ -3,10 +3,11 @@
 //! the run's deadline.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::Context;
 use berth_aws::CallCounter;
-use berth_core::engine::Caller;
+use berth_core::engine::{Caller, RetryPolicy};
 use berth_runtime::oneshot::Finished;
 use berth_runtime::ExitStatus;
 use serde_json::Value;
@@ -121,8 +122,15 @@ async fn execute(
     // Known once the certificates module ran in this run.
     let mut tls: Option<TlsFiles> = None;
     // Every provider call of the core workflows (DNS, etcd): rate limit, jittered
-    // retries, tallies.
-    let caller = Caller::default();
+    // retries (never longer than the run), tallies.
+    let retry = RetryPolicy::default();
+    let caller = Caller::new(
+        RetryPolicy {
+            budget: retry.budget.min(cli.deadline),
+            ..retry
+        },
+        Duration::ZERO,
+    );
 
     for module in modules {
         let _span = tracing::info_span!("module", name = module.as_str()).entered();
