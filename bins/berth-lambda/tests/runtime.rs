@@ -973,3 +973,61 @@ async fn init_time_from_process_start_to_first_next() {
     );
     assert!(median < Duration::from_millis(500), "{samples:?}");
 }
+
+/// The policy `berth-lambda iam-policy` prints suffices: a bind and a release with AWS
+/// refusing, as IAM would, every action the policy does not grant (an action missing
+/// from the policy fails this test).
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_and_release_need_no_action_the_printed_policy_lacks() {
+    let moto = MotoServer::isolated().await;
+    let aws = Aws::new(&moto, 1).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let policy = std::process::Command::new(env!("CARGO_BIN_EXE_berth-lambda"))
+        .env_clear()
+        .envs(aws_env(&moto.endpoint()))
+        .envs([
+            ("BERTH_INSTANCE_TAGS", "karpenter.sh/nodepool,team=live"),
+            ("BERTH_EIP_TAGS", "pool=live"),
+            ("BERTH_HOSTED_ZONE_ID", aws.zone_id.as_str()),
+            ("BERTH_DNS_SUFFIX", SUFFIX),
+            ("BERTH_LEDGER_TABLE", TABLE),
+        ])
+        .arg("iam-policy")
+        .output()
+        .unwrap();
+    assert!(policy.status.success(), "{policy:?}");
+    let policy: Value = serde_json::from_slice(&policy.stdout).unwrap();
+    let granted: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let denied = proxy.add(Rule::deny_all_but(granted));
+    let api = LambdaRuntimeApi::start();
+    let _runtimes = Runtimes::spawn_at(&api, &aws, &proxy.endpoint(), 1, &[]);
+
+    let instance = aws.launch(1, MATCHING).await.remove(0);
+    let bound = deliver(&api, &[event(&instance, "running")]).await;
+    assert_eq!(response(&bound[0].1)["outcome"], "bound", "{bound:?}");
+    aws.ec2
+        .terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    let released = deliver(&api, &[event(&instance, "terminated")]).await;
+    assert_eq!(
+        response(&released[0].1)["outcome"],
+        "released",
+        "{released:?}"
+    );
+    aws.assert_consistent().await;
+    assert_eq!(
+        proxy.fired(denied),
+        0,
+        "AWS refused actions the policy lacks; calls: {:?}",
+        proxy.counts()
+    );
+}
