@@ -6,10 +6,12 @@
 //!   and only on its documented dependencies, and that binaries are wiring only.
 //! - `cargo xtask dist [--profile P] [NAME...]`: a release in `dist/` (binaries, Lambda zip,
 //!   charts, IAM policies, SBOMs, `SHA256SUMS`).
+//! - `cargo xtask fuzz [TARGET] [--time SECONDS]`: the cargo-fuzz targets of `fuzz/` (nightly).
 
 mod ci;
 mod dist;
 mod dist_lambda;
+mod fuzz;
 mod helm;
 mod layering;
 mod process;
@@ -50,6 +52,8 @@ enum Command {
     Layering,
     /// Build a release into dist/: binaries, the Lambda zip, charts, IAM policies, SBOMs, SHA256SUMS.
     Dist(dist::DistArgs),
+    /// Run the cargo-fuzz targets of fuzz/ (nightly + cargo-fuzz), each for --time seconds.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Setup => setup::run(&root),
         Command::Layering => layering::run(&root),
         Command::Dist(args) => dist::run(&root, args),
+        Command::Fuzz(args) => fuzz::run(&root, args),
     }
 }
 

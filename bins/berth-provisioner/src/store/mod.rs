@@ -178,8 +178,12 @@ impl Store {
         }
     }
 
-    /// A run by id.
+    /// A run by id. An id that cannot name a ConfigMap is no run (and never reaches
+    /// the Kubernetes client, which refuses to build such a URL: a 502 before).
     pub(crate) async fn run(&self, id: &str) -> Result<Run> {
+        if !is_object_name(id) {
+            return Err(StoreError::NotFound(format!("run {id:?} not found")));
+        }
         let record = self
             .api::<ConfigMap>()
             .get_opt(id)
@@ -450,4 +454,16 @@ fn key_digest(key: &str) -> String {
 pub(crate) fn now_rfc3339() -> String {
     // Always three digits, so the strings sort as the times do.
     format!("{:.3}", k8s_openapi::jiff::Timestamp::now())
+}
+
+/// A Kubernetes object name (a DNS subdomain): 1-253 lowercase letters, digits, '-'
+/// and '.', starting and ending with a letter or digit.
+fn is_object_name(id: &str) -> bool {
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=253).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| alphanumeric(b) || b == b'-' || b == b'.')
+        && id.bytes().next().is_some_and(alphanumeric)
+        && id.bytes().last().is_some_and(alphanumeric)
 }

@@ -1,0 +1,80 @@
+//! Hostile IMDS answers: arbitrary bodies, and the identity document or the spot
+//! interruption notice with one field changed, served by `FakeImds` over IMDSv2, are
+//! either read or refused with a non-retryable provider error saying the answer was
+//! unexpected; nothing panics.
+#![cfg(feature = "imds")]
+
+use berth_aws::imds::Imds;
+use berth_core::Error;
+use berth_testing::hostile::{any_json, assert_clear_error, config, one_field_changed};
+use berth_testing::imds::{FakeImds, IDENTITY_PATH, SPOT_ACTION_PATH};
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+use serde_json::{json, Value};
+
+fn identity() -> Value {
+    json!({
+        "accountId": "123456789012",
+        "availabilityZone": "eu-west-1b",
+        "instanceId": "i-0abc123def4567890",
+        "instanceType": "m6gd.large",
+        "privateIp": "10.1.2.3",
+        "region": "eu-west-1",
+        "version": "2017-09-30"
+    })
+}
+
+fn spot_action() -> Value {
+    json!({"action": "terminate", "time": "2024-05-01T10:02:00Z"})
+}
+
+/// A body: arbitrary text, any JSON, or the valid document with one field changed.
+fn bodies(valid: Value) -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,120}",
+        any_json().prop_map(|v| v.to_string()),
+        one_field_changed(valid.clone()).prop_map(|v| v.to_string()),
+        one_field_changed(valid).prop_map(|v| v.to_string()),
+    ]
+}
+
+fn refused_clearly(error: &Error, path: &str) -> Result<(), TestCaseError> {
+    let message = error.to_string();
+    assert_clear_error(&message);
+    prop_assert!(message.contains(path), "{message}");
+    prop_assert!(!error.is_retryable(), "{error:?}");
+    Ok(())
+}
+
+#[test]
+fn hostile_identity_documents_are_read_or_refused_clearly() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = FakeImds::start();
+    let imds = Imds::with_endpoint(&server.endpoint()).unwrap();
+    TestRunner::new(config(128))
+        .run(&bodies(identity()), |body| {
+            server.route(IDENTITY_PATH, 200, &body);
+            match runtime.block_on(imds.identity()) {
+                Ok(found) => prop_assert!(found.instance_id.as_str().starts_with("i-")),
+                Err(e) => refused_clearly(&e, IDENTITY_PATH)?,
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn hostile_spot_notices_are_read_or_refused_clearly() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = FakeImds::start();
+    let imds = Imds::with_endpoint(&server.endpoint()).unwrap();
+    TestRunner::new(config(128))
+        .run(&bodies(spot_action()), |body| {
+            server.route(SPOT_ACTION_PATH, 200, &body);
+            if let Err(e) = runtime.block_on(imds.spot_interruption()) {
+                refused_clearly(&e, SPOT_ACTION_PATH)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
