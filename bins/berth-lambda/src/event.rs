@@ -1,5 +1,6 @@
-//! The one event the function accepts: EventBridge's "EC2 Instance State-change
-//! Notification". Anything else is refused with a message saying what was wrong.
+//! The events the function accepts: EventBridge's "EC2 Instance State-change
+//! Notification", and its "Scheduled Event" (`aws.events`), which runs the pool sweep.
+//! Anything else is refused with a message saying what was wrong.
 
 use aws_lambda_events::event::cloudwatch_events::ec2::InstanceStateChange;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
@@ -34,7 +35,37 @@ impl std::fmt::Display for InvalidEvent {
 
 impl std::error::Error for InvalidEvent {}
 
-/// Parses and checks an event.
+/// The scheduled event's `source`.
+const SCHEDULE_SOURCE: &str = "aws.events";
+/// The scheduled event's `detail-type`.
+const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// An event the function acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// An instance changed state: bind or release.
+    StateChange(StateChange),
+    /// The schedule fired: sweep the whole pool.
+    Sweep {
+        /// The EventBridge event id (for the log line).
+        event_id: Option<String>,
+    },
+}
+
+/// Parses and checks any event the function accepts: a scheduled event (the pool
+/// sweep) or a state change.
+pub(crate) fn parse_event(payload: Value) -> Result<Event, InvalidEvent> {
+    let field = |name: &str| payload.get(name).and_then(Value::as_str);
+    if field("source") == Some(SCHEDULE_SOURCE)
+        && field("detail-type") == Some(SCHEDULE_DETAIL_TYPE)
+    {
+        let event_id = field("id").map(str::to_owned);
+        return Ok(Event::Sweep { event_id });
+    }
+    parse(payload).map(Event::StateChange)
+}
+
+/// Parses and checks a state-change event.
 pub(crate) fn parse(payload: Value) -> Result<StateChange, InvalidEvent> {
     if !payload.is_object() {
         return Err(InvalidEvent(format!(
@@ -98,6 +129,31 @@ pub(crate) fn example(instance_id: &str, state: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scheduled_event_is_a_sweep() {
+        let scheduled = serde_json::json!({
+            "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-27T17:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/berth-sweep"],
+            "detail": {}
+        });
+        assert_eq!(
+            parse_event(scheduled).unwrap(),
+            Event::Sweep {
+                event_id: Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into())
+            }
+        );
+        let change = parse_event(example("i-0abc", "running")).unwrap();
+        assert!(matches!(change, Event::StateChange(c) if c.state == InstanceState::Running));
+        let mut other = example("i-0abc", "running");
+        other["detail-type"] = "Scheduled Event".into();
+        assert!(
+            parse_event(other).is_err(),
+            "aws.ec2 with a schedule's detail-type"
+        );
+    }
 
     #[test]
     fn a_state_change_is_parsed() {

@@ -10,14 +10,16 @@ use berth_aws::ec2::{Ec2Addresses, Ec2Instances};
 use berth_aws::route53::Route53Zones;
 use berth_aws::CallCounter;
 use berth_core::engine::{Caller, RetryPolicy, Tally};
-use berth_core::workflow::{AddressBinder, AddressProviders, BindingSettings, Outcome};
+use berth_core::workflow::{
+    AddressBinder, AddressProviders, BindingSettings, Outcome, SweepReport,
+};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tracing::Level;
 
 use crate::config::{Config, ConfigError, LEDGER_KEY};
-use crate::event;
+use crate::event::{self, Event};
 
 /// The function's state across invocations: the binder, or why there is none.
 pub(crate) struct Handler {
@@ -97,7 +99,8 @@ impl Handler {
         let started = Instant::now();
         let mut line = Map::new();
         line.insert("request_id".into(), request_id.into());
-        let result = self.run(payload, &mut line).await;
+        let mut message = "instance state change handled";
+        let result = self.run(payload, &mut line, &mut message).await;
         let level = if result.is_ok() {
             Level::INFO
         } else {
@@ -118,19 +121,34 @@ impl Handler {
                 .unwrap_or(u64::MAX)
                 .into(),
         );
-        berth_runtime::logging::summary(level, "instance state change handled", &record);
+        berth_runtime::logging::summary(level, message, &record);
         result.map(|()| Value::Object(line))
     }
 
-    async fn run(&self, payload: Value, line: &mut Map<String, Value>) -> Result<(), Diagnostic> {
+    async fn run(
+        &self,
+        payload: Value,
+        line: &mut Map<String, Value>,
+        message: &mut &'static str,
+    ) -> Result<(), Diagnostic> {
         let app = self.app.as_ref().map_err(|e| Diagnostic {
             error_type: "Configuration".into(),
             error_message: e.to_string(),
         })?;
-        let change = event::parse(payload).map_err(|e| Diagnostic {
+        let parsed = event::parse_event(payload).map_err(|e| Diagnostic {
             error_type: "InvalidEvent".into(),
             error_message: e.to_string(),
         })?;
+        let change = match parsed {
+            Event::StateChange(change) => change,
+            Event::Sweep { event_id } => {
+                *message = "pool swept";
+                if let Some(id) = event_id {
+                    line.insert("event_id".into(), id.into());
+                }
+                return sweep(app, line).await;
+            }
+        };
         if let Some(id) = &change.event_id {
             line.insert("event_id".into(), id.clone().into());
         }
@@ -151,6 +169,69 @@ impl Handler {
         describe(&outcome, line);
         Ok(())
     }
+}
+
+/// The scheduled sweep: the whole pool reconciled, what it repaired in the line. A
+/// repair that failed fails the invocation (`SweepIncomplete`) after the others ran.
+async fn sweep(app: &App, line: &mut Map<String, Value>) -> Result<(), Diagnostic> {
+    let before = app.counter.snapshot();
+    let binder = app.binder();
+    let result = binder.sweep().await;
+    let calls = app.counter.since(&before);
+    line.insert("aws_calls".into(), calls.values().sum::<u64>().into());
+    line.insert("aws_calls_by_operation".into(), json!(calls));
+    report_attempts(&binder.caller().tally(), line);
+    let report = result.map_err(|e| Diagnostic {
+        error_type: error_type(&e).into(),
+        error_message: format!("the pool could not be observed: {e}"),
+    })?;
+    line.insert("outcome".into(), "swept".into());
+    line.insert("sweep".into(), sweep_fields(&report));
+    if report.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(what, e)| format!("{what}: {e}"))
+        .collect();
+    Err(Diagnostic {
+        error_type: "SweepIncomplete".into(),
+        error_message: format!(
+            "{} repair(s) failed (the next sweep retries them): {}",
+            failed.len(),
+            failed.join("; ")
+        ),
+    })
+}
+
+/// The sweep's report as the log line's `sweep` object.
+fn sweep_fields(report: &SweepReport) -> Value {
+    let bound: Vec<Value> = report
+        .bound
+        .iter()
+        .map(|(i, a)| json!({"instance_id": i.as_str(), "allocation_id": a.0}))
+        .collect();
+    let released: Vec<&str> = report.released.iter().map(|i| i.as_str()).collect();
+    let freed: Vec<&str> = report.freed.iter().map(|a| a.0.as_str()).collect();
+    let left_alone: Vec<Value> = report
+        .skipped
+        .iter()
+        .map(|(a, why)| json!({"allocation_id": a.0, "reason": why}))
+        .collect();
+    let failed: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(what, e)| json!({"repair": what, "error_type": error_type(e), "error": e.to_string()}))
+        .collect();
+    json!({
+        "bound": bound,
+        "released": released,
+        "rows_freed": freed,
+        "dns_deleted": report.dns_deleted,
+        "left_alone": left_alone,
+        "failed": failed,
+    })
 }
 
 fn describe(outcome: &Outcome, line: &mut Map<String, Value>) {

@@ -1031,3 +1031,7 @@ async fn bind_and_release_need_no_action_the_printed_policy_lacks() {
         proxy.counts()
     );
 }
+
+/// The Lambda under fire: scale, faults, lost events and the pool sweep.
+#[path = "runtime/under_fire.rs"]
+mod under_fire;

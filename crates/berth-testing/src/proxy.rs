@@ -78,6 +78,7 @@ pub struct Rule {
     fault: Fault,
     after: usize,
     times: Option<usize>,
+    every: usize,
 }
 
 impl Rule {
@@ -100,6 +101,7 @@ impl Rule {
             fault,
             after: 0,
             times: None,
+            every: 1,
         }
     }
 
@@ -119,6 +121,13 @@ impl Rule {
     /// Apply to at most `n` matching requests, then let them through.
     pub fn times(mut self, n: usize) -> Rule {
         self.times = Some(n);
+        self
+    }
+
+    /// Apply to one matching request in `n` (the n-th, the 2n-th, ...; counted after
+    /// [`Rule::after`]): `every(5)` fails a fifth of the calls, deterministically.
+    pub fn every(mut self, n: usize) -> Rule {
+        self.every = n.max(1);
         self
     }
 
@@ -330,6 +339,7 @@ impl State {
             active.seen += 1;
             if active.seen <= active.rule.after
                 || active.rule.times.is_some_and(|times| active.fired >= times)
+                || (active.seen - active.rule.after) % active.rule.every != 0
             {
                 continue;
             }
@@ -696,6 +706,29 @@ mod tests {
         assert_eq!(status(Protocol::Ec2), 403);
         assert_eq!(status(Protocol::Json), 400);
         assert_eq!(status(Protocol::Xml), 403);
+    }
+
+    #[test]
+    fn every_applies_to_one_matching_request_in_n() {
+        let state = State::new("127.0.0.1:1".into());
+        let call = Call {
+            operation: "PutItem".into(),
+            service: None,
+            protocol: Protocol::Json,
+        };
+        lock(&state.rules).push(ActiveRule {
+            id: RuleId(0),
+            rule: Rule::any(Fault::Throttle).after(1).every(3),
+            seen: 0,
+            fired: 0,
+        });
+        let throttled: Vec<bool> = (0..8)
+            .map(|_| matches!(state.decide(&call, "/").1, Verdict::Throttle))
+            .collect();
+        assert_eq!(
+            throttled,
+            [false, false, false, true, false, false, true, false]
+        );
     }
 
     #[test]
