@@ -175,37 +175,7 @@ async fn renew_certs_replaces_a_due_certificate_and_runs_the_reload_command() {
 #[tokio::test]
 async fn acm_private_ca_issues_from_a_csr_made_on_the_node_and_a_second_run_leaves_it() {
     let node = Node::start(&[("Role", "master")]).await;
-    let pca = aws_sdk_acmpca::Client::new(&node.config);
-    let (ca, _) = LocalCa::generate("berth private CA", Duration::from_secs(86_400)).unwrap();
-    let arn = pca
-        .create_certificate_authority()
-        .certificate_authority_type(aws_sdk_acmpca::types::CertificateAuthorityType::Root)
-        .certificate_authority_configuration(
-            aws_sdk_acmpca::types::CertificateAuthorityConfiguration::builder()
-                .key_algorithm(aws_sdk_acmpca::types::KeyAlgorithm::EcPrime256v1)
-                .signing_algorithm(aws_sdk_acmpca::types::SigningAlgorithm::Sha256Withecdsa)
-                .subject(
-                    aws_sdk_acmpca::types::Asn1Subject::builder()
-                        .common_name("berth private CA")
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .certificate_authority_arn()
-        .unwrap()
-        .to_owned();
-    pca.import_certificate_authority_certificate()
-        .certificate_authority_arn(&arn)
-        .certificate(aws_sdk_acmpca::primitives::Blob::new(
-            ca.cert_pem().as_bytes(),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let (arn, ca) = node.acm_private_ca().await;
     let config = node.config(&format!("  acm_pca_arn: {arn}\n"), MODULES);
     let run = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);

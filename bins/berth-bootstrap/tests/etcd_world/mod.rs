@@ -236,6 +236,23 @@ impl World {
 
     /// Runs the compiled binary as `node` with this whole configuration.
     pub(crate) async fn run_config(&self, node: &Node, yaml: &str, extra_args: &[&str]) -> Run {
+        self.run_config_through(&self.endpoint, node, yaml, extra_args)
+            .await
+    }
+
+    /// moto's endpoint, to put a proxy in front of it.
+    pub(crate) fn aws_endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// [`World::run_config`] with AWS at `aws_endpoint` (a proxy in front of moto).
+    pub(crate) async fn run_config_through(
+        &self,
+        aws_endpoint: &str,
+        node: &Node,
+        yaml: &str,
+        extra_args: &[&str],
+    ) -> Run {
         let imds = FakeImds::start();
         imds.set_identity(&node.id, TEST_REGION, &node.ip.to_string());
         let config = self.etcd.path(&format!("{}/bootstrap.yaml", node.id));
@@ -249,7 +266,7 @@ impl World {
         command
             .args(extra_args)
             .envs(
-                aws_env(&self.endpoint)
+                aws_env(aws_endpoint)
                     .into_iter()
                     .filter(|(k, _)| *k != "AWS_EC2_METADATA_DISABLED"),
             )

@@ -103,6 +103,47 @@ impl Node {
         (cert_file, key_file)
     }
 
+    /// An ACM Private CA in moto (a root, EC P-256) with `ca`'s certificate imported:
+    /// its ARN and `ca`.
+    pub async fn acm_private_ca(&self) -> (String, LocalCa) {
+        use aws_sdk_acmpca::types::{
+            Asn1Subject, CertificateAuthorityConfiguration, CertificateAuthorityType, KeyAlgorithm,
+            SigningAlgorithm,
+        };
+        let pca = aws_sdk_acmpca::Client::new(&self.config);
+        let (ca, _) = LocalCa::generate("berth private CA", Duration::from_secs(86_400)).unwrap();
+        let arn = pca
+            .create_certificate_authority()
+            .certificate_authority_type(CertificateAuthorityType::Root)
+            .certificate_authority_configuration(
+                CertificateAuthorityConfiguration::builder()
+                    .key_algorithm(KeyAlgorithm::EcPrime256v1)
+                    .signing_algorithm(SigningAlgorithm::Sha256Withecdsa)
+                    .subject(
+                        Asn1Subject::builder()
+                            .common_name("berth private CA")
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .certificate_authority_arn()
+            .unwrap()
+            .to_owned();
+        pca.import_certificate_authority_certificate()
+            .certificate_authority_arn(&arn)
+            .certificate(aws_sdk_acmpca::primitives::Blob::new(
+                ca.cert_pem().as_bytes(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        (arn, ca)
+    }
+
     /// A configuration rooted in the temporary dir, never touching the machine's
     /// hostname, with `extra` YAML appended (sections must not repeat).
     pub fn config(&self, certificates: &str, extra: &str) -> PathBuf {
