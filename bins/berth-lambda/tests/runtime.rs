@@ -974,13 +974,13 @@ async fn init_time_from_process_start_to_first_next() {
     assert!(median < Duration::from_millis(500), "{samples:?}");
 }
 
-/// The policy `berth-lambda iam-policy` prints suffices: a bind and a release with AWS
-/// refusing, as IAM would, every action the policy does not grant (an action missing
-/// from the policy fails this test).
+/// The policy `berth-lambda iam-policy` prints suffices: a bind, a pool sweep and a
+/// release with AWS refusing, as IAM would, every action the policy does not grant (an
+/// action missing from the policy fails this test).
 #[tokio::test(flavor = "multi_thread")]
-async fn bind_and_release_need_no_action_the_printed_policy_lacks() {
+async fn bind_sweep_and_release_need_no_action_the_printed_policy_lacks() {
     let moto = MotoServer::isolated().await;
-    let aws = Aws::new(&moto, 1).await;
+    let aws = Aws::new(&moto, 2).await;
     let proxy = FaultProxy::start(&moto.endpoint()).await;
     let policy = std::process::Command::new(env!("CARGO_BIN_EXE_berth-lambda"))
         .env_clear()
@@ -1011,6 +1011,18 @@ async fn bind_and_release_need_no_action_the_printed_policy_lacks() {
     let instance = aws.launch(1, MATCHING).await.remove(0);
     let bound = deliver(&api, &[event(&instance, "running")]).await;
     assert_eq!(response(&bound[0].1)["outcome"], "bound", "{bound:?}");
+    // A second instance whose running event was lost: the scheduled sweep binds it.
+    let lost = aws.launch(1, MATCHING).await.remove(0);
+    let swept = deliver(&api, &[under_fire::scheduled("sweep-iam")]).await;
+    let swept = response(&swept[0].1);
+    assert_eq!(swept["outcome"], "swept", "{swept}");
+    let bound: Vec<&str> = swept["sweep"]["bound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["instance_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(bound, [lost.as_str()], "{swept}");
     aws.ec2
         .terminate_instances()
         .instance_ids(&instance)

@@ -94,7 +94,7 @@ impl Fire {
 }
 
 /// EventBridge's scheduled event, as the sweep rule sends it.
-fn scheduled(id: &str) -> String {
+pub(super) fn scheduled(id: &str) -> String {
     json!({
         "version": "0",
         "id": id,
