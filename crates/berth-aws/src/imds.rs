@@ -119,13 +119,14 @@ impl Imds {
         let document: IdentityDocument =
             serde_json::from_str(&text).map_err(|e| malformed(IDENTITY_PATH, e))?;
         Ok(InstanceIdentity {
-            instance_id: InstanceId::new(document.instance_id)?,
+            instance_id: InstanceId::new(document.instance_id)
+                .map_err(|e| malformed_field(IDENTITY_PATH, "instanceId", e))?,
             region: document.region,
             availability_zone: document.availability_zone,
             private_ip: document
                 .private_ip
                 .parse()
-                .map_err(|e| malformed(IDENTITY_PATH, e))?,
+                .map_err(|e| malformed_field(IDENTITY_PATH, "privateIp", e))?,
         })
     }
 
@@ -140,8 +141,9 @@ impl Imds {
         let notice: InstanceAction =
             serde_json::from_str(&text).map_err(|e| malformed(SPOT_ACTION_PATH, e))?;
         let time = DateTime::from_str(&notice.time, Format::DateTime)
-            .map_err(|e| malformed(SPOT_ACTION_PATH, e))?;
-        let time = SystemTime::try_from(time).map_err(|e| malformed(SPOT_ACTION_PATH, e))?;
+            .map_err(|e| malformed_field(SPOT_ACTION_PATH, "time", e))?;
+        let time =
+            SystemTime::try_from(time).map_err(|e| malformed_field(SPOT_ACTION_PATH, "time", e))?;
         let action = match notice.action.as_str() {
             "terminate" => SpotAction::Terminate,
             "stop" => SpotAction::Stop,
@@ -164,12 +166,19 @@ fn operation(path: &str) -> String {
     format!("IMDS GET {path}")
 }
 
+/// The answer at `path` is not the document it should be (serde's message names
+/// a missing or mistyped field). Never retryable: asking again gets the same answer.
 fn malformed(path: &str, error: impl fmt::Display) -> Error {
     Error::Provider {
         operation: operation(path),
         message: format!("unexpected answer: {error}"),
         retryable: false,
     }
+}
+
+/// The answer at `path` parsed, but its `field` holds a value that is not valid.
+fn malformed_field(path: &str, field: &str, error: impl fmt::Display) -> Error {
+    malformed(path, format!("field {field}: {error}"))
 }
 
 /// Maps an IMDS failure. Only the status is kept from an error response: the

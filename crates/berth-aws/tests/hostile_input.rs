@@ -1,7 +1,8 @@
 //! Hostile IMDS answers: arbitrary bodies, and the identity document or the spot
 //! interruption notice with one field changed, served by `FakeImds` over IMDSv2, are
 //! either read or refused with a non-retryable provider error saying the answer was
-//! unexpected; nothing panics.
+//! unexpected, naming the IMDS path (and the field when one value is invalid);
+//! nothing panics.
 #![cfg(feature = "imds")]
 
 use berth_aws::imds::Imds;
@@ -77,4 +78,25 @@ fn hostile_spot_notices_are_read_or_refused_clearly() {
             Ok(())
         })
         .unwrap();
+}
+
+#[test]
+fn an_invalid_instance_id_is_refused_naming_the_path_and_the_field() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = FakeImds::start();
+    let imds = Imds::with_endpoint(&server.endpoint()).unwrap();
+    let mut document = identity();
+    document["instanceId"] = json!("not-an-id");
+    server.route(IDENTITY_PATH, 200, &document.to_string());
+    let error = runtime.block_on(imds.identity()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Provider { ref operation, retryable: false, .. }
+            if operation.contains(IDENTITY_PATH)),
+        "{error:?}"
+    );
+    assert!(message.contains(IDENTITY_PATH), "{message}");
+    assert!(message.contains("instanceId"), "{message}");
+    assert!(message.contains("not-an-id"), "{message}");
+    assert!(!error.is_retryable(), "{error:?}");
 }
