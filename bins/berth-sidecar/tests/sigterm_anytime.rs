@@ -1,0 +1,155 @@
+//! SIGTERM at a random moment of the compiled sidecar's life (issue #14): during the
+//! pre-register hook, around RegisterTargets, during the healthy wait, or (a second
+//! SIGTERM) during the drain. Whenever it lands, after the exit the IP is in no group.
+//!
+//! The seed is printed; `BERTH_TEST_SEED=<n>` replays a run set.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use berth_testing::{Fault, FaultProxy, Rule};
+use support::{Groups, Sidecar, Stage};
+
+const RUNS: u64 = 50;
+/// Runs at once: each run mostly waits (hook, polls), so two overlap well on 2 cores.
+const LANES: u64 = 2;
+const HOOK: Duration = Duration::from_millis(200);
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
+
+/// Where a run sends its SIGTERM.
+#[derive(Clone, Copy, Debug)]
+enum Aim {
+    /// While the pre-register hook sleeps.
+    Hook,
+    /// Just after the hook: around RegisterTargets.
+    Registration,
+    /// While the target answers `initial` (the healthy wait polls every second).
+    HealthyWait,
+    /// Ready, first SIGTERM, then a second one at a random moment of the drain.
+    Drain,
+}
+
+/// A `DescribeTargetHealth` answer with one target in `state`.
+fn health_answer(ip: &str, state: &str, reason: &str) -> Fault {
+    Fault::Respond {
+        status: 200,
+        body: format!(
+            r#"<DescribeTargetHealthResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><DescribeTargetHealthResult><TargetHealthDescriptions><member><Target><Id>{ip}</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>{state}</State><Reason>{reason}</Reason></TargetHealth></member></TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>canned</RequestId></ResponseMetadata></DescribeTargetHealthResponse>"#
+        ),
+    }
+}
+
+/// What the proxy had seen when the (last) SIGTERM left: a readable phase.
+fn phase_seen(proxy: &FaultProxy, initial_fired: usize) -> &'static str {
+    match (
+        proxy.count("RegisterTargets"),
+        proxy.count("DeregisterTargets"),
+    ) {
+        (0, _) => "before RegisterTargets (hook)",
+        (_, 0) if initial_fired == 0 => "RegisterTargets sent, no `initial` read yet",
+        (_, 0) => "healthy wait",
+        _ => "drain",
+    }
+}
+
+async fn one_run(moto: &str, groups: &Groups, seed: u64, run: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(run));
+    let aim = match run % 4 {
+        0 => Aim::Hook,
+        1 => Aim::Registration,
+        2 => Aim::HealthyWait,
+        _ => Aim::Drain,
+    };
+    let ip = format!("10.0.2.{}", run + 1);
+    let proxy = FaultProxy::start(moto).await;
+    // The first health read (the observation before registering) goes to moto; the
+    // next says `initial`, as AWS does while health checks run; then moto: healthy.
+    let initial = proxy.add(
+        Rule::new(
+            "DescribeTargetHealth",
+            health_answer(&ip, "initial", "Elb.InitialHealthChecking"),
+        )
+        .after(1)
+        .times(1),
+    );
+    let mut cmd = Sidecar::command(&proxy.endpoint());
+    cmd.env_remove("POD_IP").args([
+        "-target-group-name",
+        "web",
+        "-target-id",
+        &ip,
+        "-pre-register-command",
+        &format!("sleep {}", HOOK.as_secs_f64()),
+        "--drain-timeout",
+        "2s",
+    ]);
+    let mut sidecar = Sidecar::spawn(cmd);
+    let delay = match aim {
+        Aim::Hook => rng.u64(0..200),
+        Aim::Registration => rng.u64(230..380),
+        Aim::HealthyWait => rng.u64(380..1300),
+        Aim::Drain => rng.u64(0..1500),
+    };
+    let phase = if let Aim::Drain = aim {
+        sidecar.until_ready(EXIT_WITHIN).await;
+        // moto drops a deregistered target at once; AWS says `draining` for the
+        // deregistration delay: two canned answers stand in for it.
+        proxy.add(
+            Rule::new(
+                "DescribeTargetHealth",
+                health_answer(&ip, "draining", "Target.DeregistrationInProgress"),
+            )
+            .times(2),
+        );
+        sidecar.terminate();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let phase = phase_seen(&proxy, proxy.fired(initial));
+        if sidecar.running() {
+            sidecar.terminate();
+        }
+        phase
+    } else {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let phase = phase_seen(&proxy, proxy.fired(initial));
+        if sidecar.running() {
+            sidecar.terminate();
+        }
+        phase
+    };
+    let started = Instant::now();
+    let status = sidecar.wait(EXIT_WITHIN).await;
+    let mut left = groups.targets(&groups.web).await;
+    left.extend(groups.targets(&groups.api).await);
+    left.retain(|t| t.starts_with(&format!("{ip}:")));
+    println!(
+        "run {run}: {aim:?} +{delay}ms ({phase}) -> {status}, exit took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        left.is_empty(),
+        "BERTH_TEST_SEED={seed} run {run}: SIGTERM {aim:?} +{delay}ms ({phase}) left {left:?} \
+         registered; exit {status}; stderr:\n{}",
+        sidecar.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_at_any_moment_leaves_the_ip_in_no_group() {
+    let seed = match std::env::var("BERTH_TEST_SEED") {
+        Ok(s) => s.parse().expect("BERTH_TEST_SEED is a u64"),
+        Err(_) => fastrand::u64(..),
+    };
+    println!("BERTH_TEST_SEED={seed}");
+    let stage = Stage::start().await;
+    let moto = stage.moto.endpoint();
+    let lanes = (0..LANES).map(|lane| {
+        let (moto, groups) = (&moto, &stage.groups);
+        async move {
+            for run in (lane..RUNS).step_by(LANES as usize) {
+                one_run(moto, groups, seed, run).await;
+            }
+        }
+    });
+    futures::future::join_all(lanes).await;
+}
