@@ -1,6 +1,7 @@
 //! Secrets never leak (#14.4): the compiled provisioner at `--log-level trace`
-//! (`BERTH_LOG_LEVEL`), in text, never prints its bearer token nor a
-//! wrong token a client sent — not in its logs, its error answers or `/metrics`.
+//! (`BERTH_LOG_LEVEL`), in text and in JSON (`BERTH_LOG_FORMAT`), never prints its
+//! bearer token nor a wrong token a client sent — not in its logs, its error
+//! answers or `/metrics`.
 
 mod support;
 
@@ -12,8 +13,7 @@ const WRONG: &str = "wrong-token-5e0c9b13f7a4";
 #[test]
 fn no_token_in_trace_logs_errors_or_metrics() {
     let api = FakeApiServer::start().expect("fake API server");
-    // Text only: the harness reads its addresses from the text log lines.
-    for format in ["text"] {
+    for format in ["text", "json"] {
         // The harness's child inherits these (they override its RUST_LOG).
         std::env::set_var("BERTH_LOG_LEVEL", "trace");
         std::env::set_var("BERTH_LOG_FORMAT", format);
@@ -33,6 +33,13 @@ fn no_token_in_trace_logs_errors_or_metrics() {
             answers += &format!("{:?}", reply.headers);
         }
         let logs = server.logs();
+        if format == "json" {
+            // The check below means something only if the lines really are JSON.
+            for line in logs.lines() {
+                let parsed = serde_json::from_str::<serde_json::Value>(line);
+                assert!(parsed.is_ok_and(|v| v.is_object()), "not JSON: {line}");
+            }
+        }
         assert!(
             logs.contains("TRACE") || logs.contains("\"TRACE\""),
             "trace on: {logs:.2000}"

@@ -55,6 +55,16 @@ pub fn config_yaml(terraform_vars: &[(&str, &str)], runner: &str) -> String {
 /// The default runner map: an image and command no kubelet here will run.
 pub const IDLE_RUNNER: &str = "  image: berth-runner:test\n  command: [\"/bin/false\"]\n";
 
+/// The address right after `marker` in a log line, text (`addr=127.0.0.1:8080 ...`)
+/// or JSON (`"addr":"127.0.0.1:8080",...`).
+fn address_after(line: &str, marker: &str) -> Option<String> {
+    let rest = line.split(marker).nth(1)?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
+        .unwrap_or(rest.len());
+    (end > 0).then(|| rest[..end].to_owned())
+}
+
 /// A running `berth-provisioner`.
 pub struct Provisioner {
     child: Child,
@@ -103,10 +113,11 @@ impl Provisioner {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = loop {
-            let found = stderr.lock().unwrap().iter().find_map(|l| {
-                let rest = l.split("listening on ").nth(1)?;
-                Some(rest.split_whitespace().next()?.to_owned())
-            });
+            let found = stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| address_after(l, "listening on "));
             if let Some(addr) = found {
                 break addr;
             }
@@ -124,15 +135,7 @@ impl Provisioner {
             .unwrap()
             .iter()
             .filter(|l| l.contains("admin server listening"))
-            .find_map(|l| {
-                Some(
-                    l.split("addr=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .to_owned(),
-                )
-            })
+            .find_map(|l| address_after(l, "addr=").or_else(|| address_after(l, "\"addr\":\"")))
             .expect("the admin server's address in the log");
         Provisioner {
             child,
