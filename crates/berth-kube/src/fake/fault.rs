@@ -31,6 +31,12 @@ impl Fault {
         }
     }
 
+    /// Refuses every request, whatever its method and path: an API server outage
+    /// (503 with [`Fault::status`]).
+    pub fn everything() -> Self {
+        Fault::new(ANY, ANY)
+    }
+
     /// Serves the first `n` matching requests, then refuses (e.g. a client's second
     /// write of an object, when its first one creates it).
     pub fn after(mut self, n: usize) -> Self {
@@ -50,6 +56,9 @@ impl Fault {
         self
     }
 }
+
+/// Matches any method or path.
+const ANY: &str = "*";
 
 /// The faults installed in one server, and the requests they refused.
 #[derive(Debug, Default)]
@@ -71,10 +80,11 @@ impl Faults {
     /// The failure to answer instead of serving `method path`, if a fault matches
     /// (and uses up one of its times).
     pub(crate) fn check(&mut self, method: &str, path: &str) -> Option<Failure> {
-        let fault = self
-            .installed
-            .iter_mut()
-            .find(|f| f.method == method && f.path == path && f.remaining != Some(0))?;
+        let fault = self.installed.iter_mut().find(|f| {
+            (f.method == ANY || f.method == method)
+                && (f.path == ANY || f.path == path)
+                && f.remaining != Some(0)
+        })?;
         if fault.skip > 0 {
             fault.skip -= 1;
             return None;
@@ -128,5 +138,13 @@ mod tests {
         assert_eq!(faults.check("PUT", "/x").unwrap().reason, "Forbidden");
         faults.clear();
         assert!(faults.check("PUT", "/x").is_none());
+    }
+
+    #[test]
+    fn everything_refuses_any_method_and_path() {
+        let mut faults = Faults::default();
+        faults.install(Fault::everything().status(503));
+        assert_eq!(faults.check("GET", "/api/v1/nodes").unwrap().code, 503);
+        assert_eq!(faults.check("POST", "/apis/x").unwrap().code, 503);
     }
 }
