@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use berth_runtime::api::ApiServer;
 use berth_runtime::{process, ExitStatus, Failure, LogArgs, Process};
 use clap::Parser;
 
@@ -87,19 +88,11 @@ async fn run(args: Args, process: Process) -> Result<ExitStatus, Failure> {
         process.shutdown.clone().cancelled_owned(),
     ));
     let app = api::router(Arc::new(store), Arc::new(tokens), metrics);
-    // layering: allow(http-server): the provisioner's REST API is the product, not an admin endpoint.
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr().context("the listener's address")?;
+    let server = ApiServer::bind(args.listen).await?;
+    let addr = server.local_addr();
     tracing::info!(%addr, namespace, "listening on {addr}");
     process.readiness.ready();
-    let shutdown = process.shutdown.clone();
-    // layering: allow(http-server): serves the REST API bound above, until the shutdown token.
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("the HTTP server failed")?;
+    server.serve(app, process.shutdown.clone()).await?;
     tracing::info!("stopped");
     Ok(ExitStatus::SUCCESS)
 }

@@ -125,9 +125,7 @@ pub struct AdminServer {
 impl AdminServer {
     /// Binds `addr` (so a taken port fails before the mode changes anything).
     pub async fn bind(addr: SocketAddr) -> Result<Self, Error> {
-        let bind_error = |source| Error::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-        let addr = listener.local_addr().map_err(bind_error)?;
+        let (listener, addr) = bind_listener(addr).await?;
         Ok(AdminServer { listener, addr })
     }
 
@@ -235,3 +233,11 @@ fn text(code: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 #[cfg(test)]
 mod tests;
+
+/// Binds `addr`; the listener and its bound address (the port the OS chose for `:0`).
+pub(crate) async fn bind_listener(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind_error = |source| Error::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}

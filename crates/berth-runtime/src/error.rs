@@ -20,6 +20,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     AsyncRuntime(#[source] std::io::Error),
+    /// A mode's HTTP API server failed while serving.
+    #[error("the HTTP API server failed")]
+    Serve(#[source] std::io::Error),
     /// `--log-level` (or `RUST_LOG`) is not a valid filter.
     #[error("invalid log filter {filter:?}")]
     LogFilter {

@@ -43,6 +43,8 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "api")]
+pub mod api;
 pub mod args;
 pub mod controller;
 mod error;
