@@ -35,7 +35,12 @@ impl Step {
     fn run(&self, root: &Path) -> Result<()> {
         match self {
             Step::Setup => setup::run(root),
-            Step::Cargo(args) => process::run_cargo(root, args),
+            // Incremental state is ~4 GB on a cold build that CI never reuses; a CI machine's
+            // disk once ran out during the tests because of it.
+            Step::Cargo(args) => process::run_command(
+                process::cargo(root, args).env("CARGO_INCREMENTAL", "0"),
+                &self.title(),
+            ),
             Step::Layering => layering::run(root),
             Step::Tool(words) => {
                 let (program, args) = words.split_first().context("empty tool step")?;

@@ -30,8 +30,12 @@ pub(crate) fn display(args: &[&str]) -> String {
 
 /// Runs `cargo <args>` in `root` with inherited stdio; fails unless it exits 0.
 pub(crate) fn run_cargo(root: &Path, args: &[&str]) -> Result<()> {
-    let shown = display(args);
-    let status = cargo(root, args)
+    run_command(&mut cargo(root, args), &display(args))
+}
+
+/// Runs `command` (read as `shown` in messages) with inherited stdio; fails unless it exits 0.
+pub(crate) fn run_command(command: &mut Command, shown: &str) -> Result<()> {
+    let status = command
         .status()
         .with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
