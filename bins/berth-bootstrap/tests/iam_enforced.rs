@@ -12,32 +12,15 @@ mod node;
 
 use std::path::Path;
 
-use berth_testing::{FaultProxy, Rule, RuleId};
+use berth_testing::{FaultProxy, RuleId};
 use etcd_world::World;
 use node::Node;
 
-/// The actions `berth-bootstrap iam-policy -c config` grants.
-fn printed_policy_actions(config: &Path) -> Vec<String> {
-    let policy = std::process::Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"))
-        .arg("iam-policy")
-        .arg("-c")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(policy.status.success(), "{policy:?}");
-    let policy: serde_json::Value = serde_json::from_slice(&policy.stdout).unwrap();
-    policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().clone())
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// `proxy` refuses every action the policy printed for `config` does not grant.
+/// `proxy` refuses every action `berth-bootstrap iam-policy -c config` does not grant.
 fn enforce_printed_policy(proxy: &FaultProxy, config: &Path) -> RuleId {
-    proxy.add(Rule::deny_all_but(printed_policy_actions(config)))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_berth-bootstrap"));
+    command.arg("iam-policy").arg("-c").arg(config);
+    berth_testing::iam::enforce_printed_policy(proxy, &mut command)
 }
 
 #[tokio::test]

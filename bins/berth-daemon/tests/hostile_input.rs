@@ -4,9 +4,8 @@
 //! same parser under libFuzzer.
 
 use berth_daemon::static_config::{ConfigError, StaticConfig};
-use berth_testing::hostile::{any_json, assert_clear_error, config, one_edit, one_field_changed};
+use berth_testing::hostile::{self, assert_clear_error};
 use proptest::prelude::*;
-use proptest::test_runner::TestRunner;
 
 const EXAMPLE: &str = include_str!("../../../examples/daemon/rules.yaml");
 
@@ -57,51 +56,30 @@ fn the_valid_documents_parse() {
 
 #[test]
 fn arbitrary_text_is_refused_clearly() {
-    TestRunner::new(config(256))
-        .run(&".{0,200}", |text| check(&text))
-        .unwrap();
+    hostile::arbitrary_text(&check);
 }
 
 #[test]
 fn arbitrary_bytes_as_text_are_refused_clearly() {
-    TestRunner::new(config(128))
-        .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
-            check(&String::from_utf8_lossy(&bytes))
-        })
-        .unwrap();
+    hostile::arbitrary_bytes_as_text(&check);
 }
 
 #[test]
 fn the_example_with_one_edit_is_parsed_or_refused_clearly() {
-    TestRunner::new(config(256))
-        .run(&one_edit(EXAMPLE), |text| check(&text))
-        .unwrap();
+    hostile::example_with_one_edit(EXAMPLE, &check);
 }
 
 #[test]
 fn valid_rules_with_one_field_changed_are_parsed_or_refused_clearly() {
-    TestRunner::new(config(256))
-        .run(&one_field_changed(valid_rules()), |doc| {
-            check(&serde_json::to_string(&doc).unwrap())
-        })
-        .unwrap();
+    hostile::valid_with_one_field_changed(valid_rules(), &check);
 }
 
 #[test]
 fn any_json_document_is_parsed_or_refused_clearly() {
-    TestRunner::new(config(128))
-        .run(&any_json(), |doc| {
-            check(&serde_json::to_string(&doc).unwrap())
-        })
-        .unwrap();
+    hostile::any_json_document(&check);
 }
 
 #[test]
 fn deeply_nested_yaml_is_refused_without_overflowing_the_stack() {
-    for depth in [64, 1_000, 100_000] {
-        for (open, close) in [("[", "]"), ("{a: ", "}")] {
-            let text = format!("rules: {}{}", open.repeat(depth), close.repeat(depth));
-            check(&text).unwrap();
-        }
-    }
+    hostile::deeply_nested_yaml("rules", &check);
 }

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use berth_testing::Rule;
+use berth_testing::iam::enforce_printed_policy;
 use common::{eventually, instance, set, World};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -23,22 +23,13 @@ async fn register_and_deregister_need_no_action_the_printed_policy_lacks() {
         ),
     );
     let config = config.to_str().unwrap();
-    let policy = Command::new(env!("CARGO_BIN_EXE_berth-daemon"))
-        .envs(berth_testing::aws_env(&w.proxy.endpoint()))
-        .env_remove("CLUSTER_ID")
-        .args(["iam-policy", "--cluster-name", "e2e", "--config", config])
-        .output()
-        .unwrap();
-    assert!(policy.status.success(), "{policy:?}");
-    let policy: serde_json::Value = serde_json::from_slice(&policy.stdout).unwrap();
-    let granted: Vec<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().clone())
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect();
-    let denied = w.proxy.add(Rule::deny_all_but(granted));
+    let denied = enforce_printed_policy(
+        &w.proxy,
+        Command::new(env!("CARGO_BIN_EXE_berth-daemon"))
+            .envs(berth_testing::aws_env(&w.proxy.endpoint()))
+            .env_remove("CLUSTER_ID")
+            .args(["iam-policy", "--cluster-name", "e2e", "--config", config]),
+    );
 
     w.add_node("node-0", &instance(0), &[("role", "web")]);
     let mut d = w.daemon(&["--mode", "cluster", "--config", config], &[]);

@@ -47,21 +47,13 @@ fn runs_the_scenario_on_in_memory_aws_and_ends_with_the_expected_table() {
 
     // One RegisterTargets per group at least, one DeregisterTargets per group a node
     // left (node-2 and node-4 from web and api, the Cast.ai nodes from batch).
-    let calls = "AWS calls berth made";
-    assert!(
-        run.count(calls, "RegisterTargets") >= Some(4),
-        "{}",
-        run.text()
-    );
-    assert!(
-        run.count(calls, "DeregisterTargets") >= Some(5),
-        "{}",
-        run.text()
-    );
-    assert!(
-        run.count(calls, "DescribeTargetHealth") >= Some(4),
-        "{}",
-        run.text()
+    run.assert_counts_at_least(
+        "AWS calls berth made",
+        &[
+            ("RegisterTargets", 4),
+            ("DeregisterTargets", 5),
+            ("DescribeTargetHealth", 4),
+        ],
     );
     let events = "Kubernetes Events berth recorded";
     assert!(

@@ -48,21 +48,13 @@ async fn runs_the_scenario_through_the_elbv2_adapter_against_moto() {
     assert_eq!(rows, expected, "{}", run.text());
 
     // The calls were the adapter's, counted by its SDK interceptor.
-    let calls = "AWS calls berth made";
-    assert!(
-        run.count(calls, "RegisterTargets") >= Some(4),
-        "{}",
-        run.text()
-    );
-    assert!(
-        run.count(calls, "DeregisterTargets") >= Some(5),
-        "{}",
-        run.text()
-    );
-    assert!(
-        run.count(calls, "DescribeTargetGroups") >= Some(1),
-        "{}",
-        run.text()
+    run.assert_counts_at_least(
+        "AWS calls berth made",
+        &[
+            ("RegisterTargets", 4),
+            ("DeregisterTargets", 5),
+            ("DescribeTargetGroups", 1),
+        ],
     );
 
     // moto itself holds what the table says: web keeps node-1, node-3 and the

@@ -7,39 +7,24 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use berth_testing::Rule;
+use berth_testing::iam::enforce_printed_policy;
 use support::{Sidecar, Stage, POD_IP};
 
 const READY_WITHIN: Duration = Duration::from_secs(60);
 const EXIT_WITHIN: Duration = Duration::from_secs(60);
-
-/// The actions the printed policy grants for these flags.
-fn granted(endpoint: &str, flags: &[&str]) -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth-sidecar"))
-        .envs(berth_testing::aws_env(endpoint))
-        .arg("iam-policy")
-        .args(flags)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["Action"].as_array().unwrap().clone())
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_run_needs_no_action_the_printed_policy_lacks() {
     let stage = Stage::start().await;
     let flags = ["--target-group", "web", "--target-group", &stage.groups.api];
     let endpoint = stage.proxy.endpoint();
-    let denied = stage
-        .proxy
-        .add(Rule::deny_all_but(granted(&endpoint, &flags)));
+    let denied = enforce_printed_policy(
+        &stage.proxy,
+        Command::new(env!("CARGO_BIN_EXE_berth-sidecar"))
+            .envs(berth_testing::aws_env(&endpoint))
+            .arg("iam-policy")
+            .args(flags),
+    );
 
     let mut cmd = Sidecar::command(&endpoint);
     cmd.args(flags);

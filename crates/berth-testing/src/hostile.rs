@@ -5,7 +5,7 @@
 //! bounds its case count with [`config`].
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value};
 
 /// A runner configuration: `cases` cases, no regression files written into the
@@ -128,4 +128,55 @@ pub fn assert_clear_error(message: &str) {
         !message.contains("panicked"),
         "a panic reported as an error: {message}"
     );
+}
+
+/// What a parser's property test checks of one input: it is parsed, or refused clearly.
+pub type Check<'a> = &'a dyn Fn(&str) -> Result<(), TestCaseError>;
+
+/// `check` on arbitrary text of up to 200 characters (256 cases).
+pub fn arbitrary_text(check: Check<'_>) {
+    TestRunner::new(config(256))
+        .run(&".{0,200}", |text| check(&text))
+        .unwrap();
+}
+
+/// `check` on arbitrary bytes read as text, lossily (128 cases).
+pub fn arbitrary_bytes_as_text(check: Check<'_>) {
+    TestRunner::new(config(128))
+        .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
+            check(&String::from_utf8_lossy(&bytes))
+        })
+        .unwrap();
+}
+
+/// `check` on `example` with one edit (256 cases).
+pub fn example_with_one_edit(example: &str, check: Check<'_>) {
+    TestRunner::new(config(256))
+        .run(&one_edit(example), |text| check(&text))
+        .unwrap();
+}
+
+/// `check` on the JSON text of `valid` with one field changed (256 cases).
+pub fn valid_with_one_field_changed(valid: Value, check: Check<'_>) {
+    TestRunner::new(config(256))
+        .run(&one_field_changed(valid), |doc| check(&doc.to_string()))
+        .unwrap();
+}
+
+/// `check` on the JSON text of any JSON document (128 cases).
+pub fn any_json_document(check: Check<'_>) {
+    TestRunner::new(config(128))
+        .run(&any_json(), |doc| check(&doc.to_string()))
+        .unwrap();
+}
+
+/// `check` on `<key>: ` followed by flow sequences and mappings nested 64, 1,000 and
+/// 100,000 deep: a parser must refuse them without overflowing the stack.
+pub fn deeply_nested_yaml(key: &str, check: Check<'_>) {
+    for depth in [64, 1_000, 100_000] {
+        for (open, close) in [("[", "]"), ("{a: ", "}")] {
+            let text = format!("{key}: {}{}", open.repeat(depth), close.repeat(depth));
+            check(&text).unwrap();
+        }
+    }
 }

@@ -10,6 +10,8 @@
 //!   with its data dir, stopped with SIGTERM then SIGKILL.
 //! - [`imds::FakeImds`]: an IMDSv2-only instance metadata service (identity,
 //!   spot interruption notice) on a loopback port.
+//! - [`iam::enforce_printed_policy`]: the policy a binary prints, enforced on a
+//!   [`FaultProxy`] as IAM would.
 //! - [`hostile`]: arbitrary and one-field-changed inputs for the parsers' property tests.
 //! - [`golden::assert_file`]: a committed generated file must equal what generates it.
 //! - [`aws_env`] and [`sdk_config`]: point a child process or an SDK client at
@@ -33,6 +35,7 @@ mod background;
 pub mod etcd;
 pub mod golden;
 pub mod hostile;
+pub mod iam;
 pub mod imds;
 mod lambda_runtime_api;
 mod moto;

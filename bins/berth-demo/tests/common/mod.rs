@@ -38,6 +38,18 @@ impl Run {
             (first == name).then(|| n.parse().ok()).flatten()
         })
     }
+
+    /// Each `(name, least)`: the count on the row of `name` in section `title` is at
+    /// least `least`.
+    pub fn assert_counts_at_least(&self, title: &str, least: &[(&str, u64)]) {
+        for &(name, least) in least {
+            assert!(
+                self.count(title, name) >= Some(least),
+                "{name} in {title}: {}",
+                self.text()
+            );
+        }
+    }
 }
 
 /// Runs `berth-demo` with `args` (plain progress, default log level) to its exit.
