@@ -3,6 +3,8 @@
 //! (behind berth-testing's FaultProxy, which counts every AWS call the daemon makes).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fleet;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -248,6 +250,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// GET a path on the daemon's HTTP endpoint: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
