@@ -19,12 +19,21 @@ const POLL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(
 
 /// Runs the sidecar in `process`; returns the exit code.
 pub(crate) async fn run(config: Config, mut process: Process) -> Result<ExitStatus, Failure> {
-    // berth-runtime installed the handlers before this runs: a SIGTERM during
-    // registration reaches the runner, which deregisters.
+    // berth-runtime installed the handlers before this runs: a SIGTERM from here on
+    // reaches the runner (which deregisters if it registered) or, while the AWS
+    // configuration loads (it may wait on IMDS), ends the run before anything is
+    // registered. Either way the exit is clean.
     let signals = process
         .take_signals()
         .ok_or("the signal handlers deliver no signals")?;
-    let sdk = load_sdk_config(&AwsOptions::default()).await;
+    let aws = AwsOptions::default();
+    let sdk = tokio::select! {
+        sdk = load_sdk_config(&aws) => sdk,
+        () = process.shutdown.cancelled() => {
+            tracing::info!("signal received while starting; nothing was registered");
+            return Ok(ExitStatus::SUCCESS);
+        }
+    };
     let counter = CallCounter::new();
     let provider: Arc<dyn TargetGroups> = Arc::new(ElbTargetGroups::new(&sdk, counter.clone()));
     let metrics = Metrics::register(&process.metrics, counter);

@@ -1,13 +1,21 @@
 //! SIGTERM at a random moment of the compiled sidecar's life (issue #14): during the
 //! pre-register hook, around RegisterTargets, during the healthy wait, or (a second
-//! SIGTERM) during the drain. Whenever it lands, after the exit the IP is in no group.
+//! SIGTERM) during the drain. Whenever it lands, the sidecar exits 0 (a second signal
+//! only cuts the drain short) and after the exit the IP is in no group.
+//!
+//! Every SIGTERM is sent once the process has logged that its handlers are installed
+//! (berth-runtime's debug line): before that is the exec window — the kernel loading
+//! the binary, a few milliseconds — where SIGTERM's default action still applies; the
+//! sidecar has registered nothing then.
 //!
 //! The seed is printed; `BERTH_TEST_SEED=<n>` replays a run set.
 
 mod support;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_runtime::process::SIGNAL_HANDLERS_INSTALLED;
 use berth_testing::{Fault, FaultProxy, Rule};
 use support::{Groups, Sidecar, Stage};
 
@@ -28,6 +36,32 @@ enum Aim {
     HealthyWait,
     /// Ready, first SIGTERM, then a second one at a random moment of the drain.
     Drain,
+}
+
+/// The sidecar's command through `endpoint`, logging the handlers' installation.
+fn command(endpoint: &str) -> Command {
+    let mut cmd = Sidecar::command(endpoint);
+    cmd.env("RUST_LOG", "info,berth_runtime=debug");
+    cmd
+}
+
+/// Waits until the sidecar has logged that SIGTERM is caught; panics with its logs
+/// if it exits first or takes longer than `within`.
+async fn until_signals_caught(sidecar: &mut Sidecar, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !sidecar.stderr().contains(SIGNAL_HANDLERS_INSTALLED) {
+        assert!(
+            sidecar.running(),
+            "exited before installing its signal handlers; stderr:\n{}",
+            sidecar.stderr()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no {SIGNAL_HANDLERS_INSTALLED:?} within {within:?}; stderr:\n{}",
+            sidecar.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// A `DescribeTargetHealth` answer with one target in `state`.
@@ -73,7 +107,7 @@ async fn one_run(moto: &str, groups: &Groups, seed: u64, run: u64) {
         .after(1)
         .times(1),
     );
-    let mut cmd = Sidecar::command(&proxy.endpoint());
+    let mut cmd = command(&proxy.endpoint());
     cmd.env_remove("POD_IP").args([
         "-target-group-name",
         "web",
@@ -85,6 +119,7 @@ async fn one_run(moto: &str, groups: &Groups, seed: u64, run: u64) {
         "2s",
     ]);
     let mut sidecar = Sidecar::spawn(cmd);
+    until_signals_caught(&mut sidecar, EXIT_WITHIN).await;
     let delay = match aim {
         Aim::Hook => rng.u64(0..200),
         Aim::Registration => rng.u64(230..380),
@@ -132,6 +167,13 @@ async fn one_run(moto: &str, groups: &Groups, seed: u64, run: u64) {
          registered; exit {status}; stderr:\n{}",
         sidecar.stderr()
     );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "BERTH_TEST_SEED={seed} run {run}: SIGTERM {aim:?} +{delay}ms ({phase}): exit {status}, \
+         not 0; stderr:\n{}",
+        sidecar.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,4 +194,55 @@ async fn sigterm_at_any_moment_leaves_the_ip_in_no_group() {
         }
     });
     futures::future::join_all(lanes).await;
+}
+
+/// The earliest SIGTERM the sidecar can catch: as soon as its handlers are logged,
+/// before any AWS call. It exits 0, not by the signal, and registers nothing.
+#[tokio::test]
+async fn a_sigterm_as_soon_as_the_handlers_are_in_exits_0_with_nothing_registered() {
+    let stage = Stage::start().await;
+    let mut cmd = command(&stage.proxy.endpoint());
+    cmd.args(["-target-group-name", "web"]);
+    let mut sidecar = Sidecar::spawn(cmd);
+    until_signals_caught(&mut sidecar, EXIT_WITHIN).await;
+    sidecar.terminate();
+    let status = sidecar.wait(EXIT_WITHIN).await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit {status}; stderr:\n{}",
+        sidecar.stderr()
+    );
+    assert_eq!(stage.proxy.count("RegisterTargets"), 0);
+    assert!(stage.groups.targets(&stage.groups.web).await.is_empty());
+    assert!(stage.groups.targets(&stage.groups.api).await.is_empty());
+}
+
+/// SIGTERM while `RegisterTargets` is in flight (held 1.5 s by the proxy): the
+/// registration is cancelled, the deregistration finds the IP not registered
+/// (`InvalidTarget`), which is "already absent" — exit 0 — and the IP is in no group,
+/// also after the held request's time has passed.
+#[tokio::test]
+async fn a_sigterm_while_register_targets_is_in_flight_exits_0_and_leaves_nothing() {
+    let stage = Stage::start().await;
+    let hold = Duration::from_millis(1500);
+    stage
+        .proxy
+        .add(Rule::new("RegisterTargets", Fault::Delay(hold)).times(1));
+    let mut cmd = command(&stage.proxy.endpoint());
+    cmd.args(["-target-group-name", "web"]);
+    let mut sidecar = Sidecar::spawn(cmd);
+    let deadline = Instant::now() + EXIT_WITHIN;
+    while stage.proxy.count("RegisterTargets") == 0 {
+        assert!(sidecar.running(), "exited; stderr:\n{}", sidecar.stderr());
+        assert!(Instant::now() < deadline, "no RegisterTargets");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sidecar.terminate();
+    let status = sidecar.wait(EXIT_WITHIN).await;
+    let stderr = sidecar.stderr();
+    assert_eq!(status.code(), Some(0), "exit {status}; stderr:\n{stderr}");
+    assert!(stderr.contains("already absent"), "{stderr}");
+    tokio::time::sleep(hold + Duration::from_millis(500)).await;
+    assert!(stage.groups.targets(&stage.groups.web).await.is_empty());
 }

@@ -7,6 +7,10 @@
 //! served stale for long: an entry expires after a bounded TTL, and is dropped at once
 //! when AWS answers `TargetGroupNotFound` for its group (deleted, perhaps recreated
 //! under the same name with a new ARN).
+//!
+//! Deregistering a target the group does not have succeeds and is logged as "already
+//! absent": AWS's `InvalidTarget` refusal, read from the modelled error, means exactly
+//! that for `DeregisterTargets` (see `deregister_absent_ok`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +21,7 @@ use tokio::time::Instant;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsError;
 use aws_sdk_elasticloadbalancingv2::types::{
     TargetDescription, TargetHealthDescription, TargetHealthStateEnum,
 };
@@ -247,52 +252,79 @@ impl ElbTargetGroups {
         Ok(())
     }
 
-    /// ELBv2 refuses the whole call with `InvalidTarget` when one target is not
-    /// registered, but the trait promises that deregistering an absent target
-    /// succeeds. So on `InvalidTarget` the membership is read (one call) and the call
-    /// is repeated once with the targets still in the group; if every target was
-    /// there, the refusal was about something else and is returned.
+    /// Deregistering an absent target succeeds (the trait's promise), but ELBv2
+    /// refuses the whole call with `InvalidTarget` when one target is not registered
+    /// (AWS: "The following targets are not registered in target group"; moto: "The
+    /// specified target does not exist"). The refusal is read from the modelled error
+    /// variant, never from its message:
+    /// - one target refused: it is absent, and that is the answer;
+    /// - a batch refused: the membership is read (one call), the targets it lists are
+    ///   deregistered again, and should that be refused too (the read disagrees with
+    ///   the refusal: a stale read, or a target AWS no longer counts as registered)
+    ///   each of them alone, where a refusal again means absent.
+    ///
+    /// Every target found absent is logged as such: nothing is said to have left that
+    /// was not there.
     async fn deregister_absent_ok(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
         if targets.is_empty() {
             return Ok(());
         }
-        let refusal = match self.deregister_call(group, targets).await {
+        match self.deregister_call(group, targets).await {
             Ok(()) => return Ok(()),
-            Err(Refused::InvalidTarget(refusal)) => refusal,
+            Err(Refused::NotRegistered) if targets.len() == 1 => {
+                already_absent(group, targets.iter());
+                return Ok(());
+            }
+            Err(Refused::NotRegistered) => {}
             Err(Refused::Other(err)) => return Err(err),
-        };
-        let members = self.health_call(group).await?;
-        let present: Vec<Target> = targets
-            .iter()
-            .filter(|t| members.iter().any(|m| &m.target == *t))
-            .cloned()
-            .collect();
-        if present.len() == targets.len() {
-            return Err(refusal);
         }
+        let members = self.health_call(group).await?;
+        let (present, absent): (Vec<Target>, Vec<Target>) = targets
+            .iter()
+            .cloned()
+            .partition(|t| members.iter().any(|m| &m.target == t));
+        already_absent(group, absent.iter());
         if present.is_empty() {
             return Ok(());
         }
-        self.deregister_call(group, &present)
-            .await
-            .map_err(Refused::into_error)
+        if !absent.is_empty() {
+            match self.deregister_call(group, &present).await {
+                Ok(()) => return Ok(()),
+                Err(Refused::NotRegistered) => {}
+                Err(Refused::Other(err)) => return Err(err),
+            }
+        }
+        for target in &present {
+            match self
+                .deregister_call(group, std::slice::from_ref(target))
+                .await
+            {
+                Ok(()) => {}
+                Err(Refused::NotRegistered) => already_absent(group, std::iter::once(target)),
+                Err(Refused::Other(err)) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reports targets a deregistration found not registered.
+fn already_absent<'a>(group: &TargetGroupArn, targets: impl Iterator<Item = &'a Target>) {
+    for target in targets {
+        tracing::info!(
+            group = %group,
+            %target,
+            "target not registered in the group: already absent, nothing to deregister"
+        );
     }
 }
 
 /// Why `DeregisterTargets` failed.
 enum Refused {
-    /// `InvalidTarget`: a target is not registered (or not in the group's VPC).
-    InvalidTarget(Error),
-    /// Anything else.
+    /// `InvalidTarget`: a target of the call is not registered in the group.
+    NotRegistered,
+    /// Anything else (`TargetGroupNotFound` included).
     Other(Error),
-}
-
-impl Refused {
-    fn into_error(self) -> Error {
-        match self {
-            Refused::InvalidTarget(err) | Refused::Other(err) => err,
-        }
-    }
 }
 
 impl ElbTargetGroups {
@@ -311,16 +343,14 @@ impl ElbTargetGroups {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) => {
-                let invalid_target =
-                    err.as_service_error().and_then(|e| e.code()) == Some("InvalidTarget");
-                let err = failed("DeregisterTargets", err);
-                Err(if invalid_target {
-                    Refused::InvalidTarget(err)
-                } else {
-                    Refused::Other(err)
-                })
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(DeregisterTargetsError::is_invalid_target_exception) =>
+            {
+                Err(Refused::NotRegistered)
             }
+            Err(err) => Err(Refused::Other(failed("DeregisterTargets", err))),
         }
     }
 }

@@ -24,7 +24,7 @@ use berth_core::engine::{wait_for_targets, ApplyOptions, Engine, MembershipProvi
 use berth_core::plan::{MembershipChange, Plan};
 use berth_core::provider::TargetGroups;
 use berth_core::Error;
-use berth_testing::{sdk_config, MotoServer};
+use berth_testing::{sdk_config, Fault, FaultProxy, MotoServer, Rule};
 use fixtures::*;
 
 struct Setup {
@@ -247,12 +247,138 @@ async fn deregistering_absent_targets_succeeds() {
         .await
         .unwrap();
     assert_eq!(members(&s.elb, &group).await.len(), 1);
-    // The fallback is bounded: per refused call one membership read and at most one
-    // more call (moto removes the targets before the refused one, so the first
-    // deregistration needs no second call there; AWS refuses atomically).
+    // The fallback is bounded: a refused batch costs one membership read and at most
+    // one more call (moto removes the targets before the refused one, so the first
+    // deregistration needs no second call there; AWS refuses atomically); a refused
+    // single target is absent, with no read.
     let deregister_calls = s.counter.get("DeregisterTargets");
     assert!((2..=3).contains(&deregister_calls), "{deregister_calls}");
-    assert_eq!(s.counter.get("DescribeTargetHealth"), 2);
+    assert_eq!(s.counter.get("DescribeTargetHealth"), 1);
+}
+
+/// What a sidecar does when its registration was cancelled before reaching AWS: it
+/// deregisters an IP the group never had. AWS and moto answer `InvalidTarget`; the
+/// adapter takes it as "already absent": one call, success.
+#[tokio::test]
+async fn deregistering_a_never_registered_target_succeeds_as_absent() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 80).await;
+    let other = Target::new("10.0.3.9", 80);
+    s.adapter
+        .register(&group, &[Registration::from(other.clone())])
+        .await
+        .unwrap();
+
+    s.adapter
+        .deregister(&group, &[Target::new("10.0.3.7", 80)])
+        .await
+        .expect("an absent target is deregistered already");
+    assert_eq!(s.counter.get("DeregisterTargets"), 1);
+    assert_eq!(
+        s.counter.get("DescribeTargetHealth"),
+        0,
+        "no membership read"
+    );
+    // The refusal was AWS's: moto did answer InvalidTarget, and the other target stays.
+    let refusals: Vec<_> = s
+        .counter
+        .errors()
+        .into_iter()
+        .map(|(e, n)| (e.call.operation, e.error_code, n))
+        .collect();
+    assert_eq!(
+        refusals,
+        [(
+            "DeregisterTargets".to_owned(),
+            "InvalidTarget".to_owned(),
+            1
+        )]
+    );
+    assert_eq!(
+        members(&s.elb, &group).await,
+        [("10.0.3.9".to_owned(), 80)].into_iter().collect()
+    );
+}
+
+/// A membership read that disagrees with the refusal (here a canned answer listing
+/// every target; on AWS a stale read, or a target no longer counted as registered):
+/// each target is then deregistered alone, and a refusal of one target means absent.
+/// Bounded: one read and one call per target more.
+#[tokio::test]
+async fn a_batch_refusal_the_membership_contradicts_ends_in_single_deregistrations() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 80).await;
+    let (present, absent) = (Target::new("10.0.3.1", 80), Target::new("10.0.3.2", 80));
+    s.adapter
+        .register(&group, &[Registration::from(present.clone())])
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let both_listed = format!(
+        "<DescribeTargetHealthResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">\
+         <DescribeTargetHealthResult><TargetHealthDescriptions>{}{}</TargetHealthDescriptions>\
+         </DescribeTargetHealthResult><ResponseMetadata><RequestId>canned</RequestId>\
+         </ResponseMetadata></DescribeTargetHealthResponse>",
+        healthy_row(&present),
+        healthy_row(&absent)
+    );
+    proxy.add(
+        Rule::new(
+            "DescribeTargetHealth",
+            Fault::Respond {
+                status: 200,
+                body: both_listed,
+            },
+        )
+        .times(1),
+    );
+    let counter = CallCounter::new();
+    let adapter = ElbTargetGroups::new(&sdk_config(&proxy.endpoint()), counter.clone());
+
+    adapter
+        .deregister(&group, &[present.clone(), absent.clone()])
+        .await
+        .expect("both end up out of the group");
+    assert!(members(&s.elb, &group).await.is_empty());
+    assert_eq!(counter.get("DescribeTargetHealth"), 1);
+    assert_eq!(
+        counter.get("DeregisterTargets"),
+        3,
+        "the batch, then each alone"
+    );
+}
+
+fn healthy_row(target: &Target) -> String {
+    format!(
+        "<member><Target><Id>{}</Id><Port>{}</Port></Target>\
+         <TargetHealth><State>healthy</State></TargetHealth></member>",
+        target.id, target.port
+    )
+}
+
+/// Absent targets are a success only in a group that exists: a deleted or unknown
+/// group is still `NotFound` (`TargetGroupNotFound`), for one target and a batch.
+#[tokio::test]
+async fn deregistering_from_a_missing_group_is_not_found() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let gone = TargetGroupArn::new(
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gone/0123456789abcdef",
+    )
+    .unwrap();
+    for targets in [
+        vec![Target::new("10.0.3.7", 80)],
+        vec![Target::new("10.0.3.7", 80), Target::new("10.0.3.8", 80)],
+    ] {
+        let err = s.adapter.deregister(&gone, &targets).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound { what } if what.contains("DeregisterTargets")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(s.counter.get("DescribeTargetHealth"), 0);
 }
 
 #[tokio::test]

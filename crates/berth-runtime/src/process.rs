@@ -18,6 +18,10 @@ use crate::metrics::Metrics;
 use crate::signals::{self, Repeat};
 use crate::{logging, Error};
 
+/// The debug line logged once the SIGTERM/SIGINT handlers are installed: from then on
+/// a signal is the mode's to handle (tests wait for it before signalling).
+pub const SIGNAL_HANDLERS_INSTALLED: &str = "signal handlers installed";
+
 /// How the async runtime runs the mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Threads {
@@ -217,8 +221,12 @@ where
     let status = runtime.block_on(async move {
         let mut process = Process::detached(options.mode);
         process.log_format = log.format;
-        // Handlers first: a signal during start-up must reach the mode, not kill it.
+        // Handlers first, before the mode does anything (configuration, AWS clients):
+        // from here on a signal reaches the mode instead of killing the process. Only
+        // the exec window before `main` (loading the binary, a few milliseconds) is
+        // left to the default action.
         let signals = signals::install(process.shutdown.clone(), options.repeat)?;
+        tracing::debug!("{SIGNAL_HANDLERS_INSTALLED}");
         process.signals = signals.received;
         let background = process.background.clone();
         let result = run(process).await;

@@ -183,6 +183,23 @@ fn the_first_signal_cancels_and_a_second_exits_130() {
     assert_eq!(wait(&mut child), Some(130));
 }
 
+/// The handlers are in before the mode runs, and the debug line says when: a SIGTERM
+/// sent as soon as it is logged — before the mode has printed anything — reaches the
+/// mode (it shuts down) instead of killing the process.
+#[test]
+fn a_signal_right_after_the_handlers_are_logged_reaches_the_mode() {
+    let (mut child, mut stderr) = spawn(&["--log-level", "debug", "wait"]);
+    until_logged(
+        &mut stderr,
+        berth_runtime::process::SIGNAL_HANDLERS_INSTALLED,
+    );
+    kill(child.id(), "-TERM");
+    until_logged(&mut stderr, "shutting down slowly");
+    assert!(child.try_wait().unwrap().is_none(), "killed by the signal");
+    kill(child.id(), "-INT");
+    assert_eq!(wait(&mut child), Some(130));
+}
+
 #[test]
 fn a_signal_cancels_a_one_shot_run() {
     let (mut child, mut stderr) = spawn(&["oneshot", "hang"]);
