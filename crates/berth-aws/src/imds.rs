@@ -1,5 +1,5 @@
 //! The EC2 instance metadata service, IMDSv2 only: [`Imds`] reads the instance's
-//! identity and the spot interruption notice.
+//! identity, the spot interruption notice and the rebalance recommendation.
 //!
 //! aws-config's IMDS client fetches a session token with `PUT /latest/api/token` and
 //! sends it with every request; it never falls back to IMDSv1 (seed 000 used v1 and
@@ -20,6 +20,8 @@ use serde::Deserialize;
 const IDENTITY_PATH: &str = "/latest/dynamic/instance-identity/document";
 /// Present only while a spot interruption is scheduled.
 const SPOT_ACTION_PATH: &str = "/latest/meta-data/spot/instance-action";
+/// Present only once EC2 recommends moving off this spot instance.
+const REBALANCE_PATH: &str = "/latest/meta-data/events/recommendations/rebalance";
 
 /// Who this instance is, from the instance identity document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,12 @@ struct IdentityDocument {
     region: String,
     availability_zone: String,
     private_ip: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RebalanceNotice {
+    notice_time: String,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +159,23 @@ impl Imds {
             _ => SpotAction::Other(notice.action),
         };
         Ok(Some(SpotInterruption { action, time }))
+    }
+
+    /// When EC2 recommended moving off this spot instance (its rebalance
+    /// recommendation), or `None` when it has not (IMDS answers 404 until then).
+    pub async fn rebalance_recommendation(&self) -> Result<Option<SystemTime>> {
+        let text = match self.get(REBALANCE_PATH).await {
+            Ok(text) => text,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let notice: RebalanceNotice =
+            serde_json::from_str(&text).map_err(|e| malformed(REBALANCE_PATH, e))?;
+        let time = DateTime::from_str(&notice.notice_time, Format::DateTime)
+            .map_err(|e| malformed_field(REBALANCE_PATH, "noticeTime", e))?;
+        let time = SystemTime::try_from(time)
+            .map_err(|e| malformed_field(REBALANCE_PATH, "noticeTime", e))?;
+        Ok(Some(time))
     }
 
     async fn get(&self, path: &str) -> Result<String> {

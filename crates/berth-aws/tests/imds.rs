@@ -99,6 +99,39 @@ async fn a_scheduled_spot_interruption_is_reported() {
     );
 }
 
+const REBALANCE_PATH: &str = "/latest/meta-data/events/recommendations/rebalance";
+
+#[tokio::test]
+async fn a_rebalance_recommendation_is_none_until_ec2_makes_one() {
+    let server = FakeImds::start();
+    let imds = Imds::with_endpoint(&server.endpoint()).unwrap();
+    assert_eq!(imds.rebalance_recommendation().await.unwrap(), None);
+    server.route(
+        REBALANCE_PATH,
+        200,
+        r#"{"noticeTime": "2024-05-01T10:02:00Z"}"#,
+    );
+    assert_eq!(
+        imds.rebalance_recommendation().await.unwrap(),
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_557_720))
+    );
+    server.route(REBALANCE_PATH, 200, r#"{"noticeTime": "soon"}"#);
+    let err = imds.rebalance_recommendation().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Provider {
+                retryable: false,
+                ..
+            }
+        ) && err.to_string().contains("noticeTime"),
+        "{err:?}"
+    );
+    let state = server.requests();
+    assert_eq!(state.authorised_gets, [REBALANCE_PATH; 3]);
+    assert!(state.rejected.is_empty());
+}
+
 #[tokio::test]
 async fn a_missing_identity_document_is_not_found_and_garbage_is_a_provider_error() {
     let server = FakeImds::start();

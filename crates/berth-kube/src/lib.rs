@@ -6,6 +6,8 @@
 //!   backed by a reflector cache;
 //! - [`leader::LeaderElector`]: leader election over a `coordination.k8s.io/v1` Lease;
 //! - [`events::EventRecorder`]: Events on Nodes (`kubectl describe node` shows them);
+//! - [`taints::NodeTaints`]: adds taints to a Node (notice mode's spot rule), never
+//!   removing one and never losing a concurrent writer's;
 //! - [`ownership::ConfigMapOwnership`]: [`berth_core::provider::TargetOwnership`] kept
 //!   in a ConfigMap, so ownership survives restarts and leader changes.
 //!
@@ -20,6 +22,7 @@ pub mod fake;
 pub mod leader;
 mod node;
 pub mod ownership;
+pub mod taints;
 pub mod watch;
 
 pub use error::Error;

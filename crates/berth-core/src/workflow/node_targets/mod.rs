@@ -21,11 +21,14 @@
 //!   looked up, nothing is guessed: the drain is not waited for, the following passes
 //!   observe the group and report the target drained once it has left, and the pass
 //!   asks to run again within [`DRAIN_RECHECK`];
-//! - a spot interruption notice ([`NodeTargets::notice_spot_interruption`]) taints the
-//!   node in memory with [`SPOT_INTERRUPTION_TAINT`], a disruption taint: the node
-//!   leaves ahead of the interruption.
+//! - the spot rule ([`leaving`]): a node carrying [`SPOT_INTERRUPTION_TAINT`] or
+//!   [`REBALANCE_RECOMMENDATION_TAINT`] leaves its groups ahead of the interruption;
+//!   both are disruption taints. Notice mode writes them on the Node object (the
+//!   cluster-mode leader sees them); node mode's own notice
+//!   ([`NodeTargets::notice_spot_interruption`]) adds the taint in memory.
 
 mod drain;
+pub mod leaving;
 mod notices;
 mod outcomes;
 mod requeue;
@@ -38,24 +41,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 pub use drain::DrainWait;
+pub use leaving::{
+    taints_to_add, InstanceNotice, REBALANCE_RECOMMENDATION_TAINT, SPOT_INTERRUPTION_TAINT,
+};
 pub use notices::{HoldReason, Notice, Source};
 pub use requeue::{grace_expiry, DRAIN_RECHECK};
 pub use sources::{
     merge_bindings, node_groups, rule_bindings, LabelRule, NODE_CONFIGURATION_LABEL,
 };
 
-use crate::domain::{InstanceId, Node, Taint, TaintEffect, TargetGroupArn};
+use crate::domain::{InstanceId, Node, TargetGroupArn};
 use crate::engine::{Engine, MembershipProviders, Report};
 use crate::plan::{
     desire_nodes, owned_by_instances, plan_membership, MembershipChange, NodeDecision, NodeRules,
-    NodeVerdict, Plan, TaintMatch,
+    NodeVerdict, Plan,
 };
 use crate::provider::{NodeConfigurations, PollPolicy, TargetGroups, TargetOwnership};
 use crate::{Error, Result};
-
-/// The taint berth puts, in memory only, on a node once a spot interruption is
-/// announced for it; [`NodeTargets`] counts it as a disruption taint.
-pub const SPOT_INTERRUPTION_TAINT: &str = "berth.dev/spot-interruption";
 
 /// Which targets a workflow answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +89,8 @@ pub struct NodeTargetsProviders {
 /// How a pass decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeTargetsSettings {
-    /// Which nodes serve ([`SPOT_INTERRUPTION_TAINT`] is added to its disruption taints).
+    /// Which nodes serve (the notice taints, [`SPOT_INTERRUPTION_TAINT`] and
+    /// [`REBALANCE_RECOMMENDATION_TAINT`], are added to its disruption taints).
     pub node_rules: NodeRules,
     /// Static rules: label selectors → groups, merged with the node configurations.
     pub label_rules: Vec<LabelRule>,
@@ -161,7 +164,7 @@ pub struct NodeTargets {
     draining: drain::Draining,
     /// The last hold/skip note per node, so a resync does not repeat it.
     notes: Mutex<HashMap<String, String>>,
-    /// Nodes with a spot interruption notice.
+    /// Nodes with a spot interruption notice given in memory (node mode).
     spot: Mutex<BTreeSet<String>>,
 }
 
@@ -172,9 +175,10 @@ impl NodeTargets {
         providers: NodeTargetsProviders,
         mut settings: NodeTargetsSettings,
     ) -> Self {
-        let spot = TaintMatch::Key(SPOT_INTERRUPTION_TAINT.into());
-        if !settings.node_rules.disruption_taints.contains(&spot) {
-            settings.node_rules.disruption_taints.push(spot);
+        for taint in leaving::notice_disruption_taints() {
+            if !settings.node_rules.disruption_taints.contains(&taint) {
+                settings.node_rules.disruption_taints.push(taint);
+            }
         }
         NodeTargets {
             engine,
@@ -311,18 +315,19 @@ impl NodeTargets {
         })
     }
 
-    /// The nodes, with the spot interruption taint on those with a notice.
+    /// The nodes, with the spot interruption taint on those with a notice given in
+    /// memory.
     fn with_spot_taints(&self, nodes: &[Node]) -> Vec<Node> {
         let spot = self.spot.lock().unwrap_or_else(PoisonError::into_inner);
+        let notice = BTreeSet::from([InstanceNotice::SpotInterruption]);
         nodes
             .iter()
             .map(|n| {
-                let mut n = n.clone();
-                if spot.contains(&n.name) && !n.has_taint(SPOT_INTERRUPTION_TAINT) {
-                    n.taints
-                        .push(Taint::new(SPOT_INTERRUPTION_TAINT, TaintEffect::NoExecute));
+                if spot.contains(&n.name) {
+                    leaving::with_notice_taints(n, &notice)
+                } else {
+                    n.clone()
                 }
-                n
             })
             .collect()
     }

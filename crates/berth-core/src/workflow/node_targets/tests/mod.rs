@@ -8,7 +8,7 @@ use super::*;
 use crate::domain::{Owner, Target, TargetGroup, TargetGroupRef, TargetState, TargetType};
 use crate::engine::{ApplyOptions, RetryPolicy};
 use crate::memory::{MemoryLedger, MemoryNodeConfigurations, MemoryTargetGroups};
-use crate::plan::{NodeGroup, NodeGroups};
+use crate::plan::{NodeGroup, NodeGroups, TaintMatch};
 use crate::provider::{GroupBinding, LedgerOwnership};
 
 mod drains;
@@ -377,6 +377,41 @@ async fn a_spot_interruption_notice_takes_the_node_out() {
         .node_rules
         .disruption_taints
         .contains(&TaintMatch::Key(SPOT_INTERRUPTION_TAINT.into())));
+}
+
+#[tokio::test]
+async fn a_notice_taint_on_the_node_object_takes_it_out_in_cluster_scope() {
+    // What the notice DaemonSet writes, seen by the cluster-mode leader: the same
+    // decision as node mode's in-memory notice, and only the tainted node leaves.
+    for notice in InstanceNotice::ALL {
+        let rig = Rig::new();
+        let w = rig.workflow(Scope::Cluster);
+        let mut nodes = [node(1, Some("cfg-1"), false), node(2, Some("cfg-1"), false)];
+        let first = w.pass(&nodes, t0()).await.unwrap();
+        assert_eq!(first.plan.count("register"), 2, "{}", first.plan);
+        nodes[0]
+            .taints
+            .extend(taints_to_add(&nodes[0].taints, [notice]));
+        let pass = w.pass(&nodes, t0()).await.unwrap();
+        assert_eq!(pass.plan.count("deregister"), 1, "{notice}: {}", pass.plan);
+        assert!(
+            pass.notices.iter().any(|n| matches!(
+                n,
+                Notice::Deregistering { node: Some(node), target: t, why, .. }
+                    if node == "node-1" && *t == target(1, 80) && why.contains(notice.taint_key())
+            )),
+            "{notice}: {:?}",
+            pass.notices
+        );
+        // Later passes keep it out and the untainted node in.
+        let again = w.pass(&nodes, t0()).await.unwrap();
+        assert!(again.plan.is_empty(), "{notice}: {}", again.plan);
+        assert!(w
+            .settings()
+            .node_rules
+            .disruption_taints
+            .contains(&TaintMatch::Key(notice.taint_key().into())));
+    }
 }
 
 #[tokio::test]

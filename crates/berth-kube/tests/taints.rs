@@ -1,0 +1,118 @@
+//! `NodeTaints` against FakeApiServer: a taint is added once (one PATCH however often
+//! asked), another writer's taints are kept, a concurrent change is retried, a missing
+//! Node is an error.
+
+use berth_core::domain::{Taint, TaintEffect};
+use berth_kube::fake::{ready_node, FakeApiServer};
+use berth_kube::taints::NodeTaints;
+
+fn missing(key: &'static str) -> impl Fn(&[Taint]) -> Vec<Taint> {
+    move |current: &[Taint]| {
+        if current.iter().any(|t| t.key == key) {
+            Vec::new()
+        } else {
+            vec![Taint::new(key, TaintEffect::NoSchedule)]
+        }
+    }
+}
+
+fn patches(api: &FakeApiServer, node: &str) -> usize {
+    let path = format!("PATCH /api/v1/nodes/{node}");
+    api.requests()
+        .iter()
+        .filter(|r| r.starts_with(&path))
+        .count()
+}
+
+fn taints(api: &FakeApiServer, node: &str) -> Vec<(String, String)> {
+    api.node(node)
+        .and_then(|n| n.spec)
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.effect))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_taint_is_patched_once_and_other_taints_are_kept() {
+    let api = FakeApiServer::start().expect("fake API server");
+    let mut node = ready_node("n-1", "i-01", &[]);
+    node.spec.get_or_insert_with(Default::default).taints =
+        Some(vec![k8s_openapi::api::core::v1::Taint {
+            key: "dedicated".into(),
+            value: Some("web".into()),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        }]);
+    api.add_node(node);
+    let taints_api = NodeTaints::new(api.client());
+
+    let added = taints_api
+        .add_missing("n-1", missing("berth.dev/spot-interruption"))
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 1);
+    for _ in 0..5 {
+        let added = taints_api
+            .add_missing("n-1", missing("berth.dev/spot-interruption"))
+            .await
+            .unwrap();
+        assert!(added.is_empty());
+    }
+    assert_eq!(patches(&api, "n-1"), 1, "{:?}", api.requests());
+    assert_eq!(
+        taints(&api, "n-1"),
+        [
+            ("dedicated".to_owned(), "NoSchedule".to_owned()),
+            (
+                "berth.dev/spot-interruption".to_owned(),
+                "NoSchedule".to_owned()
+            )
+        ]
+    );
+    let dedicated = api.node("n-1").unwrap().spec.unwrap().taints.unwrap();
+    assert_eq!(dedicated[0].value.as_deref(), Some("web"));
+}
+
+#[tokio::test]
+async fn a_taint_added_meanwhile_by_another_writer_is_not_lost() {
+    let api = FakeApiServer::start().expect("fake API server");
+    api.add_node(ready_node("n-1", "i-01", &[]));
+    let taints_api = NodeTaints::new(api.client());
+    // Between our read and our patch, another writer taints the node: our patch carries
+    // the old resourceVersion, is refused, and the next attempt keeps both taints.
+    let raced = std::sync::atomic::AtomicBool::new(false);
+    let added = taints_api
+        .add_missing("n-1", |current: &[Taint]| {
+            if !raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let mut node = api.node("n-1").unwrap();
+                node.spec.get_or_insert_with(Default::default).taints =
+                    Some(vec![k8s_openapi::api::core::v1::Taint {
+                        key: "other".into(),
+                        value: None,
+                        effect: "NoExecute".into(),
+                        time_added: None,
+                    }]);
+                api.update_node(node);
+            }
+            missing("berth.dev/rebalance-recommendation")(current)
+        })
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 1);
+    assert_eq!(patches(&api, "n-1"), 2, "one refused (409), one applied");
+    let keys: Vec<String> = taints(&api, "n-1").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["other", "berth.dev/rebalance-recommendation"]);
+}
+
+#[tokio::test]
+async fn a_missing_node_is_an_error_and_nothing_is_written() {
+    let api = FakeApiServer::start().expect("fake API server");
+    let err = NodeTaints::new(api.client())
+        .add_missing("gone", missing("berth.dev/spot-interruption"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status_code(), Some(404), "{err}");
+    assert_eq!(patches(&api, "gone"), 0);
+}
