@@ -11,13 +11,19 @@ use berth_runtime::{AwsArgs, LogArgs};
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
-/// Which nodes this replica handles.
+/// Which nodes this replica handles, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// DaemonSet: its own node (`NODE_NAME`), plus the IMDS spot interruption notice.
+    /// DaemonSet, small clusters: its own node (`NODE_NAME`) and the IMDS spot
+    /// interruption notice; AWS calls and a ConfigMap per node, per resync.
     Node,
-    /// Deployment: every node, while holding the Lease.
+    /// Deployment: every node, while holding the Lease; one DescribeTargetHealth per
+    /// group per resync, whatever the fleet.
     Cluster,
+    /// DaemonSet beside `cluster`, for spot nodes: polls IMDS for a spot interruption
+    /// notice or a rebalance recommendation and taints its own node (`NODE_NAME`) for
+    /// the leader to deregister; no AWS call, no ConfigMap.
+    Notice,
 }
 
 /// Keeps every node's EC2 instance in its ALB/NLB target groups.
@@ -26,15 +32,20 @@ pub enum Mode {
     name = "berth-daemon",
     version = berth_runtime::LONG_VERSION,
     about,
-    after_help = "`berth-daemon iam-policy [FLAGS] [--account-id ID]` prints the least-privilege \
-                  IAM policy for these flags and exits."
+    after_help = "Deployment shapes: `--mode node` as a DaemonSet (small clusters: every pod \
+                  calls AWS each resync); `--mode cluster` as a Deployment, plus `--mode notice` \
+                  as a DaemonSet on spot nodes (the notice pods only poll IMDS and taint their \
+                  node). See docs/daemon.md.\n\n\
+                  `berth-daemon iam-policy [FLAGS] [--account-id ID]` prints the least-privilege \
+                  IAM policy for these flags and exits (none for `--mode notice`)."
 )]
 pub struct Cli {
-    /// `node` (DaemonSet, one node) or `cluster` (leader-elected Deployment, all nodes).
+    /// `node` (DaemonSet, one node), `cluster` (leader-elected Deployment, all nodes) or
+    /// `notice` (DaemonSet beside `cluster`: IMDS spot notices as node taints).
     #[arg(long, env = "BERTH_MODE", value_enum, default_value = "node")]
     pub mode: Mode,
 
-    /// This node's name (node mode; from the Downward API `spec.nodeName`).
+    /// This node's name (node and notice mode; from the Downward API `spec.nodeName`).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
 
@@ -108,11 +119,13 @@ pub struct Cli {
     #[arg(long, env = "BERTH_DEBOUNCE", value_parser = humantime::parse_duration, default_value = "200ms")]
     pub debounce: Duration,
 
-    /// How often node mode polls IMDS for a spot interruption notice.
+    /// How often node and notice mode poll IMDS for a spot interruption notice (and
+    /// notice mode for a rebalance recommendation).
     #[arg(long, env = "BERTH_SPOT_POLL", value_parser = humantime::parse_duration, default_value = "5s")]
     pub spot_poll: Duration,
 
-    /// IMDS endpoint override (tests); default: the standard one.
+    /// IMDS endpoint override (tests); default: `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else
+    /// the standard one.
     #[arg(long, env = "BERTH_IMDS_ENDPOINT", hide = true)]
     pub imds_endpoint: Option<String>,
 
@@ -132,11 +145,23 @@ pub struct Cli {
 impl Cli {
     /// Checks combinations clap cannot express; the message says what to set.
     pub fn validate(&self) -> Result<(), String> {
-        if self.mode == Mode::Node && self.node_name.as_deref().is_none_or(str::is_empty) {
-            return Err("--mode node needs NODE_NAME (the Downward API's spec.nodeName)".into());
+        let needs_node = matches!(self.mode, Mode::Node | Mode::Notice);
+        if needs_node && self.node_name.as_deref().is_none_or(str::is_empty) {
+            let mode = self
+                .mode
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned());
+            return Err(format!(
+                "--mode {} needs NODE_NAME (the Downward API's spec.nodeName)",
+                mode.unwrap_or_default()
+            ));
         }
         if self.cluster_name.trim().is_empty() {
             return Err("CLUSTER_NAME is empty".into());
+        }
+        if self.mode == Mode::Notice {
+            // IMDS and its own Node only: no target group source, no AWS settings.
+            return Ok(());
         }
         match (&self.cluster_id, &self.castai_api_key) {
             (Some(_), None) => return Err("CLUSTER_ID is set but CLUSTER_API_KEY is not".into()),
@@ -259,6 +284,21 @@ mod tests {
             "c",
         ]);
         assert!(cli.validate().unwrap_err().contains("CLUSTER_API_KEY"));
+        // Notice mode needs its node, and no source of target groups.
+        let cli = parse(&["--cluster-name", "prod", "--mode", "notice"]);
+        assert!(cli
+            .validate()
+            .unwrap_err()
+            .contains("--mode notice needs NODE_NAME"));
+        let cli = parse(&[
+            "--cluster-name",
+            "p",
+            "--mode",
+            "notice",
+            "--node-name",
+            "n",
+        ]);
+        cli.validate().unwrap();
         let cli = parse(&[
             "--cluster-name",
             "p",

@@ -1,7 +1,8 @@
 //! `berth-daemon iam-policy [FLAGS]`: prints the least-privilege IAM policy for the
 //! daemon's usual flags. With static rules only (`--config`), registration is scoped to
 //! the rules' target groups; with Cast.ai (`CLUSTER_ID`), groups are learnt at run time,
-//! so to any group of the account and region.
+//! so to any group of the account and region. Notice mode makes no AWS call: nothing
+//! is printed on stdout (no policy to attach) and stderr says why.
 
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use berth_aws::iam::{modes, Scope};
 use berth_core::domain::TargetGroupRef;
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Mode};
 use crate::static_config::StaticConfig;
 
 /// The subcommand's name, as the first argument.
@@ -31,6 +32,11 @@ struct IamPolicyCli {
     account_id: Option<String>,
 }
 
+/// What `iam-policy --mode notice` says (on stderr; stdout stays empty).
+pub const NO_POLICY: &str = "berth-daemon iam-policy: --mode notice makes no AWS API call \
+                             (it reads IMDS and patches its own Node): it needs no IAM \
+                             permission, attach no policy";
+
 /// Whether the command line (program name first) asks for the policy.
 pub fn requested(argv: &[std::ffi::OsString]) -> bool {
     argv.get(1).is_some_and(|arg| arg == SUBCOMMAND)
@@ -43,6 +49,10 @@ pub fn main(mut argv: Vec<std::ffi::OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if cli.daemon.mode == Mode::Notice {
+        eprintln!("{NO_POLICY}");
+        return ExitCode::SUCCESS;
+    }
     match policy_json(&cli.daemon, cli.account_id.as_deref()) {
         Ok(json) => {
             print!("{json}");

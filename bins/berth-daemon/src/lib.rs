@@ -2,7 +2,9 @@
 //! groups, from Cast.ai node configurations and/or static rules, deregistering (and
 //! waiting out the drain) when a node is cordoned, excluded, disrupted, long NotReady,
 //! no longer matching or deleted. Node mode (DaemonSet) handles its own node; cluster
-//! mode (Deployment) handles all nodes while it holds a Lease.
+//! mode (Deployment) handles all nodes while it holds a Lease; notice mode (a DaemonSet
+//! beside cluster mode) only taints its own node on a spot interruption notice or a
+//! rebalance recommendation, for the leader to act on.
 //!
 //! The binary is wiring: the pass (group sources, rules, plan, apply, drains, when to
 //! run again) is berth-core's `workflow::NodeTargets`, whose notices [`reconcile`] turns
@@ -10,6 +12,7 @@
 //! and the controller loop are berth-runtime's.
 //!
 //! - [`iam_policy`]: `berth-daemon iam-policy`, the least-privilege IAM policy;
+//! - [`notice`]: the IMDS poll for spot notices (node and notice mode), and notice mode;
 //! - [`wiring`]: production `main` — the command line into the real adapters;
 //! - [`run`]: the daemon's controller with its dependencies injected, the entry point
 //!   for embedding (a demo against a fake API server and in-memory providers).
@@ -19,6 +22,7 @@ pub mod cli;
 pub mod events;
 pub mod iam_policy;
 pub mod metrics;
+pub mod notice;
 pub mod reconcile;
 pub mod resolve;
 pub mod run;

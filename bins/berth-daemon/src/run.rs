@@ -50,6 +50,7 @@ use berth_core::domain::{InstallationId, InstanceId, Mode as OwnerMode, Node, Ow
 use berth_core::engine::{ApplyOptions, Engine};
 use berth_core::plan::NodeRules;
 use berth_core::provider::{NodeConfigurations, TargetGroups, TargetOwnership};
+use berth_core::workflow::node_targets::InstanceNotice;
 use berth_kube::events::EventRecorder;
 use berth_kube::leader::{LeaderElector, LeaseConfig};
 use berth_kube::ownership::ConfigMapOwnership;
@@ -61,6 +62,7 @@ use tokio::sync::watch;
 use crate::cli::Mode;
 use crate::events::{NodeEvents, RecordedEvents};
 use crate::metrics::Metrics;
+use crate::notice::Notices;
 use crate::reconcile::{Pass, Reconciler, Scope};
 use crate::resolve::Resolver;
 use crate::static_config::StaticConfig;
@@ -88,16 +90,17 @@ pub struct Dependencies {
     /// Where berth records the targets it registered (production: a ConfigMap, see
     /// [`config_map_ownership`]).
     pub ownership: Arc<dyn TargetOwnership>,
-    /// Node mode: turns `true` once a spot interruption of this node is announced
-    /// (production: IMDS polled by [`crate::wiring`]); the node is then deregistered
-    /// ahead of it.
-    pub spot_notice: Option<watch::Receiver<bool>>,
+    /// Node mode: the notices EC2 gave for this node's instance (production: IMDS
+    /// polled by [`crate::notice`]); on a spot interruption notice the node is
+    /// deregistered ahead of it.
+    pub spot_notice: Option<watch::Receiver<Notices>>,
 }
 
 /// How the daemon runs: everything but the adapters.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `node` (one node) or `cluster` (every node).
+    /// `node` (one node) or `cluster` (every node); notice mode does not run the
+    /// controller ([`crate::notice::run`]).
     pub mode: Mode,
     /// This node's name (node mode).
     pub node_name: Option<String>,
@@ -162,7 +165,7 @@ impl Settings {
     fn scope(&self) -> (Scope, NodeScope) {
         match self.mode {
             Mode::Cluster => (Scope::Cluster, NodeScope::All),
-            Mode::Node => {
+            Mode::Node | Mode::Notice => {
                 let name = self.node_name.clone().unwrap_or_default();
                 (
                     Scope::Node {
@@ -193,7 +196,7 @@ pub fn config_map_store(client: &kube::Client, settings: &Settings) -> ConfigMap
     let owner = settings.owner.clone();
     let store = match settings.mode {
         Mode::Cluster => ConfigMapOwnership::new(client.clone(), &settings.namespace, owner),
-        Mode::Node => ConfigMapOwnership::with_name(
+        Mode::Node | Mode::Notice => ConfigMapOwnership::with_name(
             client.clone(),
             &settings.namespace,
             &format!(
@@ -267,7 +270,7 @@ pub async fn run(
         }
     };
     let leadership = Reported::new(leader_rx, metrics.leader.clone());
-    let spot = spot_notice.unwrap_or_else(|| watch::channel(false).1);
+    let spot = spot_notice.unwrap_or_else(|| watch::channel(Notices::new()).1);
 
     tracing::info!(
         scope = ?settings.mode,
@@ -317,7 +320,7 @@ pub async fn run(
 struct NodePass<'a> {
     reconciler: &'a Reconciler,
     cache: &'a NodeCache,
-    spot: &'a watch::Receiver<bool>,
+    spot: &'a watch::Receiver<Notices>,
     settings: &'a Settings,
 }
 
@@ -351,7 +354,11 @@ impl NodePass<'_> {
     /// The nodes in scope; a spot interruption notice is handed to the workflow, which
     /// takes our own node out.
     fn nodes(&self) -> Vec<Node> {
-        if *self.spot.borrow() {
+        if self
+            .spot
+            .borrow()
+            .contains(&InstanceNotice::SpotInterruption)
+        {
             if let Some(name) = &self.settings.node_name {
                 self.reconciler.notice_spot_interruption(name);
             }

@@ -8,14 +8,17 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
+use berth_core::workflow::node_targets::InstanceNotice;
+
 use crate::metrics::Metrics;
+use crate::notice::Notices;
 
 /// The controller's triggers: node changes (debounced, by node name), the first full
 /// listing (and every re-list), a spot interruption notice (a pass at once). Ends when
 /// the node watch ends.
 pub(crate) fn triggers(
     changes: BoxStream<'static, Result<NodeChange, berth_kube::Error>>,
-    spot: watch::Receiver<bool>,
+    spot: watch::Receiver<Notices>,
     metrics: Metrics,
 ) -> impl Stream<Item = Trigger<String>> + Send {
     let nodes = changes
@@ -45,7 +48,10 @@ pub(crate) fn triggers(
                 // The poller is gone: no notice will come.
                 std::future::pending::<()>().await;
             }
-            if *spot.borrow_and_update() {
+            if spot
+                .borrow_and_update()
+                .contains(&InstanceNotice::SpotInterruption)
+            {
                 tracing::warn!("spot interruption notice: deregistering ahead of it");
                 return Some((Some(Trigger::Now), spot));
             }
@@ -95,7 +101,7 @@ mod tests {
     #[tokio::test]
     async fn node_changes_become_triggers_and_the_end_of_the_watch_ends_them() {
         let metrics = Metrics::new();
-        let (spot_tx, spot_rx) = watch::channel(false);
+        let (spot_tx, spot_rx) = watch::channel(Notices::new());
         let items = vec![
             Ok(NodeChange::Synced(vec![Node::new("a")])),
             Ok(NodeChange::Applied(Node::new("a"))),
@@ -122,9 +128,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_spot_notice_is_a_pass_now_once() {
-        let (spot_tx, spot_rx) = watch::channel(false);
+        let (spot_tx, spot_rx) = watch::channel(Notices::new());
         let mut got = Box::pin(triggers(stream::pending().boxed(), spot_rx, Metrics::new()));
-        spot_tx.send(true).unwrap();
+        // A rebalance recommendation alone is not node mode's business.
+        spot_tx.send_modify(|n| {
+            n.insert(InstanceNotice::RebalanceRecommendation);
+        });
+        let none = tokio::time::timeout(std::time::Duration::from_millis(50), got.next()).await;
+        assert!(none.is_err(), "no pass for a recommendation: {none:?}");
+        spot_tx.send_modify(|n| {
+            n.insert(InstanceNotice::SpotInterruption);
+        });
         assert_eq!(got.next().await, Some(Trigger::Now));
         drop(spot_tx);
         let more = tokio::time::timeout(std::time::Duration::from_millis(50), got.next()).await;

@@ -1,6 +1,7 @@
 //! Production wiring: the command line into the real adapters (Kubernetes client,
 //! ELBv2, Cast.ai, the ownership ConfigMap, IMDS in node mode), then the daemon's
-//! controller ([`crate::run::run`]) in berth-runtime's process shell.
+//! controller ([`crate::run::run`]) in berth-runtime's process shell. Notice mode
+//! needs only Kubernetes and IMDS ([`crate::notice::run`]): no AWS SDK is set up.
 //!
 //! Kubernetes comes first: without it the daemon can do nothing, and a missing
 //! kubeconfig must be one clear error line, printed before anything probes AWS or IMDS.
@@ -18,12 +19,13 @@ use berth_core::domain::InstanceId;
 use berth_core::engine::ApplyOptions;
 use berth_core::plan::NodeRules;
 use berth_core::provider::NodeConfigurations;
+use berth_core::workflow::node_targets::InstanceNotice;
 use berth_kube::leader::LeaseConfig;
 use berth_runtime::controller::Stopped;
-use berth_runtime::{CancellationToken, ExitStatus, Failure, Process};
-use tokio::sync::watch;
+use berth_runtime::{ExitStatus, Failure, Process};
 
 use crate::cli::{Cli, Mode};
+use crate::notice::{self, NoticeSettings};
 use crate::run::{self, Dependencies, Settings};
 use crate::static_config::StaticConfig;
 
@@ -42,6 +44,16 @@ pub async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
         .serve_admin(cli.listen)
         .await
         .with_context(|| format!("serving /healthz, /readyz and /metrics on {}", cli.listen))?;
+    if cli.mode == Mode::Notice {
+        tracing::info!(listen = %bound, "admin server up");
+        let settings = NoticeSettings {
+            node_name: cli.node_name.clone().unwrap_or_default(),
+            every: cli.spot_poll,
+            once: cli.once,
+            dry_run: cli.dry_run,
+        };
+        return notice::run(client, imds(&cli)?, settings, &process).await;
+    }
 
     let calls = CallCounter::new();
     process.metrics.register_aws_calls(calls.clone());
@@ -66,15 +78,14 @@ pub async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
             _ => None,
         };
     let (own_instance, spot_notice) = match cli.mode {
-        Mode::Cluster => (None, None),
+        Mode::Cluster | Mode::Notice => (None, None),
         Mode::Node => {
-            let imds = match &cli.imds_endpoint {
-                Some(url) => Imds::with_endpoint(url).map_err(Failure::usage)?,
-                None => Imds::new(),
-            };
+            let imds = imds(&cli)?;
             let instance = own_instance(&imds).await;
-            let spot = (!cli.once)
-                .then(|| spawn_spot_watch(imds, cli.spot_poll, process.shutdown.clone()));
+            let spot = (!cli.once).then(|| {
+                let watching = [InstanceNotice::SpotInterruption].into();
+                notice::spawn_watch(imds, watching, cli.spot_poll, process.shutdown.clone())
+            });
             (instance, spot)
         }
     };
@@ -157,37 +168,11 @@ async fn own_instance(imds: &Imds) -> Option<InstanceId> {
     }
 }
 
-/// Polls IMDSv2 for a spot interruption notice; the receiver turns `true` once one is
-/// scheduled. IMDS errors are logged (once per kind of failure) and polling goes on.
-fn spawn_spot_watch(
-    imds: Imds,
-    every: Duration,
-    shutdown: CancellationToken,
-) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut last_error = String::new();
-        loop {
-            match imds.spot_interruption().await {
-                Ok(Some(notice)) => {
-                    tracing::warn!(action = ?notice.action, "spot interruption scheduled");
-                    let _ = tx.send(true);
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let text = e.to_string();
-                    if text != last_error {
-                        tracing::warn!(error = %text, "IMDS spot interruption check failed");
-                        last_error = text;
-                    }
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
-    });
-    rx
+/// The IMDSv2 client: `--imds-endpoint`, else `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else
+/// the instance's own.
+fn imds(cli: &Cli) -> Result<Imds, Failure> {
+    match &cli.imds_endpoint {
+        Some(url) => Imds::with_endpoint(url).map_err(Failure::usage),
+        None => Ok(Imds::new()),
+    }
 }

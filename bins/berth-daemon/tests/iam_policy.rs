@@ -77,6 +77,30 @@ fn without_a_source_of_groups_it_is_bad_usage() {
 
 /// `--version` names the git revision (for a release, the one `cargo xtask dist` stamps).
 #[test]
+fn notice_mode_needs_no_iam_permission_and_prints_no_policy() {
+    let out = daemon()
+        .args([
+            "iam-policy",
+            "--cluster-name",
+            "c",
+            "--mode",
+            "notice",
+            "--node-name",
+            "n",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("needs no IAM permission"), "{stderr}");
+}
+
+#[test]
 fn version_names_the_revision() {
     let out = Command::new(env!("CARGO_BIN_EXE_berth-daemon"))
         .arg("--version")
