@@ -2,7 +2,7 @@
 //! (berth-runtime's `logging::summary`).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_aws::config::{load_sdk_config, AwsOptions};
 use berth_aws::dynamodb::DynamoLedger;
@@ -20,6 +20,10 @@ use tracing::Level;
 
 use crate::config::{Config, ConfigError, LEDGER_KEY};
 use crate::event::{self, Event};
+
+/// Kept back from the function's deadline for the sweep to stop, write its log line
+/// and answer (stopping drops the calls under way at once: a second is plenty).
+const ANSWER_RESERVE: Duration = Duration::from_secs(2);
 
 /// The function's state across invocations: the binder, or why there is none.
 pub(crate) struct Handler {
@@ -91,20 +95,22 @@ impl Handler {
 
     /// Handles one event: the outcome as the response, or an error with a type
     /// (`InvalidEvent`, `Configuration`, `PoolExhausted`, ...) and a clear message.
+    /// `deadline` is when Lambda stops the invocation (its context's deadline).
     pub(crate) async fn handle(
         &self,
         payload: Value,
         request_id: &str,
+        deadline: SystemTime,
     ) -> Result<Value, Diagnostic> {
         let started = Instant::now();
         let mut line = Map::new();
         line.insert("request_id".into(), request_id.into());
         let mut message = "instance state change handled";
-        let result = self.run(payload, &mut line, &mut message).await;
-        let level = if result.is_ok() {
-            Level::INFO
-        } else {
-            Level::ERROR
+        let result = self.run(payload, deadline, &mut line, &mut message).await;
+        let level = match &result {
+            Ok(()) if line.get("outcome").and_then(Value::as_str) == Some(PARTIAL) => Level::WARN,
+            Ok(()) => Level::INFO,
+            Err(_) => Level::ERROR,
         };
         let mut record = line.clone();
         match &result {
@@ -128,6 +134,7 @@ impl Handler {
     async fn run(
         &self,
         payload: Value,
+        deadline: SystemTime,
         line: &mut Map<String, Value>,
         message: &mut &'static str,
     ) -> Result<(), Diagnostic> {
@@ -146,7 +153,11 @@ impl Handler {
                 if let Some(id) = event_id {
                     line.insert("event_id".into(), id.into());
                 }
-                return sweep(app, line).await;
+                let result = sweep(app, sweep_deadline(deadline), line).await;
+                if line.get("outcome").and_then(Value::as_str) == Some(PARTIAL) {
+                    *message = "pool swept in part: the function's deadline came first";
+                }
+                return result;
             }
         };
         if let Some(id) = &change.event_id {
@@ -171,12 +182,31 @@ impl Handler {
     }
 }
 
+/// The sweep's outcome when the deadline stopped it before every repair was done.
+const PARTIAL: &str = "swept_in_part";
+
+/// When the sweep must stop: [`ANSWER_RESERVE`] before Lambda's deadline, on tokio's
+/// clock.
+fn sweep_deadline(deadline: SystemTime) -> tokio::time::Instant {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::Instant::now() + left.saturating_sub(ANSWER_RESERVE)
+}
+
 /// The scheduled sweep: the whole pool reconciled, what it repaired in the line. A
 /// repair that failed fails the invocation (`SweepIncomplete`) after the others ran.
-async fn sweep(app: &App, line: &mut Map<String, Value>) -> Result<(), Diagnostic> {
+/// At `stop_at` the sweep stops and its line lists what is left (`unfinished`;
+/// outcome `swept_in_part`, level WARN): the next scheduled sweep continues, rather
+/// than Lambda killing the invocation mid-way with nothing reported.
+async fn sweep(
+    app: &App,
+    stop_at: tokio::time::Instant,
+    line: &mut Map<String, Value>,
+) -> Result<(), Diagnostic> {
     let before = app.counter.snapshot();
     let binder = app.binder();
-    let result = binder.sweep().await;
+    let result = binder.sweep_until(Some(stop_at)).await;
     let calls = app.counter.since(&before);
     line.insert("aws_calls".into(), calls.values().sum::<u64>().into());
     line.insert("aws_calls_by_operation".into(), json!(calls));
@@ -185,7 +215,12 @@ async fn sweep(app: &App, line: &mut Map<String, Value>) -> Result<(), Diagnosti
         error_type: error_type(&e).into(),
         error_message: format!("the pool could not be observed: {e}"),
     })?;
-    line.insert("outcome".into(), "swept".into());
+    let outcome = if report.is_partial() {
+        PARTIAL
+    } else {
+        "swept"
+    };
+    line.insert("outcome".into(), outcome.into());
     line.insert("sweep".into(), sweep_fields(&report));
     if report.failed.is_empty() {
         return Ok(());
@@ -198,9 +233,17 @@ async fn sweep(app: &App, line: &mut Map<String, Value>) -> Result<(), Diagnosti
     Err(Diagnostic {
         error_type: "SweepIncomplete".into(),
         error_message: format!(
-            "{} repair(s) failed (the next sweep retries them): {}",
+            "{} repair(s) failed (the next sweep retries them): {}{}",
             failed.len(),
-            failed.join("; ")
+            failed.join("; "),
+            if report.is_partial() {
+                format!(
+                    "; {} left undone at the function's deadline",
+                    report.unfinished.len()
+                )
+            } else {
+                String::new()
+            }
         ),
     })
 }
@@ -231,6 +274,7 @@ fn sweep_fields(report: &SweepReport) -> Value {
         "dns_deleted": report.dns_deleted,
         "left_alone": left_alone,
         "failed": failed,
+        "unfinished": report.unfinished,
     })
 }
 

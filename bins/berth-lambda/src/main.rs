@@ -62,7 +62,11 @@ fn run() -> anyhow::Result<()> {
             let handler = handler.clone();
             async move {
                 handler
-                    .handle(event.payload, &event.context.request_id)
+                    .handle(
+                        event.payload,
+                        &event.context.request_id,
+                        event.context.deadline(),
+                    )
                     .await
             }
         });

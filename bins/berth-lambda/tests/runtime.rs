@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
 use berth_testing::{
     aws_env, sdk_config, Fault, FaultProxy, InvocationResult, LambdaRuntimeApi, MotoGuard,
-    MotoServer, Rule,
+    MotoServer, Rule, RuleId,
 };
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
@@ -1044,6 +1044,9 @@ async fn bind_sweep_and_release_need_no_action_the_printed_policy_lacks() {
     );
 }
 
+/// The pool sweep against the function's deadline.
+#[path = "runtime/sweep_deadline.rs"]
+mod sweep_deadline;
 /// The Lambda under fire: scale, faults, lost events and the pool sweep.
 #[path = "runtime/under_fire.rs"]
 mod under_fire;

@@ -20,7 +20,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::background::BoxError;
 
 const API_PREFIX: &str = "/2018-06-01/runtime";
-/// The function timeout announced in `Lambda-Runtime-Deadline-Ms`.
+/// The function timeout announced in `Lambda-Runtime-Deadline-Ms`, unless set with
+/// [`LambdaRuntimeApi::set_function_timeout`].
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How an invocation ended.
@@ -59,6 +60,8 @@ struct State {
     init_errors: Mutex<Vec<String>>,
     polls: Mutex<Vec<Instant>>,
     next_id: AtomicU64,
+    /// The function timeout in milliseconds (0: [`FUNCTION_TIMEOUT`]).
+    timeout_ms: AtomicU64,
     /// Bumped whenever the queue or the results change.
     changed: tokio::sync::Notify,
     version: AtomicU64,
@@ -130,6 +133,16 @@ impl LambdaRuntimeApi {
         lock(&self.state.queue).push_back((id.clone(), payload.into()));
         self.state.bump();
         id
+    }
+
+    /// The function timeout the invocations delivered from now on are given (their
+    /// `Lambda-Runtime-Deadline-Ms`); 60 s unless set. Nothing is killed at the
+    /// deadline: the function is trusted to keep it, as the tests check.
+    pub fn set_function_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.state.timeout_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Waits for the result of an invocation.
@@ -229,10 +242,14 @@ async fn handle(
         lock(&state.polls).push(Instant::now());
         state.bump();
         let (id, payload) = next(&state).await;
+        let timeout = match state.timeout_ms.load(Ordering::SeqCst) {
+            0 => FUNCTION_TIMEOUT,
+            ms => Duration::from_millis(ms),
+        };
         let deadline = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            + FUNCTION_TIMEOUT;
+            + timeout;
         let response = Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")

@@ -23,6 +23,15 @@ impl Faults {
         q.extend(std::iter::repeat_n(error, times));
     }
 
+    /// Drops the failures still queued for `operation`.
+    pub fn clear(&self, operation: &str) {
+        self.inner
+            .lock()
+            .expect("poisoned")
+            .queued
+            .remove(operation);
+    }
+
     /// How many times `operation` was called (failed calls included).
     pub fn calls(&self, operation: &str) -> u64 {
         self.inner

@@ -1,10 +1,18 @@
 //! The pool sweep: repairs what lost events and dead invocations left, through the
 //! binder's own steps (bind, release, the DNS workflow, compare-and-swap rows) and
 //! its ownership rules. Observe (rows, pool, instances), [`plan_sweep`], apply.
+//!
+//! A sweep can be given a deadline ([`AddressBinder::sweep_until`]): it then stops
+//! there and reports what it did not finish, rather than being killed mid-way with
+//! nothing reported. Stopping is safe at any point: a repair cut short leaves at most
+//! a claim, which its instance's next bind continues or which lapses, and the next
+//! sweep finishes the rest.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use futures::stream::{self, StreamExt};
+use tokio::time::Instant;
 
 use super::binder::{address_record_type, AddressBinder, Outcome};
 use crate::domain::{AllocationId, InstanceId, InstanceState, RecordType};
@@ -13,6 +21,9 @@ use crate::{Error, Result};
 
 /// How many instances one sweep binds or releases at once (each is a few calls).
 const CONCURRENCY: usize = 8;
+
+/// The repair that deletes the names dead claims wrote before their rows named them.
+const ORPHANS: &str = "delete orphaned DNS names";
 
 /// What one sweep did.
 #[derive(Debug, Default)]
@@ -30,6 +41,9 @@ pub struct SweepReport {
     pub skipped: Vec<(AllocationId, &'static str)>,
     /// What failed, per subject (the rest of the sweep went on; the next one retries).
     pub failed: Vec<(String, Error)>,
+    /// Repairs the deadline cut short or left unstarted (`bind i-...`, `release
+    /// i-...`, `free eipalloc-...`, ...): the next sweep does them.
+    pub unfinished: Vec<String>,
 }
 
 impl SweepReport {
@@ -40,6 +54,27 @@ impl SweepReport {
             && self.freed.is_empty()
             && self.dns_deleted.is_empty()
             && self.failed.is_empty()
+            && self.unfinished.is_empty()
+    }
+
+    /// Whether the deadline stopped the sweep before every repair was done.
+    pub fn is_partial(&self) -> bool {
+        !self.unfinished.is_empty()
+    }
+
+    /// Whether this subject's repair has an outcome (done or failed).
+    fn settled(&self, subject: &str) -> bool {
+        self.failed.iter().any(|(what, _)| what == subject)
+    }
+}
+
+/// `work` run until `deadline` (none: to its end); `None` if the deadline came first,
+/// in which case `work` was dropped where it stood.
+async fn before<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        None => Some(work.await),
+        Some(at) if Instant::now() >= at => None,
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
     }
 }
 
@@ -54,31 +89,92 @@ impl AddressBinder {
     /// Fails only when the pool cannot be observed; each repair's failure is in the
     /// report and the others still run.
     pub async fn sweep(&self) -> Result<SweepReport> {
-        let plan = self.plan_sweep().await?;
+        self.sweep_until(None).await
+    }
+
+    /// [`AddressBinder::sweep`], stopping at `deadline`: the repairs under way are
+    /// dropped there and, with those not started, listed in
+    /// [`SweepReport::unfinished`]. Fails with [`Error::Timeout`] (nothing changed)
+    /// when the pool cannot even be observed by then.
+    pub async fn sweep_until(&self, deadline: Option<Instant>) -> Result<SweepReport> {
+        let started = Instant::now();
+        let plan = before(deadline, self.plan_sweep())
+            .await
+            .ok_or_else(|| Error::Timeout {
+                operation: "observe the pool for the sweep".into(),
+                after: started.elapsed(),
+            })??;
         let mut report = SweepReport {
             skipped: plan.skipped.clone(),
             ..SweepReport::default()
         };
-        self.free_stale(&plan.free, &mut report).await;
-        self.release_dead(&plan, &mut report).await;
-        let binds: Vec<(InstanceId, Result<Outcome>)> = stream::iter(plan.bind.iter())
-            .map(|id| async move { (id.clone(), self.bind(id).await) })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (id, result) in binds {
+        if !plan.free.is_empty()
+            && before(deadline, self.free_stale(&plan.free, &mut report))
+                .await
+                .is_none()
+        {
+            let freed: BTreeSet<&AllocationId> = report.freed.iter().collect();
+            let left: Vec<String> = plan
+                .free
+                .iter()
+                .filter(|s| !freed.contains(&s.row.allocation_id))
+                .map(|s| format!("free {}", s.row.allocation_id))
+                .filter(|what| !report.settled(what))
+                .collect();
+            report.unfinished.extend(left);
+        }
+        if !plan.release.is_empty()
+            && before(deadline, self.release_dead(&plan, &mut report))
+                .await
+                .is_none()
+        {
+            let released: BTreeSet<&InstanceId> = report.released.iter().collect();
+            let left: Vec<String> = plan
+                .release
+                .iter()
+                .filter(|id| !released.contains(id))
+                .map(|id| format!("release {id}"))
+                .filter(|what| !report.settled(what))
+                .collect();
+            if left.is_empty() {
+                report.unfinished.push(ORPHANS.into());
+            }
+            report.unfinished.extend(left);
+        }
+        self.bind_missing(&plan.bind, deadline, &mut report).await;
+        report.bound.sort();
+        report.released.sort();
+        report.dns_deleted.sort();
+        Ok(report)
+    }
+
+    /// Binds the instances the events missed, as many at once as [`CONCURRENCY`],
+    /// each outcome recorded as it comes; at the deadline, the rest are unfinished.
+    async fn bind_missing(
+        &self,
+        bind: &[InstanceId],
+        deadline: Option<Instant>,
+        report: &mut SweepReport,
+    ) {
+        let mut binds = stream::iter(bind.iter())
+            .map(|id| async move { (id, self.bind(id).await) })
+            .buffer_unordered(CONCURRENCY);
+        let mut done = BTreeSet::new();
+        while let Some(Some((id, result))) = before(deadline, binds.next()).await {
+            done.insert(id);
             match result {
                 Ok(Outcome::Bound { binding, .. }) => {
-                    report.bound.push((id, binding.allocation_id));
+                    report.bound.push((id.clone(), binding.allocation_id));
                 }
                 Ok(_) => {}
                 Err(e) => report.failed.push((format!("bind {id}"), e)),
             }
         }
-        report.bound.sort();
-        report.released.sort();
-        report.dns_deleted.sort();
-        Ok(report)
+        report.unfinished.extend(
+            bind.iter()
+                .filter(|id| !done.contains(id))
+                .map(|id| format!("bind {id}")),
+        );
     }
 
     /// Observes the pool (rows first, then addresses, then instances: an invocation
@@ -173,15 +269,14 @@ impl AddressBinder {
                 return;
             }
         };
-        let released: Vec<(InstanceId, Result<Outcome>)> = stream::iter(plan.release.iter())
+        // Each outcome is recorded as it comes: a deadline may cut the rest short.
+        let mut released = stream::iter(plan.release.iter())
             .map(|id| async move {
                 let outcome = self.release(id, InstanceState::Terminated).await;
                 (id.clone(), outcome)
             })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (id, result) in released {
+            .buffer_unordered(CONCURRENCY);
+        while let Some((id, result)) = released.next().await {
             match result {
                 Ok(Outcome::Released { dns_names, .. }) => {
                     report.dns_deleted.extend(dns_names);
@@ -193,7 +288,7 @@ impl AddressBinder {
         }
         match self.names.release(&orphans).await {
             Ok(deleted) => report.dns_deleted.extend(deleted),
-            Err(e) => report.failed.push(("delete orphaned DNS names".into(), e)),
+            Err(e) => report.failed.push((ORPHANS.into(), e)),
         }
     }
 

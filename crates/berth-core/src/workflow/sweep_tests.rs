@@ -2,13 +2,18 @@
 //! sweep changing nothing.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::address_world::*;
 use super::*;
 use crate::domain::{
-    AssociationTarget, DnsRecord, InstanceState, Owner, RecordType, WriteCondition,
+    AssociationTarget, DnsRecord, InstanceId, InstanceState, Owner, RecordType, WriteCondition,
 };
+use crate::engine::{Caller, RetryPolicy};
 use crate::provider::{Addresses, Ledger};
+use crate::Error;
 
 /// Every write the providers saw (associations, DNS changes, ledger writes).
 fn writes(w: &World) -> u64 {
@@ -225,4 +230,135 @@ async fn nothing_owned_by_someone_else_is_touched() {
         "an association berth did not make stays"
     );
     assert_eq!(writes(&w), writes_before, "the sweep wrote");
+}
+
+/// A binder retrying as the Lambda does (on tokio's clock: these tests pause it).
+fn retrying_binder(w: &World) -> AddressBinder {
+    w.binder_through(
+        w.settings(false),
+        Caller::new(RetryPolicy::default(), Duration::ZERO),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_stopped_by_its_deadline_reports_what_is_left_and_the_next_one_finishes_it() {
+    let w = World::new();
+    w.pool(4);
+    for n in 1..=3 {
+        w.launch(n);
+    }
+    // EC2 throttles every association: the engine backs off and retries for longer
+    // than the sweep has.
+    let throttled = Error::Throttled {
+        operation: "AssociateAddress".into(),
+        message: "Request limit exceeded.".into(),
+    };
+    w.addresses
+        .faults
+        .fail("AssociateAddress", throttled, 1_000);
+    let b = retrying_binder(&w);
+    let started = Instant::now();
+    let report = b
+        .sweep_until(Some(started + Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(5),
+        "stopped at the deadline"
+    );
+    assert!(report.is_partial(), "{report:?}");
+    assert_eq!(
+        report.unfinished,
+        vec!["bind i-0001", "bind i-0002", "bind i-0003"],
+        "{report:?}"
+    );
+    assert!(
+        report.bound.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+    // Nothing half-done but the claims, which the instances' next binds continue.
+    for n in 1..=3 {
+        assert!(w.held_by(n).is_empty(), "instance {n}");
+    }
+    assert!(w.a_records().is_empty());
+    let claims = w
+        .rows()
+        .iter()
+        .filter(|r| r.state == RowState::Claimed)
+        .count();
+    assert_eq!(claims, 3, "{:?}", w.rows());
+
+    // The next sweep, with AWS answering again, finishes the work.
+    w.addresses.faults.clear("AssociateAddress");
+    let report = b
+        .sweep_until(Some(Instant::now() + Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(!report.is_partial(), "{report:?}");
+    let bound: Vec<InstanceId> = report.bound.iter().map(|(i, _)| i.clone()).collect();
+    assert_eq!(bound, vec![id(1), id(2), id(3)], "{report:?}");
+    for n in 1..=3 {
+        assert_eq!(w.held_by(n).len(), 1, "instance {n}");
+    }
+    w.assert_consistent();
+    assert_second_sweep_is_a_no_op(&w).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_that_cannot_observe_the_pool_by_its_deadline_fails_and_changes_nothing() {
+    let w = World::new();
+    w.pool(2);
+    w.launch(1);
+    let throttled = Error::Throttled {
+        operation: "DescribeAddresses".into(),
+        message: "Request limit exceeded.".into(),
+    };
+    w.addresses
+        .faults
+        .fail("DescribeAddresses", throttled, 1_000);
+    let before = writes(&w);
+    let error = retrying_binder(&w)
+        .sweep_until(Some(Instant::now() + Duration::from_secs(3)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert_eq!(writes(&w), before, "nothing written");
+    assert!(w.held_by(1).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_cut_short_while_releasing_lists_the_instances_it_did_not_release() {
+    let w = World::new();
+    w.pool(3);
+    let b = w.binder();
+    for n in 1..=3 {
+        b.handle(&w.launch(n), InstanceState::Running)
+            .await
+            .unwrap();
+        w.set_state(n, InstanceState::Terminated).await;
+    }
+    let throttled = Error::Throttled {
+        operation: "DisassociateAddress".into(),
+        message: "Request limit exceeded.".into(),
+    };
+    w.addresses
+        .faults
+        .fail("DisassociateAddress", throttled, 1_000);
+    let report = retrying_binder(&w)
+        .sweep_until(Some(Instant::now() + Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.unfinished,
+        vec!["release i-0001", "release i-0002", "release i-0003"],
+        "{report:?}"
+    );
+    assert!(report.released.is_empty(), "{report:?}");
+    w.addresses.faults.clear("DisassociateAddress");
+    let report = retrying_binder(&w).sweep().await.unwrap();
+    assert_eq!(report.released, vec![id(1), id(2), id(3)], "{report:?}");
+    assert!(!report.is_partial(), "{report:?}");
+    w.assert_consistent();
+    assert_second_sweep_is_a_no_op(&w).await;
 }
