@@ -29,6 +29,24 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The notice DaemonSet's name, labels and selector: a name of their own, so the
+Deployment, its PodDisruptionBudget and the metrics Service never select its pods. */}}
+{{- define "berth-daemon.noticeFullname" -}}
+{{- printf "%s-notice" (include "berth-daemon.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "berth-daemon.noticeSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-notice" (include "berth-daemon.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "berth-daemon.noticeLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "berth-daemon.noticeSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{- define "berth-daemon.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "berth-daemon.fullname" .) .Values.serviceAccount.name }}
