@@ -99,3 +99,104 @@ async fn converged_estate() -> (World, Daemon, Vec<String>) {
     .await;
     (w, d, arns)
 }
+
+/// Node mode, one DaemonSet pod: its node in all 10 groups. Every pod of a node-mode
+/// fleet makes these calls each resync, so 500 nodes make 500 times as many (the
+/// figure in docs/benchmarks.md is this measurement multiplied, and says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_mode_one_pod_10_groups_calls_per_resync() {
+    let w = World::new().await;
+    let mut config =
+        String::from("rules:\n  - nodeSelector: {matchLabels: {pool: p0}}\n    targetGroups:\n");
+    for g in 0..10 {
+        w.group(&format!("tg-{g}"), 30000 + g).await;
+        config.push_str(&format!("      - {{name: tg-{g}}}\n"));
+    }
+    let config = w.write("config.yaml", &config);
+    w.add_node("node-0", &instance(0), &[("pool", "p0")]);
+    let imds = berth_testing::imds::FakeImds::start();
+    imds.set_identity(&instance(0), "eu-west-1", "10.0.0.10");
+    let d = w.daemon(
+        &[
+            "--mode",
+            "node",
+            "--config",
+            config.to_str().unwrap(),
+            "--imds-endpoint",
+            &imds.endpoint(),
+            "--sleep-interval",
+            "1",
+        ],
+        &[("NODE_NAME", "node-0")],
+    );
+    eventually(
+        Duration::from_secs(60),
+        "registered in 10 groups",
+        &d,
+        || async { w.proxy.count("RegisterTargets") == 10 },
+    )
+    .await;
+    d.wait_passes(1, Duration::from_secs(30)).await;
+    const PASSES: u64 = 5;
+    w.proxy.reset_counts();
+    let kube_before = w.kube.requests().len();
+    d.wait_passes(PASSES, Duration::from_secs(60)).await;
+    let aws = w.proxy.counts();
+    let kube: Vec<String> = w.kube.requests()[kube_before..].to_vec();
+    let config_maps = kube.iter().filter(|r| r.contains("/configmaps")).count();
+    println!("node mode, one pod, {PASSES} resyncs: AWS {aws:?}; Kubernetes {kube:?}");
+    let health = aws.get("DescribeTargetHealth").copied().unwrap_or(0);
+    assert_eq!(
+        health as u64,
+        10 * PASSES,
+        "one DescribeTargetHealth per group per resync, per pod: {aws:?}"
+    );
+    assert_eq!(aws.get("RegisterTargets"), None, "{aws:?}");
+    println!(
+        "per resync, per pod: {} AWS calls ({} DescribeTargetHealth), {} ConfigMap requests; \
+         x500 pods: {} AWS calls",
+        w.proxy.total() as u64 / PASSES,
+        health as u64 / PASSES,
+        config_maps as u64 / PASSES,
+        500 * w.proxy.total() as u64 / PASSES,
+    );
+}
+
+/// Notice mode, one DaemonSet pod, no notice: over many polls it makes no AWS call and
+/// no Kubernetes request, only IMDS reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notice_mode_one_pod_makes_no_aws_call_and_no_kubernetes_request_while_quiet() {
+    let w = World::new().await;
+    w.add_node("node-0", &instance(0), &[]);
+    let imds = berth_testing::imds::FakeImds::start();
+    let imds_url = imds.endpoint();
+    let d = w.daemon(
+        &["--mode", "notice", "--spot-poll", "100ms"],
+        &[
+            ("NODE_NAME", "node-0"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds_url),
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+        ],
+    );
+    let spot = berth_testing::imds::SPOT_ACTION_PATH;
+    eventually(Duration::from_secs(30), "polling", &d, || async {
+        imds.gets(spot) >= 1
+    })
+    .await;
+    let kube_before = w.kube.requests().len();
+    let polls_before = imds.gets(spot);
+    eventually(Duration::from_secs(30), "50 polls", &d, || async {
+        imds.gets(spot) >= polls_before + 50
+    })
+    .await;
+    let kube: Vec<String> = w.kube.requests()[kube_before..].to_vec();
+    let seen = imds.requests();
+    println!(
+        "notice mode, one pod, 50 polls: AWS {:?}; Kubernetes {kube:?}; IMDS tokens {}, GETs {}",
+        w.proxy.counts(),
+        seen.tokens_issued,
+        seen.authorised_gets.len()
+    );
+    assert_eq!(w.proxy.total(), 0, "{:?}", w.proxy.counts());
+    assert!(kube.is_empty(), "{kube:?}");
+}
