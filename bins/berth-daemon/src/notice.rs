@@ -134,6 +134,12 @@ pub async fn run(
         settings.every,
         process.shutdown.clone(),
     );
+    // Ready once the Node can be read: a missing Node or RBAC must show now, not when
+    // an interruption comes.
+    if !node_readable(&taints, node, settings.every, process, &metrics).await {
+        tracing::info!("berth-daemon stopped");
+        return Ok(ExitStatus::SUCCESS);
+    }
     process.readiness.ready();
     let mut written = Notices::new();
     let mut polling = true;
@@ -155,6 +161,38 @@ pub async fn run(
     }
     tracing::info!("berth-daemon stopped");
     Ok(ExitStatus::SUCCESS)
+}
+
+/// Reads Node `node` until it succeeds (every `every`, not ready meanwhile); `false`
+/// if `process.shutdown` came first.
+async fn node_readable(
+    taints: &NodeTaints,
+    node: &str,
+    every: Duration,
+    process: &Process,
+    metrics: &Metrics,
+) -> bool {
+    let mut last_error = String::new();
+    loop {
+        match taints.current(node).await {
+            Ok(_) => return true,
+            Err(e) => {
+                let text = e.to_string();
+                process
+                    .readiness
+                    .not_ready(format!("cannot read its Node: {text}"));
+                if text != last_error {
+                    tracing::warn!(node, error = %text, "cannot read the Node; retrying");
+                    metrics.error("kubernetes", &berth_core::Error::from(e));
+                    last_error = text;
+                }
+            }
+        }
+        tokio::select! {
+            () = process.shutdown.cancelled() => return false,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// Adds the taints of `seen` that Node `node` lacks; whether it carries them all now.

@@ -163,7 +163,7 @@ async fn node_mode_one_pod_10_groups_calls_per_resync() {
 }
 
 /// Notice mode, one DaemonSet pod, no notice: over many polls it makes no AWS call and
-/// no Kubernetes request, only IMDS reads.
+/// no Kubernetes request (past its one start-up read of its Node), only IMDS reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notice_mode_one_pod_makes_no_aws_call_and_no_kubernetes_request_while_quiet() {
     let w = World::new().await;
@@ -179,8 +179,9 @@ async fn notice_mode_one_pod_makes_no_aws_call_and_no_kubernetes_request_while_q
         ],
     );
     let spot = berth_testing::imds::SPOT_ACTION_PATH;
-    eventually(Duration::from_secs(30), "polling", &d, || async {
-        imds.gets(spot) >= 1
+    // Ready: polling, and its one start-up read of the Node done.
+    eventually(Duration::from_secs(30), "ready and polling", &d, || async {
+        imds.gets(spot) >= 1 && d.get("/readyz").is_some_and(|(s, _)| s == 200)
     })
     .await;
     let kube_before = w.kube.requests().len();

@@ -173,6 +173,31 @@ async fn notice_pods_taint_their_node_once_without_aws_and_the_leader_deregister
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_pod_is_not_ready_until_it_can_read_its_node() {
+    let w = World::new().await;
+    let aws = FaultProxy::start(&w.moto.endpoint()).await;
+    let imds = FakeImds::start();
+    let pod = notice_pod(&w, "node-0", &imds, &aws);
+    eventually(WAIT, "not ready, saying why", &pod, || async {
+        pod.get("/readyz")
+            .is_some_and(|(status, body)| status == 503 && body.contains("cannot read its Node"))
+    })
+    .await;
+    assert!(
+        pod.log_text().contains("cannot read the Node"),
+        "{}",
+        pod.log_text()
+    );
+    w.add_node("node-0", &instance(0), &[]);
+    eventually(WAIT, "ready once the Node exists", &pod, || async {
+        pod.get("/readyz").is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert_eq!(aws.total(), 0, "{:?}", aws.counts());
+    assert_eq!(node_patches(&w, "node-0"), 0);
+}
+
 #[test]
 fn help_explains_the_three_modes_and_notice_mode_needs_its_node() {
     let out = Command::new(env!("CARGO_BIN_EXE_berth-daemon"))

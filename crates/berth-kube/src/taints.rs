@@ -26,6 +26,17 @@ impl NodeTaints {
         }
     }
 
+    /// The taints Node `name` carries now (one `get`): also how notice mode checks at
+    /// start that it may read its Node.
+    pub async fn current(&self, name: &str) -> Result<Vec<Taint>, Error> {
+        let node = self
+            .api
+            .get(name)
+            .await
+            .map_err(|e| Error::kube(format!("get Node {name}"), e))?;
+        Ok(node_from_k8s(&node).taints)
+    }
+
     /// Reads Node `name`, asks `missing` which taints to add given the taints it
     /// carries, and writes them only if there are any: one `get`, and one `patch` only
     /// when something is missing. The patch carries the `resourceVersion` read and the

@@ -1,6 +1,6 @@
 //! `NodeTaints` against FakeApiServer: a taint is added once (one PATCH however often
 //! asked), another writer's taints are kept, a concurrent change is retried, a missing
-//! Node is an error.
+//! Node is an error (also for `current`, notice mode's start-up check).
 
 use berth_core::domain::{Taint, TaintEffect};
 use berth_kube::fake::{ready_node, FakeApiServer};
@@ -115,4 +115,12 @@ async fn a_missing_node_is_an_error_and_nothing_is_written() {
         .unwrap_err();
     assert_eq!(err.status_code(), Some(404), "{err}");
     assert_eq!(patches(&api, "gone"), 0);
+    let err = NodeTaints::new(api.client())
+        .current("gone")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status_code(), Some(404), "{err}");
+    api.add_node(ready_node("gone", "i-01", &[]));
+    let now = NodeTaints::new(api.client()).current("gone").await.unwrap();
+    assert!(now.is_empty(), "{now:?}");
 }
