@@ -1,12 +1,15 @@
 //! Test support for berth's Helm charts: finds the real `helm` and
 //! `kubernetes-validate` (installed pinned by `.ci/install-chart-tools.sh`), renders a
 //! chart with an example values file into objects, and generates what must not drift
-//! (each chart's README values table, the manifests under `examples/`).
+//! (each chart's README values table, the manifests under `examples/`); checks a
+//! chart's RBAC against the requests a real run made ([`rbac`]).
 //!
 //! A missing tool is a test failure naming the command that installs it, never a skip.
 //! Every function here panics with a message saying what failed: it only ever runs
 //! inside tests.
 
+pub mod pod;
+pub mod rbac;
 pub mod readme;
 pub mod render;
 pub mod tools;

@@ -7,10 +7,12 @@
 //! concurrency (a stale `resourceVersion` gets 409), merge patch, delete. Field
 //! selectors on `metadata.name`/`metadata.namespace` and equality/existence label
 //! selectors are honoured; anything else is refused with 400 so a test cannot pass by
-//! accident. [`FakeApiServer::inject`] makes it refuse chosen requests ([`Fault`]).
+//! accident. [`FakeApiServer::inject`] makes it refuse chosen requests ([`Fault`]);
+//! [`FakeApiServer::resource_requests`] lists what was asked, as RBAC authorizes it.
 //! It runs on its own thread and runtime: it outlives a test's runtime and
 //! can serve a spawned binary through [`FakeApiServer::write_kubeconfig`].
 
+mod access;
 mod fault;
 mod kinds;
 mod store;
@@ -37,6 +39,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+pub use access::ResourceRequest;
 pub use fault::Fault;
 use store::{Failure, Key, Selector, Store};
 
@@ -250,6 +253,16 @@ impl FakeApiServer {
     /// Every request received so far, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
+    }
+
+    /// Every resource request received so far, as RBAC authorizes it (verb, group,
+    /// resource, namespace, name): what a role must allow for the client to work.
+    pub fn resource_requests(&self) -> Vec<ResourceRequest> {
+        self.lock()
+            .requests
+            .iter()
+            .filter_map(|line| ResourceRequest::of(line))
+            .collect()
     }
 
     /// Installs a fault: matching requests are refused until it is used up or cleared.

@@ -1,0 +1,198 @@
+//! charts/berth-daemon's RBAC is enough for the daemon, proven by running it: for each
+//! example values file, the chart is rendered with a real helm; the daemon's real
+//! controller (`berth_daemon::run::run`, with the settings `berth_daemon::wiring`
+//! makes of the rendered command line, and the ownership ConfigMap adopted first as
+//! `wiring` does) runs against berth-kube's fake API server while a node is
+//! registered and cordoned; and every request it made must be allowed by the rules the
+//! chart binds to its ServiceAccount. Rules and requests are both read, never listed
+//! here: a rule another change adds, or a request it makes, is checked as it lands.
+//! Rules no request used are printed (`--nocapture`), not failed: some serve paths
+//! this scenario does not take (an Event repeated, a Lease taken over).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_charts::pod::{self, Pod};
+use berth_charts::rbac;
+use berth_charts::render::{release, template, Rendered};
+use berth_core::domain::{Target, TargetType};
+use berth_core::memory::{MemoryNodeConfigurations, MemoryTargetGroups};
+use berth_core::provider::{NodeConfigurations, TargetOwnership as _};
+use berth_daemon::cli::Cli;
+use berth_daemon::run::{self, Dependencies};
+use berth_daemon::static_config::StaticConfig;
+use berth_kube::fake::{ready_node, FakeApiServer, ResourceRequest};
+use berth_runtime::Process;
+use clap::{CommandFactory as _, Parser as _};
+
+const CHART: &str = "berth-daemon";
+const EXAMPLES: [&str; 3] = ["node", "cluster", "everything"];
+/// The node the scenario registers and cordons (node mode's own node).
+const NODE: &str = "node-1";
+const INSTANCE: &str = "i-0000000000000001";
+/// The chart's rules name groups by ARN in an account the in-memory groups are not in;
+/// RBAC does not depend on them, so the run uses rules of its own.
+const RULES: &str =
+    "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n";
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// The daemon's command line as a pod of the rendered workload runs it.
+fn daemon_cli(rendered: &Rendered) -> Cli {
+    let (name, namespace) = release(CHART);
+    let pod = Pod {
+        name: format!("{name}-0"),
+        namespace: namespace.to_owned(),
+        node_name: NODE.to_owned(),
+    };
+    let command = Cli::command();
+    let line = pod::command_line(rendered, CHART, &pod, |variable| {
+        command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == variable))
+            .and_then(|a| a.get_long())
+            .map(str::to_owned)
+    });
+    Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+}
+
+/// How many reconcile passes the daemon's controller has run (`berth_reconcile_total`).
+fn passes(process: &Process) -> u64 {
+    process
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("berth_reconcile_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Polls `done` every 50 ms until it holds; panics after [`WITHIN`] with `what`.
+async fn until(what: &str, api: &FakeApiServer, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {WITHIN:?}; requests: {:#?}",
+            api.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the daemon as `rendered` configures it through registering [`NODE`] (its
+/// target recorded by an earlier release's owner id: the record is adopted) and
+/// cordoning it, then stops it; returns every request it made of the API server.
+async fn requests_of_a_run(rendered: &Rendered) -> Vec<ResourceRequest> {
+    let cli = daemon_cli(rendered);
+    let rules = StaticConfig::parse("rules.yaml", RULES).unwrap();
+    let settings = berth_daemon::wiring::settings(&cli, rules, None).unwrap();
+    let api = FakeApiServer::start().unwrap();
+    let client = api.client();
+    let groups = Arc::new(MemoryTargetGroups::default());
+    let web = groups.add_group("web", TargetType::Instance, Some(30080));
+    let target = Target::new(INSTANCE, 30080);
+    for previous in &settings.previous_owners {
+        // The record an earlier release made, where it made it.
+        let mut earlier = settings.clone();
+        earlier.owner = previous.clone();
+        earlier.previous_owners.clear();
+        run::config_map_store(&client, &earlier)
+            .claim(&web.arn, std::slice::from_ref(&target))
+            .await
+            .unwrap();
+    }
+    api.add_node(ready_node(NODE, INSTANCE, &[("role", "web")]));
+    let before = api.resource_requests().len();
+
+    // As berth_daemon::wiring does before the loop.
+    let ownership = Arc::new(run::config_map_store(&client, &settings));
+    if !settings.dry_run() {
+        ownership.adopt().await.unwrap();
+    }
+    let node_configurations = cli
+        .cluster_id
+        .is_some()
+        .then(|| Arc::new(MemoryNodeConfigurations::default()) as Arc<dyn NodeConfigurations>);
+    let dependencies = Dependencies {
+        client,
+        target_groups: groups.clone(),
+        node_configurations,
+        ownership,
+        spot_notice: None,
+    };
+    let process = Arc::new(Process::detached("daemon"));
+    let (dry_run, deregisters) = (settings.dry_run(), settings.node_rules.deregister_on_cordon);
+    let daemon = tokio::spawn({
+        let process = process.clone();
+        async move { run::run(dependencies, settings, &process).await }
+    });
+
+    // Each step waits for a pass that saw it, and for its effect where the settings
+    // allow one (a dry run changes nothing; a cordon may not deregister).
+    until("a first pass", &api, || passes(&process) > 0).await;
+    if !dry_run {
+        until("the node's Registered Event", &api, || {
+            api.events()
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("Registered"))
+        })
+        .await;
+    }
+    let seen = passes(&process);
+    let mut node = api.node(NODE).unwrap();
+    node.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+    api.update_node(node);
+    until("a pass after the cordon", &api, || passes(&process) > seen).await;
+    if deregisters && !dry_run {
+        until("the cordoned node's target draining", &api, || {
+            groups
+                .members(&web.arn)
+                .get(&target)
+                .is_some_and(|s| s.is_draining())
+        })
+        .await;
+    }
+    process.shutdown.cancel();
+    let stopped = tokio::time::timeout(WITHIN, daemon)
+        .await
+        .expect("the daemon stops")
+        .expect("the daemon's task");
+    stopped.expect("the daemon ran without an error");
+    api.resource_requests().split_off(before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_rbac_allows_every_request_the_daemon_makes() {
+    let (_, namespace) = release(CHART);
+    for values in EXAMPLES {
+        let rendered = template(CHART, values, &[]);
+        let service_account = pod::service_account(&rendered);
+        let grants = rbac::grants(&rendered, namespace, &service_account);
+        let requests = requests_of_a_run(&rendered).await;
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.verb == "watch" && r.resource == "nodes"),
+            "{values}: the run watched nodes: {requests:#?}"
+        );
+        for grant in rbac::unused(&grants, &requests) {
+            println!("{values}: not used in this run: {grant}");
+        }
+        let denied = rbac::denied(&grants, &requests);
+        assert!(
+            denied.is_empty(),
+            "{values}: the chart's RBAC for ServiceAccount {namespace}/{service_account} refuses \
+             what the daemon asked:\n  {}\nit grants:\n  {}",
+            denied
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  "),
+            grants
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  "),
+        );
+    }
+}
