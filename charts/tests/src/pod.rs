@@ -1,30 +1,33 @@
-//! The workload a chart renders, and the command line its container runs with.
+//! The workloads a chart renders, and the command line their container runs with.
 
 use serde_json::Value;
 
 use crate::render::Rendered;
 
-/// The one DaemonSet or Deployment rendered.
-///
-/// # Panics
-/// When there is not exactly one.
-pub fn workload(rendered: &Rendered) -> &Value {
-    let daemonsets = rendered.all("DaemonSet");
-    let deployments = rendered.all("Deployment");
-    match (daemonsets.as_slice(), deployments.as_slice()) {
-        ([one], []) | ([], [one]) => one,
-        _ => panic!("exactly one DaemonSet or Deployment:\n{}", rendered.text),
-    }
+/// Every DaemonSet and Deployment rendered.
+pub fn workloads(rendered: &Rendered) -> Vec<&Value> {
+    let mut workloads = rendered.all("DaemonSet");
+    workloads.extend(rendered.all("Deployment"));
+    workloads
+}
+
+/// `DaemonSet berth-daemon`: a workload's kind and name, for messages.
+pub fn label(workload: &Value) -> String {
+    format!(
+        "{} {}",
+        workload["kind"].as_str().unwrap_or_default(),
+        workload["metadata"]["name"].as_str().unwrap_or_default()
+    )
 }
 
 /// The workload's pod spec.
-pub fn pod_spec(rendered: &Rendered) -> &Value {
-    &workload(rendered)["spec"]["template"]["spec"]
+pub fn pod_spec(workload: &Value) -> &Value {
+    &workload["spec"]["template"]["spec"]
 }
 
-/// The ServiceAccount the pods run as (`default` when the chart names none).
-pub fn service_account(rendered: &Rendered) -> String {
-    pod_spec(rendered)["serviceAccountName"]
+/// The ServiceAccount the workload's pods run as (`default` when it names none).
+pub fn service_account(workload: &Value) -> String {
+    pod_spec(workload)["serviceAccountName"]
         .as_str()
         .unwrap_or("default")
         .to_owned()
@@ -50,12 +53,12 @@ pub struct Pod {
 /// # Panics
 /// When a `fieldRef` names a field [`Pod`] does not have.
 pub fn command_line(
-    rendered: &Rendered,
+    workload: &Value,
     program: &str,
     pod: &Pod,
     flag_of_env: impl Fn(&str) -> Option<String>,
 ) -> Vec<String> {
-    let container = &pod_spec(rendered)["containers"][0];
+    let container = &pod_spec(workload)["containers"][0];
     let mut line = vec![program.to_owned()];
     line.extend(
         container["args"]

@@ -1,33 +1,40 @@
-//! charts/berth-daemon's RBAC is enough for the daemon, proven by running it: for each
-//! example values file, the chart is rendered with a real helm; the daemon's real
-//! controller (`berth_daemon::run::run`, with the settings `berth_daemon::wiring`
-//! makes of the rendered command line, and the ownership ConfigMap adopted first as
-//! `wiring` does) runs against berth-kube's fake API server while a node is
-//! registered and cordoned; and every request it made must be allowed by the rules the
-//! chart binds to its ServiceAccount. Rules and requests are both read, never listed
-//! here: a rule another change adds, or a request it makes, is checked as it lands.
-//! Rules no request used are printed (`--nocapture`), not failed: some serve paths
-//! this scenario does not take (an Event repeated, a Lease taken over).
+//! charts/berth-daemon's RBAC is enough for the daemon, proven by running it. For each
+//! example values file (`ci/*-values.yaml`) the chart is rendered with a real helm, and
+//! each workload it renders runs as its pod would, against berth-kube's fake API
+//! server: node and cluster mode as the daemon's real controller
+//! (`berth_daemon::run::run`, with the settings `berth_daemon::wiring::settings` makes
+//! of the rendered command line, the ownership ConfigMap adopted first as `wiring`
+//! does) while a node is registered and cordoned; notice mode as
+//! `berth_daemon::notice::run` while IMDS announces a spot interruption. Every request
+//! a run made must be allowed by the rules the chart binds to that workload's
+//! ServiceAccount. Rules and requests are both read, never listed here: a rule another
+//! change adds, or a request it makes, is checked as it lands. Rules no request used
+//! are printed (`--nocapture`), not failed: some serve paths a run does not take (an
+//! Event repeated, a Lease taken over).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_aws::imds::Imds;
 use berth_charts::pod::{self, Pod};
-use berth_charts::rbac;
-use berth_charts::render::{release, template, Rendered};
+use berth_charts::render::{release, template, values_file};
+use berth_charts::{chart_dir, rbac};
 use berth_core::domain::{Target, TargetType};
 use berth_core::memory::{MemoryNodeConfigurations, MemoryTargetGroups};
 use berth_core::provider::{NodeConfigurations, TargetOwnership as _};
-use berth_daemon::cli::Cli;
+use berth_core::workflow::node_targets::SPOT_INTERRUPTION_TAINT;
+use berth_daemon::cli::{Cli, Mode};
+use berth_daemon::notice::{self, NoticeSettings};
 use berth_daemon::run::{self, Dependencies};
 use berth_daemon::static_config::StaticConfig;
 use berth_kube::fake::{ready_node, FakeApiServer, ResourceRequest};
 use berth_runtime::Process;
+use berth_testing::imds::{FakeImds, SPOT_ACTION_PATH};
 use clap::{CommandFactory as _, Parser as _};
+use serde_json::Value;
 
 const CHART: &str = "berth-daemon";
-const EXAMPLES: [&str; 3] = ["node", "cluster", "everything"];
-/// The node the scenario registers and cordons (node mode's own node).
+/// The node a run registers and cordons (the pod's own node in node and notice mode).
 const NODE: &str = "node-1";
 const INSTANCE: &str = "i-0000000000000001";
 /// The chart's rules name groups by ARN in an account the in-memory groups are not in;
@@ -36,8 +43,22 @@ const RULES: &str =
     "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n";
 const WITHIN: Duration = Duration::from_secs(60);
 
-/// The daemon's command line as a pod of the rendered workload runs it.
-fn daemon_cli(rendered: &Rendered) -> Cli {
+/// The example values files: `charts/berth-daemon/ci/<name>-values.yaml`.
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(chart_dir(CHART).join("ci"))
+        .expect("the chart's ci/ directory")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix("-values.yaml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no example values files");
+    names
+}
+
+/// The daemon's command line as a pod of `workload` runs it.
+fn daemon_cli(workload: &Value) -> Cli {
     let (name, namespace) = release(CHART);
     let pod = Pod {
         name: format!("{name}-0"),
@@ -45,7 +66,7 @@ fn daemon_cli(rendered: &Rendered) -> Cli {
         node_name: NODE.to_owned(),
     };
     let command = Cli::command();
-    let line = pod::command_line(rendered, CHART, &pod, |variable| {
+    let line = pod::command_line(workload, CHART, &pod, |variable| {
         command
             .get_arguments()
             .find(|a| a.get_env().is_some_and(|e| e == variable))
@@ -79,13 +100,12 @@ async fn until(what: &str, api: &FakeApiServer, done: impl Fn() -> bool) {
     }
 }
 
-/// Runs the daemon as `rendered` configures it through registering [`NODE`] (its
-/// target recorded by an earlier release's owner id: the record is adopted) and
+/// Runs the daemon's controller as `cli` configures it through registering [`NODE`]
+/// (its target recorded by an earlier release's owner id: the record is adopted) and
 /// cordoning it, then stops it; returns every request it made of the API server.
-async fn requests_of_a_run(rendered: &Rendered) -> Vec<ResourceRequest> {
-    let cli = daemon_cli(rendered);
+async fn requests_of_a_controller_run(cli: &Cli) -> Vec<ResourceRequest> {
     let rules = StaticConfig::parse("rules.yaml", RULES).unwrap();
-    let settings = berth_daemon::wiring::settings(&cli, rules, None).unwrap();
+    let settings = berth_daemon::wiring::settings(cli, rules, None).unwrap();
     let api = FakeApiServer::start().unwrap();
     let client = api.client();
     let groups = Arc::new(MemoryTargetGroups::default());
@@ -158,41 +178,98 @@ async fn requests_of_a_run(rendered: &Rendered) -> Vec<ResourceRequest> {
         .expect("the daemon stops")
         .expect("the daemon's task");
     stopped.expect("the daemon ran without an error");
-    api.resource_requests().split_off(before)
+    let requests = api.resource_requests().split_off(before);
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "nodes"),
+        "the controller watched nodes: {requests:#?}"
+    );
+    requests
+}
+
+/// Runs notice mode as `cli` configures it while IMDS announces a spot interruption,
+/// until its taint is on [`NODE`] (a dry run, which asks the API server nothing: until
+/// IMDS was read), then stops it; returns every request it made of the API server.
+async fn requests_of_a_notice_run(cli: &Cli) -> Vec<ResourceRequest> {
+    let api = FakeApiServer::start().unwrap();
+    api.add_node(ready_node(NODE, INSTANCE, &[]));
+    let imds = FakeImds::start();
+    imds.set_spot_action("terminate", "2026-11-27T20:00:00Z");
+    // As berth_daemon::wiring does.
+    let settings = NoticeSettings {
+        node_name: cli.node_name.clone().unwrap_or_default(),
+        every: cli.spot_poll,
+        once: cli.once,
+        dry_run: cli.dry_run,
+    };
+    let dry_run = settings.dry_run;
+    let process = Arc::new(Process::detached("daemon"));
+    let daemon = tokio::spawn({
+        let (process, client) = (process.clone(), api.client());
+        let imds = Imds::with_endpoint(&imds.endpoint()).unwrap();
+        async move { notice::run(client, imds, settings, &process).await }
+    });
+    if dry_run {
+        until("IMDS read", &api, || imds.gets(SPOT_ACTION_PATH) > 0).await;
+    } else {
+        until("the spot interruption taint", &api, || {
+            api.node(NODE)
+                .and_then(|n| n.spec?.taints)
+                .is_some_and(|t| t.iter().any(|t| t.key == SPOT_INTERRUPTION_TAINT))
+        })
+        .await;
+    }
+    process.shutdown.cancel();
+    let stopped = tokio::time::timeout(WITHIN, daemon)
+        .await
+        .expect("notice mode stops")
+        .expect("notice mode's task");
+    if let Err(e) = stopped {
+        panic!("notice mode failed: {e:?}");
+    }
+    api.resource_requests()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_rbac_allows_every_request_the_daemon_makes() {
     let (_, namespace) = release(CHART);
-    for values in EXAMPLES {
-        let rendered = template(CHART, values, &[]);
-        let service_account = pod::service_account(&rendered);
-        let grants = rbac::grants(&rendered, namespace, &service_account);
-        let requests = requests_of_a_run(&rendered).await;
-        assert!(
-            requests
-                .iter()
-                .any(|r| r.verb == "watch" && r.resource == "nodes"),
-            "{values}: the run watched nodes: {requests:#?}"
-        );
-        for grant in rbac::unused(&grants, &requests) {
-            println!("{values}: not used in this run: {grant}");
+    for values in examples() {
+        let rendered = template(CHART, &values, &[]);
+        let workloads = pod::workloads(&rendered);
+        assert!(!workloads.is_empty(), "{values}: no workload rendered");
+        for workload in workloads {
+            let at = format!(
+                "{} ({})",
+                pod::label(workload),
+                values_file(CHART, &values).display()
+            );
+            let cli = daemon_cli(workload);
+            let service_account = pod::service_account(workload);
+            let grants = rbac::grants(&rendered, namespace, &service_account);
+            let requests = match cli.mode {
+                Mode::Notice => requests_of_a_notice_run(&cli).await,
+                Mode::Node | Mode::Cluster => requests_of_a_controller_run(&cli).await,
+            };
+            for grant in rbac::unused(&grants, &requests) {
+                println!("{at}: not used in this run: {grant}");
+            }
+            let denied = rbac::denied(&grants, &requests);
+            assert!(
+                denied.is_empty(),
+                "{at}: the chart's RBAC for ServiceAccount {namespace}/{service_account} \
+                 refuses what the daemon asked:\n  {}\nit grants:\n  {}",
+                denied
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  "),
+                grants
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  "),
+            );
         }
-        let denied = rbac::denied(&grants, &requests);
-        assert!(
-            denied.is_empty(),
-            "{values}: the chart's RBAC for ServiceAccount {namespace}/{service_account} refuses \
-             what the daemon asked:\n  {}\nit grants:\n  {}",
-            denied
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n  "),
-            grants
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n  "),
-        );
     }
 }
