@@ -270,6 +270,7 @@ async fn the_rendered_rbac_allows_every_request_the_daemon_makes() {
                     .collect::<Vec<_>>()
                     .join("\n  "),
             );
+            println!("{at}: {} requests, every one allowed", requests.len());
         }
     }
 }
