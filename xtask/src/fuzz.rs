@@ -21,13 +21,16 @@ pub(crate) const TARGETS: &[&str] = &[
     "go_duration",
     "sidecar_flags",
     "provisioner_names",
+    "sidecar_args",
+    "provisioner_bodies",
+    "imds_answers",
 ];
 
 #[derive(Debug, Args)]
 pub(crate) struct FuzzArgs {
     /// One target (default: each in turn). One of: lambda_event, daemon_rules,
     /// bootstrap_config, castai_node_configuration, go_duration, sidecar_flags,
-    /// provisioner_names.
+    /// provisioner_names, sidecar_args, provisioner_bodies, imds_answers.
     target: Option<String>,
     /// Seconds to run each target.
     #[arg(long, default_value_t = 60)]

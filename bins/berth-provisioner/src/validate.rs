@@ -130,3 +130,29 @@ pub(crate) fn seed_request(
         _ => Err(Problem::invalid(errors)),
     }
 }
+
+/// The `/v1` spec request (`PUT /v1/clusters/{name}`): the spec, with the path's
+/// `name` checked and the body's `cluster_name`, if given, equal to it.
+pub(crate) fn v1_spec_request(
+    name: &str,
+    body: &[u8],
+    config: &ServerConfig,
+) -> Result<ClusterSpec, Problem> {
+    let body = object(body)?;
+    let mut errors = Vec::new();
+    if let Err(e) = cluster_name("name", name) {
+        errors.push(e);
+    }
+    if let Some(named) = body.get("cluster_name") {
+        if named.as_str() != Some(name) {
+            errors.push(FieldError {
+                field: "cluster_name".into(),
+                message: "must equal the name in the path".into(),
+            });
+        }
+    }
+    match spec(&body, config, &mut errors) {
+        Some(spec) if errors.is_empty() => Ok(spec),
+        _ => Err(Problem::invalid(errors)),
+    }
+}

@@ -5,90 +5,16 @@
 //! sends it with every request; it never falls back to IMDSv1 (seed 000 used v1 and
 //! broke on instances that require v2).
 
-use std::fmt;
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use aws_config::imds::client::error::ImdsError;
 use aws_config::imds::Client;
-use aws_smithy_types::date_time::{DateTime, Format};
-use berth_core::domain::InstanceId;
 use berth_core::{Error, Result};
-use serde::Deserialize;
 
-/// The instance identity document.
-const IDENTITY_PATH: &str = "/latest/dynamic/instance-identity/document";
-/// Present only while a spot interruption is scheduled.
-const SPOT_ACTION_PATH: &str = "/latest/meta-data/spot/instance-action";
-/// Present only once EC2 recommends moving off this spot instance.
-const REBALANCE_PATH: &str = "/latest/meta-data/events/recommendations/rebalance";
+pub mod answers;
 
-/// Who this instance is, from the instance identity document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceIdentity {
-    /// The instance id.
-    pub instance_id: InstanceId,
-    /// The region, e.g. `eu-west-1`.
-    pub region: String,
-    /// The Availability Zone, e.g. `eu-west-1a`.
-    pub availability_zone: String,
-    /// The primary private IP.
-    pub private_ip: IpAddr,
-}
-
-/// What EC2 will do to an interrupted spot instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SpotAction {
-    /// `terminate`
-    Terminate,
-    /// `stop`
-    Stop,
-    /// `hibernate`
-    Hibernate,
-    /// Any other action, spelled as sent.
-    Other(String),
-}
-
-impl fmt::Display for SpotAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SpotAction::Terminate => "terminate",
-            SpotAction::Stop => "stop",
-            SpotAction::Hibernate => "hibernate",
-            SpotAction::Other(other) => other,
-        })
-    }
-}
-
-/// A scheduled spot interruption: the instance must drain before `time`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpotInterruption {
-    /// What will happen.
-    pub action: SpotAction,
-    /// When it will happen.
-    pub time: SystemTime,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IdentityDocument {
-    instance_id: String,
-    region: String,
-    availability_zone: String,
-    private_ip: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RebalanceNotice {
-    notice_time: String,
-}
-
-#[derive(Deserialize)]
-struct InstanceAction {
-    action: String,
-    time: String,
-}
+use answers::{operation, IDENTITY_PATH, REBALANCE_PATH, SPOT_ACTION_PATH};
+pub use answers::{InstanceIdentity, SpotAction, SpotInterruption};
 
 /// An IMDSv2 client.
 #[derive(Debug, Clone)]
@@ -123,19 +49,7 @@ impl Imds {
 
     /// The instance's id, region, Availability Zone and private IP.
     pub async fn identity(&self) -> Result<InstanceIdentity> {
-        let text = self.get(IDENTITY_PATH).await?;
-        let document: IdentityDocument =
-            serde_json::from_str(&text).map_err(|e| malformed(IDENTITY_PATH, e))?;
-        Ok(InstanceIdentity {
-            instance_id: InstanceId::new(document.instance_id)
-                .map_err(|e| malformed_field(IDENTITY_PATH, "instanceId", e))?,
-            region: document.region,
-            availability_zone: document.availability_zone,
-            private_ip: document
-                .private_ip
-                .parse()
-                .map_err(|e| malformed_field(IDENTITY_PATH, "privateIp", e))?,
-        })
+        answers::identity_document(&self.get(IDENTITY_PATH).await?)
     }
 
     /// The scheduled spot interruption, or `None` when there is none (IMDS answers 404
@@ -146,19 +60,7 @@ impl Imds {
             Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let notice: InstanceAction =
-            serde_json::from_str(&text).map_err(|e| malformed(SPOT_ACTION_PATH, e))?;
-        let time = DateTime::from_str(&notice.time, Format::DateTime)
-            .map_err(|e| malformed_field(SPOT_ACTION_PATH, "time", e))?;
-        let time =
-            SystemTime::try_from(time).map_err(|e| malformed_field(SPOT_ACTION_PATH, "time", e))?;
-        let action = match notice.action.as_str() {
-            "terminate" => SpotAction::Terminate,
-            "stop" => SpotAction::Stop,
-            "hibernate" => SpotAction::Hibernate,
-            _ => SpotAction::Other(notice.action),
-        };
-        Ok(Some(SpotInterruption { action, time }))
+        answers::instance_action(&text).map(Some)
     }
 
     /// When EC2 recommended moving off this spot instance (its rebalance
@@ -169,13 +71,7 @@ impl Imds {
             Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let notice: RebalanceNotice =
-            serde_json::from_str(&text).map_err(|e| malformed(REBALANCE_PATH, e))?;
-        let time = DateTime::from_str(&notice.notice_time, Format::DateTime)
-            .map_err(|e| malformed_field(REBALANCE_PATH, "noticeTime", e))?;
-        let time = SystemTime::try_from(time)
-            .map_err(|e| malformed_field(REBALANCE_PATH, "noticeTime", e))?;
-        Ok(Some(time))
+        answers::rebalance_notice(&text).map(Some)
     }
 
     async fn get(&self, path: &str) -> Result<String> {
@@ -185,25 +81,6 @@ impl Imds {
             .map(String::from)
             .map_err(|e| from_imds(path, &e))
     }
-}
-
-fn operation(path: &str) -> String {
-    format!("IMDS GET {path}")
-}
-
-/// The answer at `path` is not the document it should be (serde's message names
-/// a missing or mistyped field). Never retryable: asking again gets the same answer.
-fn malformed(path: &str, error: impl fmt::Display) -> Error {
-    Error::Provider {
-        operation: operation(path),
-        message: format!("unexpected answer: {error}"),
-        retryable: false,
-    }
-}
-
-/// The answer at `path` parsed, but its `field` holds a value that is not valid.
-fn malformed_field(path: &str, field: &str, error: impl fmt::Display) -> Error {
-    malformed(path, format!("field {field}: {error}"))
 }
 
 /// Maps an IMDS failure. Only the status is kept from an error response: the

@@ -1,11 +1,12 @@
-//! Hostile IMDS answers: arbitrary bodies, and the identity document or the spot
-//! interruption notice with one field changed, served by `FakeImds` over IMDSv2, are
-//! either read or refused with a non-retryable provider error saying the answer was
-//! unexpected, naming the IMDS path (and the field when one value is invalid);
-//! nothing panics.
+//! Hostile IMDS answers: arbitrary bodies, and the identity document, the spot
+//! interruption notice or the rebalance recommendation with one field changed,
+//! served by `FakeImds` over IMDSv2 (and given to `imds::answers` directly, as the
+//! fuzz target `imds_answers` does), are either read or refused with a non-retryable
+//! provider error saying the answer was unexpected, naming the IMDS path (and the
+//! field when one value is invalid); nothing panics.
 #![cfg(feature = "imds")]
 
-use berth_aws::imds::Imds;
+use berth_aws::imds::{answers, Imds};
 use berth_core::Error;
 use berth_testing::hostile::{any_json, assert_clear_error, config, one_field_changed};
 use berth_testing::imds::{FakeImds, IDENTITY_PATH, SPOT_ACTION_PATH};
@@ -28,6 +29,12 @@ fn identity() -> Value {
 fn spot_action() -> Value {
     json!({"action": "terminate", "time": "2024-05-01T10:02:00Z"})
 }
+
+fn rebalance() -> Value {
+    json!({"noticeTime": "2024-05-01T10:00:00Z"})
+}
+
+const REBALANCE_PATH: &str = "/latest/meta-data/events/recommendations/rebalance";
 
 /// A body: arbitrary text, any JSON, or the valid document with one field changed.
 fn bodies(valid: Value) -> impl Strategy<Value = String> {
@@ -99,4 +106,46 @@ fn an_invalid_instance_id_is_refused_naming_the_path_and_the_field() {
     assert!(message.contains("instanceId"), "{message}");
     assert!(message.contains("not-an-id"), "{message}");
     assert!(!error.is_retryable(), "{error:?}");
+}
+
+#[test]
+fn hostile_rebalance_recommendations_are_read_or_refused_clearly() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = FakeImds::start();
+    let imds = Imds::with_endpoint(&server.endpoint()).unwrap();
+    TestRunner::new(config(128))
+        .run(&bodies(rebalance()), |body| {
+            server.route(REBALANCE_PATH, 200, &body);
+            match runtime.block_on(imds.rebalance_recommendation()) {
+                Ok(found) => prop_assert!(found.is_some(), "a 200 answer read as none"),
+                Err(e) => refused_clearly(&e, REBALANCE_PATH)?,
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The parsers themselves, many more cases than over HTTP: each answer, any body.
+#[test]
+fn arbitrary_answers_are_parsed_or_refused_naming_the_path() {
+    let any_answer = prop_oneof![
+        bodies(identity()),
+        bodies(spot_action()),
+        bodies(rebalance()),
+    ];
+    TestRunner::new(config(1024))
+        .run(&any_answer, |body| {
+            match answers::identity_document(&body) {
+                Ok(found) => prop_assert!(found.instance_id.as_str().starts_with("i-")),
+                Err(e) => refused_clearly(&e, IDENTITY_PATH)?,
+            }
+            if let Err(e) = answers::instance_action(&body) {
+                refused_clearly(&e, SPOT_ACTION_PATH)?;
+            }
+            if let Err(e) = answers::rebalance_notice(&body) {
+                refused_clearly(&e, REBALANCE_PATH)?;
+            }
+            Ok(())
+        })
+        .unwrap();
 }

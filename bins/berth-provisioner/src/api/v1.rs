@@ -53,23 +53,7 @@ pub(crate) async fn put_cluster(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let object = validate::object(&body)?;
-    let mut errors = Vec::new();
-    if let Err(e) = validate::cluster_name("name", &name) {
-        errors.push(e);
-    }
-    if let Some(named) = object.get("cluster_name") {
-        if named.as_str() != Some(name.as_str()) {
-            errors.push(FieldError {
-                field: "cluster_name".into(),
-                message: "must equal the name in the path".into(),
-            });
-        }
-    }
-    let spec = validate::spec(&object, state.config(), &mut errors);
-    let Some(spec) = spec.filter(|_| errors.is_empty()) else {
-        return Err(Problem::invalid(errors));
-    };
+    let spec = validate::v1_spec_request(&name, &body, state.config())?;
     let status = match state.start(&name, Operation::Apply, &spec, None).await {
         Ok(_) => StatusCode::CREATED,
         Err(StoreError::Held(run)) => {
