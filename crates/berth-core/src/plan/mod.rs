@@ -8,6 +8,7 @@ mod address;
 mod address_row;
 mod dns;
 mod etcd;
+mod ip_target_gc;
 mod membership;
 mod nodes;
 pub mod runs;
@@ -22,6 +23,10 @@ pub use etcd::{
     decide_etcd, presence, quorum, render_drop_in, ClusterState, DropIn, EtcdDecision,
     EtcdObservation, EtcdSettings, EtcdTls, InitialClusterState, InstanceFate, JoinPlan,
     NodeIdentity, ObservedMember, Peer, Presence, Removal, SelfStep,
+};
+pub use ip_target_gc::{
+    plan_ip_target_gc, GcAction, GcDue, GcHold, GcPlan, IpTargetGc, LivePods, PodIdentity,
+    SidecarRecord,
 };
 pub use membership::{plan_membership, DesiredMembership, MembershipChange, ObservedMembership};
 pub use nodes::{
