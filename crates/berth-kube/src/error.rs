@@ -13,8 +13,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The node watch failed; the watcher retries with backoff by itself.
-    #[error("watching Nodes failed: {0}")]
+    /// A watch (Nodes, Pods) failed; the watcher retries with backoff by itself.
+    #[error("watching the Kubernetes API failed: {0}")]
     Watch(#[source] kube::runtime::watcher::Error),
     /// A stored object did not hold what berth expects (the message says what).
     #[error("invalid {0}")]

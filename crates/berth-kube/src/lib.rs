@@ -9,7 +9,9 @@
 //! - [`taints::NodeTaints`]: adds taints to a Node (notice mode's spot rule), never
 //!   removing one and never losing a concurrent writer's;
 //! - [`ownership::ConfigMapOwnership`]: [`berth_core::provider::TargetOwnership`] kept
-//!   in a ConfigMap, so ownership survives restarts and leader changes.
+//!   in a ConfigMap, so ownership survives restarts and leader changes;
+//! - [`sidecar_records`]: berth-sidecar's per-pod registration records (ConfigMaps),
+//!   and [`pods::watch_pods`]: the live pods, for IP target GC.
 //!
 //! With the `test-util` feature, `fake::FakeApiServer` is a loopback API server that
 //! speaks real list/watch to a real `kube::Client`.
@@ -22,6 +24,8 @@ pub mod fake;
 pub mod leader;
 mod node;
 pub mod ownership;
+pub mod pods;
+pub mod sidecar_records;
 pub mod taints;
 pub mod watch;
 

@@ -41,6 +41,12 @@ pub struct ConfigMapOwnership {
     named_by_owner: bool,
     /// Earlier owners whose records are this owner's.
     adopted: Vec<Adopted>,
+    /// Extra labels and annotations of a ConfigMap this store creates.
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    /// Delete the ConfigMap once its last target is released (one per sidecar pod:
+    /// an empty one would be left behind by every pod).
+    delete_when_empty: bool,
 }
 
 /// An earlier owner, and the ConfigMap holding its records.
@@ -71,6 +77,56 @@ impl ConfigMapOwnership {
             cas: CasPolicy::default(),
             named_by_owner: false,
             adopted: Vec::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            delete_when_empty: false,
+        }
+    }
+
+    /// Extra labels and annotations on the ConfigMap when this store creates it (e.g.
+    /// the identity of the pod whose registrations it records).
+    pub fn labelled(
+        mut self,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    ) -> Self {
+        self.labels = labels;
+        self.annotations = annotations;
+        self
+    }
+
+    /// Deletes the ConfigMap (if unchanged since read) once it records no target
+    /// (RBAC: `delete` on `configmaps` too).
+    pub fn deleting_when_empty(mut self) -> Self {
+        self.delete_when_empty = true;
+        self
+    }
+
+    /// Deletes the ConfigMap if it records no target (and is unchanged since read);
+    /// returns whether it is gone now.
+    pub async fn delete_if_empty(&self) -> Result<bool, Error> {
+        let Some(map) = self.read().await? else {
+            return Ok(true);
+        };
+        if map.data.as_ref().is_some_and(|d| !d.is_empty()) {
+            return Ok(false);
+        }
+        self.delete(&map).await.map(|()| true)
+    }
+
+    /// Deletes `map` if its resourceVersion is still the one read (409 otherwise).
+    async fn delete(&self, map: &ConfigMap) -> Result<(), Error> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: map.metadata.resource_version.clone(),
+                uid: map.metadata.uid.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match self.api.delete(&self.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(Error::kube(self.operation("delete"), e)),
         }
     }
 
@@ -259,6 +315,10 @@ impl ConfigMapOwnership {
                     return Ok(Swap::Done(!elsewhere.is_empty()));
                 }
                 let result = match current {
+                    Some(map) if self.delete_when_empty && data.is_empty() => {
+                        self.delete(&map).await
+                    }
+                    None if self.delete_when_empty && data.is_empty() => Ok(()),
                     None => {
                         let mut map = self.empty_map();
                         map.data = Some(data);
@@ -304,18 +364,16 @@ impl ConfigMapOwnership {
     }
 
     fn empty_map(&self) -> ConfigMap {
+        let mut labels = self.labels.clone();
+        labels.insert(MANAGED_BY_LABEL.0.to_owned(), MANAGED_BY_LABEL.1.to_owned());
+        let mut annotations = self.annotations.clone();
+        annotations.insert(OWNER_ANNOTATION.to_owned(), self.owner.as_str().to_owned());
         ConfigMap {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 namespace: Some(self.namespace.clone()),
-                labels: Some(BTreeMap::from([(
-                    MANAGED_BY_LABEL.0.to_owned(),
-                    MANAGED_BY_LABEL.1.to_owned(),
-                )])),
-                annotations: Some(BTreeMap::from([(
-                    OWNER_ANNOTATION.to_owned(),
-                    self.owner.as_str().to_owned(),
-                )])),
+                labels: Some(labels),
+                annotations: Some(annotations),
                 ..ObjectMeta::default()
             },
             ..ConfigMap::default()
