@@ -11,6 +11,7 @@ use berth_runtime::{ExitStatus, Failure, Process};
 
 use crate::args::Config;
 use crate::metrics::Metrics;
+use crate::record;
 use crate::runner::{Runner, Settings};
 use crate::status::Status;
 
@@ -38,8 +39,14 @@ pub(crate) async fn run(config: Config, mut process: Process) -> Result<ExitStat
     let provider: Arc<dyn TargetGroups> = Arc::new(ElbTargetGroups::new(&sdk, counter.clone()));
     let metrics = Metrics::register(&process.metrics, counter);
     let status = Arc::new(Status::with_readiness(metrics, process.readiness.clone()));
-    let runner = Runner::new(provider, settings(&config), status)
+    let mut runner = Runner::new(provider, settings(&config), status)
         .min_call_interval(config.min_call_interval);
+    let pod = record::pod_identity(config.record_registration, |name| std::env::var(name).ok())
+        .map_err(Failure::usage)?;
+    if let (Some(pod), false) = (&pod, config.dry_run) {
+        // Before the admin server and any registration: no record, no registration.
+        runner = runner.record_in(record::store(pod, &config.installation_id).await?);
+    }
     if config.dry_run {
         print!("{}", runner.dry_run().await?);
         return Ok(ExitStatus::SUCCESS);

@@ -116,6 +116,14 @@ struct Cli {
     #[arg(long, env = "BERTH_DRY_RUN")]
     dry_run: bool,
 
+    /// Record each registration, with the pod's identity, in a ConfigMap of the pod's
+    /// namespace, so that berth-daemon --gc-ip-targets removes the IP if the sidecar dies
+    /// without deregistering [default: when POD_UID, POD_NAME and POD_NAMESPACE are set].
+    #[arg(long, env = "BERTH_RECORD_REGISTRATION", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true",
+          action = ArgAction::Set, value_parser = goflags::parse_go_bool)]
+    record_registration: Option<bool>,
+
     #[command(flatten)]
     log: LogArgs,
 
@@ -156,10 +164,11 @@ pub(crate) struct Config {
     pub(crate) log_level: Option<String>,
     /// The engine's minimum interval between two AWS calls (`--aws-max-rps`).
     pub(crate) min_call_interval: Duration,
-    /// `--installation-id`, checked like every binary's. The sidecar owns its one
-    /// target by construction (its pod's IP) and records no ownership, so no owner
-    /// id is derived from it: it is logged only.
+    /// `--installation-id`, checked like every binary's. With registration records
+    /// the owner of the records is `berth/<installation>/sidecar`.
     pub(crate) installation_id: InstallationId,
+    /// `--record-registration`: `None` decides from the pod identity variables.
+    pub(crate) record_registration: Option<bool>,
 }
 
 impl Config {
@@ -252,6 +261,7 @@ fn check(cli: Cli, pod_ip: Option<String>) -> Result<Config, String> {
         min_call_interval: cli.aws.min_call_interval(),
         installation_id: InstallationId::new(&cli.aws.installation_id)
             .map_err(|e| format!("error: --installation-id: {e}"))?,
+        record_registration: cli.record_registration,
     })
 }
 

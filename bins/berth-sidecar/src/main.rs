@@ -13,6 +13,7 @@ mod hook;
 mod iam_policy;
 mod lifecycle;
 mod metrics;
+mod record;
 mod runner;
 mod status;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_core::domain::TargetGroupRef;
 use berth_core::engine::{ApplyOptions, Engine, Leaving, MembershipProviders};
-use berth_core::provider::TargetGroups;
+use berth_core::provider::{OwnedByConstruction, TargetGroups, TargetOwnership};
 use berth_core::workflow::{Slot, TargetSlots};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -54,8 +54,10 @@ pub(crate) struct Finish {
 /// Drives one sidecar life.
 pub(crate) struct Runner {
     provider: Arc<dyn TargetGroups>,
-    /// The workflow over the same target groups (the sidecar owns its target by
-    /// construction: nothing is recorded).
+    /// Where registrations are recorded (`OwnedByConstruction`: nowhere; see
+    /// `crate::record`).
+    ownership: Arc<dyn TargetOwnership>,
+    /// The workflow over the same target groups.
     slots: TargetSlots,
     settings: Settings,
     status: Arc<Status>,
@@ -68,9 +70,11 @@ impl Runner {
         settings: Settings,
         status: Arc<Status>,
     ) -> Self {
+        let ownership: Arc<dyn TargetOwnership> = Arc::new(OwnedByConstruction);
         Runner {
-            slots: slots(&provider, Engine::default(), &settings),
+            slots: slots(&provider, &ownership, Engine::default(), &settings),
             provider,
+            ownership,
             settings,
             status,
         }
@@ -82,7 +86,21 @@ impl Runner {
             min_call_interval: interval,
             ..self.slots.engine().options().clone()
         };
-        self.slots = slots(&self.provider, Engine::new(options), &self.settings);
+        self.slots = slots(
+            &self.provider,
+            &self.ownership,
+            Engine::new(options),
+            &self.settings,
+        );
+        self
+    }
+
+    /// Records every registration in `ownership` (claimed before `RegisterTargets`,
+    /// released after `DeregisterTargets`).
+    pub(crate) fn record_in(mut self, ownership: Arc<dyn TargetOwnership>) -> Self {
+        self.ownership = ownership;
+        let engine = self.slots.engine().clone();
+        self.slots = slots(&self.provider, &self.ownership, engine, &self.settings);
         self
     }
 
@@ -188,8 +206,13 @@ impl Runner {
     }
 }
 
-fn slots(provider: &Arc<dyn TargetGroups>, engine: Engine, settings: &Settings) -> TargetSlots {
-    let providers = MembershipProviders::owned_by_construction(provider.clone());
+fn slots(
+    provider: &Arc<dyn TargetGroups>,
+    ownership: &Arc<dyn TargetOwnership>,
+    engine: Engine,
+    settings: &Settings,
+) -> TargetSlots {
+    let providers = MembershipProviders::new(provider.clone(), ownership.clone());
     TargetSlots::new(engine, providers).availability_zone(settings.availability_zone.clone())
 }
 
