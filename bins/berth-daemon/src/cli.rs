@@ -133,6 +133,15 @@ pub struct Cli {
     #[arg(long, env = "BERTH_BATCH_SIZE", default_value_t = 200)]
     pub batch_size: usize,
 
+    /// Cluster mode: remove from IP target groups the targets berth-sidecar recorded
+    /// whose pod is gone (the sidecar died without deregistering), after --gc-grace.
+    #[arg(long, env = "BERTH_GC_IP_TARGETS", value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub gc_ip_targets: bool,
+
+    /// How long a recorded pod must be gone before --gc-ip-targets removes its targets.
+    #[arg(long, env = "BERTH_GC_GRACE", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub gc_grace: Duration,
+
     /// `--log-format text|json`, `--log-level` (berth-runtime's).
     #[command(flatten)]
     pub log: LogArgs,
@@ -178,6 +187,9 @@ impl Cli {
         }
         if let Err(e) = self.owner() {
             return Err(format!("--installation-id: {e}"));
+        }
+        if self.gc_ip_targets && self.mode != Mode::Cluster {
+            return Err("--gc-ip-targets needs --mode cluster (the leader collects)".into());
         }
         if !(1..=500).contains(&self.batch_size) {
             return Err("--batch-size must be between 1 and 500 (the ELBv2 limit)".into());

@@ -11,6 +11,7 @@
 //! into Events and metrics; the process shell (logging, signals, exit codes, the admin server and its registry)
 //! and the controller loop are berth-runtime's.
 //!
+//! - [`gc`]: `--gc-ip-targets`, removing the IP targets of crashed sidecars;
 //! - [`iam_policy`]: `berth-daemon iam-policy`, the least-privilege IAM policy;
 //! - [`notice`]: the IMDS poll for spot notices (node and notice mode), and notice mode;
 //! - [`wiring`]: production `main` — the command line into the real adapters;
@@ -20,6 +21,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod gc;
 pub mod iam_policy;
 pub mod metrics;
 pub mod notice;

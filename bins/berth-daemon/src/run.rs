@@ -61,6 +61,7 @@ use tokio::sync::watch;
 
 use crate::cli::Mode;
 use crate::events::{NodeEvents, RecordedEvents};
+use crate::gc::{Collector, GcSettings};
 use crate::metrics::Metrics;
 use crate::notice::Notices;
 use crate::reconcile::{Pass, Reconciler, Scope};
@@ -132,6 +133,9 @@ pub struct Settings {
     /// Owner ids of earlier releases (`berth-daemon/<cluster>`) whose records are
     /// adopted: read as `owner`'s and moved under it, so an upgrade orphans nothing.
     pub previous_owners: Vec<Owner>,
+    /// IP target GC of crashed sidecars' registrations (`--gc-ip-targets`, cluster
+    /// mode; run by the leader only); `None`: off.
+    pub gc: Option<GcSettings>,
 }
 
 impl Settings {
@@ -154,6 +158,7 @@ impl Settings {
             election: None,
             owner: Owner::for_installation(&InstallationId::default(), OwnerMode::Daemon),
             previous_owners: Vec::new(),
+            gc: None,
         }
     }
 
@@ -236,6 +241,19 @@ pub async fn run(
         ))
     };
     let (scope, watch_scope) = settings.scope();
+    let gc = settings.gc.clone().filter(|_| !settings.once).map(|gc| Collector {
+        client: client.clone(),
+        targets: target_groups.clone(),
+        engine: Engine::new(settings.apply.clone()),
+        settings: gc,
+        events: (!settings.dry_run()).then(|| {
+            Arc::new(EventRecorder::new(
+                client.clone(),
+                "berth-daemon",
+                Some(settings.identity.clone()),
+            ))
+        }),
+    });
     let resolver = Resolver::new(
         node_configurations,
         settings.rules.clone(),
@@ -269,6 +287,11 @@ pub async fn run(
             (rx, Ok(tx))
         }
     };
+    let gc_stop = process.shutdown.child_token();
+    let gc_task = gc.map(|collector| {
+        let (registry, leader, stop) = (process.metrics.clone(), leader_rx.clone(), gc_stop.clone());
+        tokio::spawn(async move { collector.run(&registry, leader, stop).await })
+    });
     let leadership = Reported::new(leader_rx, metrics.leader.clone());
     let spot = spot_notice.unwrap_or_else(|| watch::channel(Notices::new()).1);
 
@@ -303,6 +326,10 @@ pub async fn run(
         )
         .await;
     reconciler.flush_events(STOP_GRACE).await;
+    gc_stop.cancel();
+    if let Some(task) = gc_task {
+        let _ = tokio::time::timeout(STOP_GRACE, task).await;
+    }
     elector_stop.cancel();
     match always {
         // Releasing the Lease lets another replica take over at once.

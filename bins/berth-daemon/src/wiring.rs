@@ -15,7 +15,7 @@ use berth_aws::elbv2::ElbTargetGroups;
 use berth_aws::imds::Imds;
 use berth_aws::CallCounter;
 use berth_castai::{CastAiClient, CastAiConfig};
-use berth_core::domain::InstanceId;
+use berth_core::domain::{InstallationId, InstanceId};
 use berth_core::engine::ApplyOptions;
 use berth_core::plan::NodeRules;
 use berth_core::provider::NodeConfigurations;
@@ -25,6 +25,7 @@ use berth_runtime::controller::Stopped;
 use berth_runtime::{ExitStatus, Failure, Process};
 
 use crate::cli::{Cli, Mode};
+use crate::gc::GcSettings;
 use crate::notice::{self, NoticeSettings};
 use crate::run::{self, Dependencies, Settings};
 use crate::static_config::StaticConfig;
@@ -150,7 +151,14 @@ pub fn settings(
         identity,
         owner: cli.owner().map_err(Failure::usage)?,
         previous_owners: cli.previous_owners(),
+        gc: cli.gc_ip_targets.then(|| gc_settings(cli)).transpose()?,
     })
+}
+
+/// `--gc-ip-targets`' settings: the sidecars of this installation, after `--gc-grace`.
+fn gc_settings(cli: &Cli) -> Result<GcSettings, Failure> {
+    let installation = InstallationId::new(&cli.aws.installation_id).map_err(Failure::usage)?;
+    Ok(GcSettings::new(&installation, cli.gc_grace))
 }
 
 /// The instance id from IMDS, so node mode keeps its scope if the Node object goes.

@@ -1,6 +1,7 @@
-//! Kubernetes Events on Nodes, so `kubectl describe node` shows what berth did.
+//! Kubernetes Events on Nodes, so `kubectl describe node` shows what berth did (and,
+//! for IP target GC, on the Pods whose targets were collected).
 
-use k8s_openapi::api::core::v1::ObjectReference;
+pub use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::Client;
 
@@ -40,6 +41,20 @@ impl EventRecorder {
         action: &str,
         message: &str,
     ) -> Result<(), Error> {
+        self.publish_about(&node_reference(node_name), event_type, reason, action, message)
+            .await
+    }
+
+    /// Publishes one Event about any object (e.g. a Pod, in its namespace: RBAC
+    /// `create` on `events` there too).
+    pub async fn publish_about(
+        &self,
+        object: &ObjectReference,
+        event_type: EventType,
+        reason: &str,
+        action: &str,
+        message: &str,
+    ) -> Result<(), Error> {
         let event = Event {
             type_: event_type,
             reason: truncate(reason, 128),
@@ -47,10 +62,11 @@ impl EventRecorder {
             action: truncate(action, 128),
             secondary: None,
         };
-        self.recorder
-            .publish(&event, &node_reference(node_name))
-            .await
-            .map_err(|e| Error::kube(format!("create Event for Node {node_name}"), e))
+        self.recorder.publish(&event, object).await.map_err(|e| {
+            let kind = object.kind.as_deref().unwrap_or("object");
+            let name = object.name.as_deref().unwrap_or_default();
+            Error::kube(format!("create Event for {kind} {name}"), e)
+        })
     }
 }
 
@@ -62,6 +78,19 @@ pub fn node_reference(node_name: &str) -> ObjectReference {
         kind: Some("Node".into()),
         name: Some(node_name.into()),
         uid: Some(node_name.into()),
+        ..ObjectReference::default()
+    }
+}
+
+/// A reference to a Pod (its Events go to its namespace; `kubectl get events` lists
+/// them even once the pod is gone).
+pub fn pod_reference(namespace: &str, name: &str, uid: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some(namespace.into()),
+        name: Some(name.into()),
+        uid: Some(uid.into()),
         ..ObjectReference::default()
     }
 }
