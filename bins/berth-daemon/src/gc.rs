@@ -89,13 +89,21 @@ impl GcMetrics {
         let metrics = GcMetrics::default();
         registry.with_registry(|root| {
             let r = root.sub_registry_with_prefix("berth_daemon_ip_target_gc");
-            r.register("passes", "IP target GC passes, by result", metrics.passes.clone());
+            r.register(
+                "passes",
+                "IP target GC passes, by result",
+                metrics.passes.clone(),
+            );
             r.register(
                 "actions",
                 "IP target GC actions on targets (records for delete_record), by action and result",
                 metrics.actions.clone(),
             );
-            r.register("records", "Sidecar registration records seen", metrics.records.clone());
+            r.register(
+                "records",
+                "Sidecar registration records seen",
+                metrics.records.clone(),
+            );
             r.register(
                 "waiting",
                 "Records whose pod is gone, within the grace period",
@@ -266,7 +274,9 @@ impl Collector {
                         .collect();
                     registered.insert(group.clone(), members);
                 }
-                Err(e) => tracing::warn!(group = %group, error = %e, "could not observe target group"),
+                Err(e) => {
+                    tracing::warn!(group = %group, error = %e, "could not observe target group")
+                }
             }
         }
         registered
@@ -358,7 +368,13 @@ impl Collector {
             return;
         };
         if let Err(e) = events
-            .publish_about(&object, EventType::Normal, reason, "DeregisterTargets", message)
+            .publish_about(
+                &object,
+                EventType::Normal,
+                reason,
+                "DeregisterTargets",
+                message,
+            )
             .await
         {
             tracing::warn!(error = %e, "could not publish an Event");

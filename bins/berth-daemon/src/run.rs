@@ -241,19 +241,23 @@ pub async fn run(
         ))
     };
     let (scope, watch_scope) = settings.scope();
-    let gc = settings.gc.clone().filter(|_| !settings.once).map(|gc| Collector {
-        client: client.clone(),
-        targets: target_groups.clone(),
-        engine: Engine::new(settings.apply.clone()),
-        settings: gc,
-        events: (!settings.dry_run()).then(|| {
-            Arc::new(EventRecorder::new(
-                client.clone(),
-                "berth-daemon",
-                Some(settings.identity.clone()),
-            ))
-        }),
-    });
+    let gc = settings
+        .gc
+        .clone()
+        .filter(|_| !settings.once)
+        .map(|gc| Collector {
+            client: client.clone(),
+            targets: target_groups.clone(),
+            engine: Engine::new(settings.apply.clone()),
+            settings: gc,
+            events: (!settings.dry_run()).then(|| {
+                Arc::new(EventRecorder::new(
+                    client.clone(),
+                    "berth-daemon",
+                    Some(settings.identity.clone()),
+                ))
+            }),
+        });
     let resolver = Resolver::new(
         node_configurations,
         settings.rules.clone(),
@@ -289,7 +293,8 @@ pub async fn run(
     };
     let gc_stop = process.shutdown.child_token();
     let gc_task = gc.map(|collector| {
-        let (registry, leader, stop) = (process.metrics.clone(), leader_rx.clone(), gc_stop.clone());
+        let (registry, leader, stop) =
+            (process.metrics.clone(), leader_rx.clone(), gc_stop.clone());
         tokio::spawn(async move { collector.run(&registry, leader, stop).await })
     });
     let leadership = Reported::new(leader_rx, metrics.leader.clone());

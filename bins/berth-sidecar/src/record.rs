@@ -28,7 +28,11 @@ pub(crate) fn pod_identity(
 ) -> Result<Option<PodIdentity>, String> {
     let values: Vec<Option<String>> = POD_VARIABLES
         .iter()
-        .map(|name| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+        .map(|name| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
         .collect();
     let all = values.iter().all(Option::is_some);
     match flag {
@@ -108,7 +112,10 @@ mod tests {
         // The Go sidecar's drop-in environment (POD_IP only): nothing recorded.
         assert_eq!(pod_identity(None, env(&ALL[..2])), Ok(None));
         let err = pod_identity(Some(true), env(&ALL[..2])).unwrap_err();
-        assert!(err.contains("POD_UID") && !err.contains("POD_NAME,"), "{err}");
+        assert!(
+            err.contains("POD_UID") && !err.contains("POD_NAME,"),
+            "{err}"
+        );
         assert_eq!(pod_identity(None, env(&[("POD_UID", " ")])), Ok(None));
     }
 }

@@ -41,8 +41,14 @@ impl EventRecorder {
         action: &str,
         message: &str,
     ) -> Result<(), Error> {
-        self.publish_about(&node_reference(node_name), event_type, reason, action, message)
-            .await
+        self.publish_about(
+            &node_reference(node_name),
+            event_type,
+            reason,
+            action,
+            message,
+        )
+        .await
     }
 
     /// Publishes one Event about any object (e.g. a Pod, in its namespace: RBAC

@@ -95,7 +95,9 @@ pub async fn list_records(client: Client, owner: &Owner) -> Result<Vec<SidecarRe
         );
         match parse_record(&key, &annotations, map.data.unwrap_or_default()) {
             Ok(record) => records.push(record),
-            Err(e) => tracing::warn!(record = %key, error = %e, "unreadable sidecar registration record; left alone"),
+            Err(e) => {
+                tracing::warn!(record = %key, error = %e, "unreadable sidecar registration record; left alone")
+            }
         }
     }
     Ok(records)

@@ -215,6 +215,11 @@ impl Sidecar {
         self.kill("-TERM");
     }
 
+    /// Sends SIGKILL with `kill(1)`: the sidecar dies without deregistering.
+    pub fn kill_hard(&self) {
+        self.kill("-KILL");
+    }
+
     /// Sends SIGINT with `kill(1)` (what Ctrl-C does).
     pub fn interrupt(&self) {
         self.kill("-INT");

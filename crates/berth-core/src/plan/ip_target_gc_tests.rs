@@ -33,7 +33,11 @@ fn live(uids: &[&str], ips: &[&str]) -> LivePods {
 }
 
 fn members(ips: &[&str]) -> BTreeMap<TargetGroupArn, BTreeSet<Target>> {
-    [(arn("tg"), ips.iter().map(|ip| Target::new(ip, 80)).collect())].into()
+    [(
+        arn("tg"),
+        ips.iter().map(|ip| Target::new(ip, 80)).collect(),
+    )]
+    .into()
 }
 
 /// Runs the clock to `after` past the first sighting and plans.
