@@ -153,6 +153,10 @@ spec:
         - --sleep-interval={{ .Values.sleepInterval }}
         - --deregister-on-cordon={{ .Values.deregisterOnCordon }}
         - --not-ready-grace={{ .Values.notReadyGrace }}
+        {{- if and $cluster .Values.gcIpTargets.enabled }}
+        - --gc-ip-targets
+        - --gc-grace={{ .Values.gcIpTargets.grace }}
+        {{- end }}
         - --aws-max-rps={{ .Values.awsMaxRps }}
         - --installation-id={{ .Values.installationId }}
         - --listen=0.0.0.0:{{ .Values.port }}
