@@ -389,3 +389,55 @@ fn join(targets: &[Target]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth-daemon").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn gc_is_off_by_default_needs_cluster_mode_and_collects_the_sidecars_of_its_installation() {
+        let cli = parse(&["--cluster-name", "p", "--config", "c", "--mode", "cluster"]);
+        assert!(!cli.gc_ip_targets);
+        assert_eq!(cli.gc_grace, Duration::from_secs(300));
+        let node = parse(&[
+            "--cluster-name",
+            "p",
+            "--config",
+            "c",
+            "--node-name",
+            "n",
+            "--gc-ip-targets",
+        ]);
+        assert!(node.validate().unwrap_err().contains("--mode cluster"));
+        let cli = parse(&[
+            "--cluster-name",
+            "p",
+            "--config",
+            "c",
+            "--mode",
+            "cluster",
+            "--gc-ip-targets",
+            "--gc-grace",
+            "90s",
+            "--installation-id",
+            "eu-1",
+        ]);
+        cli.validate().unwrap();
+        let settings = crate::wiring::settings(&cli, Default::default(), None).unwrap();
+        let gc = settings.gc.expect("GC on");
+        assert_eq!(gc.grace, Duration::from_secs(90));
+        assert_eq!(gc.interval, Duration::from_secs(45));
+        assert_eq!(gc.owner.as_str(), "berth/eu-1/sidecar");
+        assert_eq!(
+            GcSettings::new(&InstallationId::default(), Duration::from_secs(1)).interval,
+            Duration::from_secs(1)
+        );
+    }
+}

@@ -1,12 +1,14 @@
 //! `berth-daemon iam-policy [FLAGS]`: prints the least-privilege IAM policy for the
 //! daemon's usual flags. With static rules only (`--config`), registration is scoped to
 //! the rules' target groups; with Cast.ai (`CLUSTER_ID`), groups are learnt at run time,
-//! so to any group of the account and region. Notice mode makes no AWS call: nothing
-//! is printed on stdout (no policy to attach) and stderr says why.
+//! so to any group of the account and region. With `--gc-ip-targets`, deregistration
+//! (only) is allowed in any group too: the sidecars' groups are not in its configuration.
+//! Notice mode makes no AWS call: nothing is printed on stdout (no policy to attach)
+//! and stderr says why.
 
 use std::process::ExitCode;
 
-use berth_aws::iam::{modes, Scope};
+use berth_aws::iam::{modes, Scope, Statement};
 use berth_core::domain::TargetGroupRef;
 use clap::Parser;
 
@@ -89,5 +91,15 @@ fn policy_json(cli: &Cli, account_id: Option<&str>) -> Result<String, String> {
                 .into(),
         );
     };
-    Ok(modes::daemon(&scope, groups.as_deref()).to_json())
+    let mut policy = modes::daemon(&scope, groups.as_deref());
+    if cli.gc_ip_targets && groups.is_some() {
+        // The sidecars' groups are not in the daemon's configuration: IP target GC may
+        // deregister (never register) in any group of the account and region.
+        policy.statements.push(Statement::allow(
+            "BerthDaemonIpTargetGcDeregister",
+            ["elasticloadbalancing:DeregisterTargets"],
+            [scope.arn("elasticloadbalancing", "targetgroup/*/*")],
+        ));
+    }
+    Ok(policy.to_json())
 }

@@ -67,6 +67,38 @@ fn cast_ai_groups_are_learnt_at_run_time_so_registration_is_account_wide() {
 }
 
 #[test]
+fn ip_target_gc_may_deregister_but_not_register_in_any_group() {
+    let out = daemon()
+        .args([
+            "iam-policy",
+            "--cluster-name",
+            "c",
+            "--mode",
+            "cluster",
+            "--gc-ip-targets",
+            "--config",
+            "examples/daemon/rules.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_ne!(
+        statements[1]["Resource"][0], "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+        "registration stays scoped to the rules' groups"
+    );
+    assert_eq!(
+        statements.last().unwrap()["Action"],
+        serde_json::json!(["elasticloadbalancing:DeregisterTargets"])
+    );
+    assert_eq!(
+        statements.last().unwrap()["Resource"][0],
+        "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"
+    );
+}
+
+#[test]
 fn without_a_source_of_groups_it_is_bad_usage() {
     let out = daemon()
         .args(["iam-policy", "--cluster-name", "c"])

@@ -60,3 +60,23 @@ fn grace_periods_outlast_the_drain_and_pod_ip_comes_from_the_downward_api() {
         assert!(text.contains("path: /readyz"), "{file}: readiness probe");
     }
 }
+
+#[test]
+fn the_example_pod_records_its_registrations_with_the_rbac_it_needs() {
+    let pod = example("pod.yaml");
+    for field in ["metadata.namespace", "metadata.name", "metadata.uid"] {
+        assert!(
+            pod.contains(&format!("fieldPath: {field}")),
+            "pod.yaml: {field}"
+        );
+    }
+    let rbac = example("registration-records.yaml");
+    assert!(
+        rbac.contains(r#"verbs: ["get", "create", "update", "delete"]"#),
+        "{rbac}"
+    );
+    assert!(
+        rbac.contains("name: edge-proxy"),
+        "bound to the pod's ServiceAccount"
+    );
+}
