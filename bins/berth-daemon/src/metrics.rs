@@ -36,6 +36,8 @@ pub struct Metrics {
     pub draining_targets: Gauge,
     /// Targets seen gone from their group after a deregistration: done.
     pub drained: Counter,
+    /// Notice mode: taints written on its Node, by taint key.
+    pub notice_taints: Family<Labels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -68,6 +70,7 @@ impl Metrics {
             skipped_nodes: Gauge::default(),
             draining_targets: Gauge::default(),
             drained: Counter::default(),
+            notice_taints: Family::default(),
         };
         registry.with_registry(|root| {
             metrics.register_in(root.sub_registry_with_prefix("berth_daemon"))
@@ -116,6 +119,18 @@ impl Metrics {
             "Deregistered targets seen gone from their group (deregistration done)",
             self.drained.clone(),
         );
+        registry.register(
+            "notice_taints",
+            "Notice mode: taints written on its Node (spot interruption, rebalance recommendation)",
+            self.notice_taints.clone(),
+        );
+    }
+
+    /// Counts a taint notice mode wrote on its Node.
+    pub fn notice_taint(&self, key: &str) {
+        self.notice_taints
+            .get_or_create(&vec![("taint".to_owned(), key.to_owned())])
+            .inc();
     }
 
     /// Counts an error; a refused permission is labelled with its IAM action.
@@ -159,10 +174,12 @@ mod tests {
             },
         );
         m.leader.set(1);
+        m.notice_taint("berth.dev/spot-interruption");
         let text = process.render();
         for line in [
             "berth_daemon_errors_total{kind=\"access_denied\",action=\"elasticloadbalancing:RegisterTargets\"} 1",
             "berth_daemon_leader 1",
+            "berth_daemon_notice_taints_total{taint=\"berth.dev/spot-interruption\"} 1",
             "berth_build_info{",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

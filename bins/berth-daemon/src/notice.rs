@@ -218,6 +218,7 @@ async fn write(
         }
         Ok(added) => {
             for taint in &added {
+                metrics.notice_taint(&taint.key);
                 tracing::warn!(
                     node,
                     taint = %taint.key,

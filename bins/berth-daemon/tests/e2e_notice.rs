@@ -142,6 +142,13 @@ async fn notice_pods_taint_their_node_once_without_aws_and_the_leader_deregister
     })
     .await;
     assert_eq!(node_patches(&w, "node-1"), 1);
+    assert!(
+        pod1.metrics().contains(&format!(
+            "berth_daemon_notice_taints_total{{taint=\"{REBALANCE_TAINT}\"}} 1"
+        )),
+        "{}",
+        pod1.metrics()
+    );
 
     // A restarted pod sees the notice again and finds the taint: nothing written.
     assert_eq!(pod0.terminate(), Some(0), "{}", pod0.log_text());
