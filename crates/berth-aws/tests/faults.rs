@@ -86,6 +86,25 @@ impl Setup {
             .await
             .expect("RegisterTargets");
     }
+
+    /// `n` targets, registered on moto directly.
+    async fn registered(&self, n: usize) -> Vec<Target> {
+        let registered = targets(n);
+        self.register_directly(&registered).await;
+        registered
+    }
+
+    /// Waits through `adapter` (polling quickly, up to `deadline`) until `targets` are
+    /// `until` in the group.
+    async fn wait(
+        &self,
+        adapter: &ElbTargetGroups,
+        targets: &[Target],
+        until: WaitFor,
+        deadline: Duration,
+    ) -> Result<Duration, Error> {
+        wait_for_targets(adapter, &self.group, targets, until, quick_poll(deadline)).await
+    }
 }
 
 fn targets(n: usize) -> Vec<Target> {
@@ -189,8 +208,7 @@ async fn engine_registers_500_targets_through_throttling_errors_resets_and_laten
 #[tokio::test]
 async fn health_reads_and_waits_survive_throttling_errors_and_resets() {
     let s = setup(1).await; // no SDK retries: every fault reaches the caller
-    let members = targets(3);
-    s.register_directly(&members).await;
+    let members = s.registered(3).await;
     for rule in [
         Rule::new("DescribeTargetHealth", Fault::Throttle).times(3),
         Rule::new("DescribeTargetHealth", Fault::ServerError { status: 503 }).times(1),
@@ -211,23 +229,16 @@ async fn health_reads_and_waits_survive_throttling_errors_and_resets() {
     // A wait keeps polling through retryable failures.
     s.proxy
         .add(Rule::new("DescribeTargetHealth", Fault::Throttle).times(2));
-    wait_for_targets(
-        &adapter,
-        &s.group,
-        &members,
-        WaitFor::Healthy,
-        quick_poll(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    s.wait(&adapter, &members, WaitFor::Healthy, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(s.proxy.count("DescribeTargetHealth"), 9);
 }
 
 #[tokio::test]
 async fn wait_healthy_waits_through_initial() {
     let s = setup(1).await;
-    let members = targets(2);
-    s.register_directly(&members).await;
+    let members = s.registered(2).await;
     s.proxy.add(
         Rule::new(
             "DescribeTargetHealth",
@@ -246,15 +257,10 @@ async fn wait_healthy_waits_through_initial() {
         health[0].reason.as_deref(),
         Some("Elb.RegistrationInProgress")
     );
-    let took = wait_for_targets(
-        &adapter,
-        &s.group,
-        &members,
-        WaitFor::Healthy,
-        quick_poll(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let took = s
+        .wait(&adapter, &members, WaitFor::Healthy, Duration::from_secs(5))
+        .await
+        .unwrap();
     // One canned `initial` left, then moto's `healthy`: two polls, one back-off.
     assert_eq!(s.proxy.count("DescribeTargetHealth"), 3);
     assert!(took >= Duration::from_millis(10), "{took:?}");
@@ -263,8 +269,7 @@ async fn wait_healthy_waits_through_initial() {
 #[tokio::test]
 async fn wait_gone_waits_through_draining() {
     let s = setup(1).await;
-    let leaving = targets(2);
-    s.register_directly(&leaving).await;
+    let leaving = s.registered(2).await;
     let adapter = s.targets();
     adapter.deregister(&s.group, &leaving).await.unwrap();
     // moto forgets deregistered targets at once; AWS keeps them draining.
@@ -288,15 +293,9 @@ async fn wait_gone_waits_through_draining() {
         health.iter().all(|h| h.state == TargetState::Draining),
         "{health:?}"
     );
-    wait_for_targets(
-        &adapter,
-        &s.group,
-        &leaving,
-        WaitFor::Gone,
-        quick_poll(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    s.wait(&adapter, &leaving, WaitFor::Gone, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(s.proxy.count("DescribeTargetHealth"), 4);
     assert!(members(&s.elb, &s.group).await.is_empty());
 }
@@ -304,8 +303,7 @@ async fn wait_gone_waits_through_draining() {
 #[tokio::test]
 async fn waits_time_out_at_the_deadline_without_busy_polling() {
     let s = setup(1).await;
-    let stuck = targets(1);
-    s.register_directly(&stuck).await;
+    let stuck = s.registered(1).await;
     s.proxy.add(Rule::new(
         "DescribeTargetHealth",
         health_answer(&[(&stuck[0], "unhealthy", "Target.FailedHealthChecks")]),
@@ -315,15 +313,15 @@ async fn waits_time_out_at_the_deadline_without_busy_polling() {
     let health = adapter.health(&s.group).await.unwrap();
     assert_eq!(health[0].state, TargetState::Unhealthy);
     let started = std::time::Instant::now();
-    let err = wait_for_targets(
-        &adapter,
-        &s.group,
-        &stuck,
-        WaitFor::Healthy,
-        quick_poll(Duration::from_millis(300)),
-    )
-    .await
-    .unwrap_err();
+    let err = s
+        .wait(
+            &adapter,
+            &stuck,
+            WaitFor::Healthy,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
     let waited = started.elapsed();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
