@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
+use aws_config::retry::{RetryConfig, RetryMode};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -17,8 +17,12 @@ pub struct AwsOptions {
     pub connect_timeout: Duration,
     /// Longest wait for one operation, retries included.
     pub operation_timeout: Duration,
-    /// Attempts per operation by the SDK's own (adaptive) retry, the first included.
+    /// Attempts per operation by the SDK's own retry, the first included
+    /// (`AWS_MAX_ATTEMPTS` overrides it).
     pub max_attempts: u32,
+    /// The SDK's retry mode: standard unless `AWS_RETRY_MODE=adaptive` opts in (see
+    /// [`retry_config`] for why).
+    pub retry_mode: RetryMode,
 }
 
 impl Default for AwsOptions {
@@ -27,8 +31,33 @@ impl Default for AwsOptions {
             region: None,
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(30),
-            max_attempts: 5,
+            max_attempts: 3,
+            retry_mode: RetryMode::Standard,
         }
+    }
+}
+
+impl AwsOptions {
+    /// These options with the standard AWS variables `AWS_RETRY_MODE` (`standard`,
+    /// `adaptive`) and `AWS_MAX_ATTEMPTS` (at least 1) applied, read through `var`. A
+    /// value that does not parse is ignored with a warning (the SDK's own defaults
+    /// would reject it the same way).
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> AwsOptions {
+        if let Some(mode) = var("AWS_RETRY_MODE") {
+            match mode.parse::<RetryMode>() {
+                Ok(mode) => self.retry_mode = mode,
+                Err(e) => tracing::warn!(%e, "ignoring AWS_RETRY_MODE"),
+            }
+        }
+        if let Some(attempts) = var("AWS_MAX_ATTEMPTS") {
+            match attempts.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => self.max_attempts = n,
+                _ => {
+                    tracing::warn!(value = %attempts, "ignoring AWS_MAX_ATTEMPTS: not a whole number of at least 1")
+                }
+            }
+        }
+        self
     }
 }
 
@@ -39,21 +68,40 @@ impl Default for AwsOptions {
 /// - Region: `options.region`, else the standard chain.
 /// - Endpoints: `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` are read by
 ///   aws-config itself; this is how tests and local runs reach moto.
-/// - Retries: adaptive mode (client-side rate limiting once throttled) with
-///   `options.max_attempts`; timeouts from `options`.
+/// - Retries: [`retry_config`] of `options` with `AWS_RETRY_MODE` and
+///   `AWS_MAX_ATTEMPTS` from the environment applied ([`AwsOptions::with_env`]);
+///   timeouts from `options`.
 pub async fn load_sdk_config(options: &AwsOptions) -> SdkConfig {
+    let options = options.clone().with_env(|k| std::env::var(k).ok());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry_config(options))
-        .timeout_config(timeout_config(options));
+        .retry_config(retry_config(&options))
+        .timeout_config(timeout_config(&options));
     if let Some(region) = &options.region {
         loader = loader.region(Region::new(region.clone()));
     }
     loader.load().await
 }
 
-/// The retry configuration berth uses: adaptive, `options.max_attempts` attempts.
+/// The retry configuration berth uses: `options.retry_mode` (standard by default),
+/// `options.max_attempts` attempts.
+///
+/// Why standard and not adaptive: adaptive mode's client-side token bucket is shared
+/// by every client of a service in the process, switches on at the first throttling
+/// answer and never switches off. It then refills at a rate derived from the rate the
+/// process was sending at — for the daemon, a burst every resync and nearly idle in
+/// between, so the floor of 0.5 tokens/s — and a retry costs 5 tokens: each retry waits
+/// ~10 s and a whole pass is paced at the floor rate long after AWS stopped throttling
+/// (docs/benchmarks.md, "Faults and leader change at scale", measures it). berth's
+/// engine already retries every provider call with jittered exponential backoff that
+/// doubles its ceiling when throttled, under a time budget, and spaces calls by
+/// `--aws-max-rps`; the SDK's standard mode adds a few quick retries of transient
+/// errors under its retry quota, and no pacing that outlives the throttling.
 pub fn retry_config(options: &AwsOptions) -> RetryConfig {
-    RetryConfig::adaptive().with_max_attempts(options.max_attempts.max(1))
+    let attempts = options.max_attempts.max(1);
+    match options.retry_mode {
+        RetryMode::Adaptive => RetryConfig::adaptive().with_max_attempts(attempts),
+        _ => RetryConfig::standard().with_max_attempts(attempts),
+    }
 }
 
 /// The timeouts berth uses.
@@ -70,19 +118,52 @@ mod tests {
     use aws_config::retry::RetryMode;
 
     #[test]
-    fn retries_are_adaptive_and_bounded() {
-        let options = AwsOptions {
-            max_attempts: 3,
-            ..AwsOptions::default()
-        };
-        let retry = retry_config(&options);
-        assert_eq!(retry.mode(), RetryMode::Adaptive);
+    fn retries_are_standard_and_bounded_by_default() {
+        let retry = retry_config(&AwsOptions::default());
+        assert_eq!(retry.mode(), RetryMode::Standard);
         assert_eq!(retry.max_attempts(), 3);
+        assert_eq!(retry.max_backoff(), Duration::from_secs(20));
         let zero = AwsOptions {
             max_attempts: 0,
             ..AwsOptions::default()
         };
         assert_eq!(retry_config(&zero).max_attempts(), 1);
+        let adaptive = AwsOptions {
+            retry_mode: RetryMode::Adaptive,
+            max_attempts: 5,
+            ..AwsOptions::default()
+        };
+        let retry = retry_config(&adaptive);
+        assert_eq!(retry.mode(), RetryMode::Adaptive);
+        assert_eq!(retry.max_attempts(), 5);
+    }
+
+    #[test]
+    fn the_standard_retry_variables_override_the_options() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let base = AwsOptions {
+            max_attempts: 1,
+            ..AwsOptions::default()
+        };
+        let opted_in = base.clone().with_env(env(&[
+            ("AWS_RETRY_MODE", "Adaptive"),
+            ("AWS_MAX_ATTEMPTS", "4"),
+        ]));
+        assert_eq!(opted_in.retry_mode, RetryMode::Adaptive);
+        assert_eq!(opted_in.max_attempts, 4);
+        assert_eq!(base.clone().with_env(env(&[])), base);
+        let garbage = base.clone().with_env(env(&[
+            ("AWS_RETRY_MODE", "eager"),
+            ("AWS_MAX_ATTEMPTS", "0"),
+        ]));
+        assert_eq!(garbage, base, "unparsable values are ignored");
     }
 
     #[test]

@@ -34,7 +34,7 @@ async fn sdk_config_comes_from_the_environment_with_per_service_endpoints() {
     let config = load_sdk_config(&options).await;
     assert_eq!(config.region().map(|r| r.as_ref()), Some("us-east-1"));
     let retry = config.retry_config().expect("retry config");
-    assert_eq!(retry.mode(), RetryMode::Adaptive);
+    assert_eq!(retry.mode(), RetryMode::Standard);
     assert_eq!(retry.max_attempts(), 4);
     let timeouts = config.timeout_config().expect("timeout config");
     assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(2)));
@@ -66,4 +66,15 @@ async fn sdk_config_comes_from_the_environment_with_per_service_endpoints() {
     })
     .await;
     assert_eq!(pinned.region().map(|r| r.as_ref()), Some("eu-west-1"));
+
+    // AWS_RETRY_MODE and AWS_MAX_ATTEMPTS, the SDKs' standard variables, opt in to
+    // adaptive retries.
+    std::env::set_var("AWS_RETRY_MODE", "adaptive");
+    std::env::set_var("AWS_MAX_ATTEMPTS", "6");
+    let adaptive = load_sdk_config(&AwsOptions::default()).await;
+    let retry = adaptive.retry_config().expect("retry config");
+    assert_eq!(retry.mode(), RetryMode::Adaptive);
+    assert_eq!(retry.max_attempts(), 6);
+    std::env::remove_var("AWS_RETRY_MODE");
+    std::env::remove_var("AWS_MAX_ATTEMPTS");
 }

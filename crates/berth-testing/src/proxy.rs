@@ -280,9 +280,23 @@ impl FaultProxy {
         lock(&self.state.log).clone()
     }
 
-    /// Forgets the requests counted so far (rules keep their state).
+    /// Forgets the requests counted and the bodies kept so far (rules keep their
+    /// state).
     pub fn reset_counts(&self) {
         lock(&self.state.log).clear();
+        lock(&self.state.forwarded).clear();
+    }
+
+    /// The bodies of the requests for `operation` that were forwarded to the target
+    /// (what the service actually received, whatever it answered), in arrival order;
+    /// faulted requests are not included. E.g. the form bodies of `RegisterTargets`,
+    /// to count how often each target was registered.
+    pub fn forwarded_bodies(&self, operation: &str) -> Vec<String> {
+        lock(&self.state.forwarded)
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
+            .collect()
     }
 }
 
@@ -301,6 +315,8 @@ struct State {
     rules: Mutex<Vec<ActiveRule>>,
     next_id: AtomicU64,
     log: Mutex<Vec<String>>,
+    /// Operation and body of every forwarded request.
+    forwarded: Mutex<Vec<(String, Bytes)>>,
 }
 
 /// What to do with a request once the delays are served.
@@ -320,6 +336,7 @@ impl State {
             rules: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             log: Mutex::new(Vec::new()),
+            forwarded: Mutex::new(Vec::new()),
         }
     }
 
@@ -379,17 +396,20 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     Ok(match verdict {
-        Verdict::Forward => match forward(&state.target, parts, body).await {
-            Ok(response) => response,
-            Err(e) => respond(
-                StatusCode::BAD_GATEWAY.as_u16(),
-                "text/plain",
-                format!(
-                    "berth-testing FaultProxy cannot reach {}: {e}",
-                    state.target
+        Verdict::Forward => {
+            lock(&state.forwarded).push((call.operation.clone(), body.clone()));
+            match forward(&state.target, parts, body).await {
+                Ok(response) => response,
+                Err(e) => respond(
+                    StatusCode::BAD_GATEWAY.as_u16(),
+                    "text/plain",
+                    format!(
+                        "berth-testing FaultProxy cannot reach {}: {e}",
+                        state.target
+                    ),
                 ),
-            ),
-        },
+            }
+        }
         Verdict::Throttle => call.protocol.throttle(),
         Verdict::ServerError(status) => call.protocol.server_error(status),
         Verdict::Reset => return Err("fault injected: connection closed without an answer".into()),

@@ -229,6 +229,10 @@ async fn throttle_rule_is_seen_by_the_sdk_as_throttling() {
         .expect("second call");
     assert_eq!(proxy.fired(rule), 1);
     assert_eq!(proxy.count("DescribeTargetHealth"), 2);
+    // Only the forwarded call reached moto; its body names the group.
+    let bodies = proxy.forwarded_bodies("DescribeTargetHealth");
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("TargetGroupArn="), "{bodies:?}");
 
     // JSON protocol.
     let ddb = dynamodb(&no_retries(&proxy.endpoint()));
