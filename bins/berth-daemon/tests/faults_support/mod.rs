@@ -1,10 +1,9 @@
-//! What the fault and leader-change tests share (e2e_aws_faults.rs, scale_faults.rs):
-//! an estate of target groups and node pools, the 20 % AWS fault mix, and per-target
-//! counts of the registrations AWS actually received.
+//! What the fault and leader-change tests share (e2e_aws_faults.rs, scale_faults.rs),
+//! on top of `common::fleet`: the 20 % AWS fault mix, per-target counts of the
+//! registrations AWS actually received, the ownership record, and /metrics sums.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_core::domain::Owner;
@@ -12,102 +11,8 @@ use berth_kube::ownership::ConfigMapOwnership;
 use berth_testing::{Fault, FaultProxy, Match, Rule, RuleId};
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use crate::common::{instance, World};
-
-/// Target groups, and nodes in pools each bound to 2–4 of them by the static rules.
-pub struct Estate {
-    /// Group ARNs, `tg-0` first.
-    pub arns: Vec<String>,
-    /// The rules file.
-    pub config: PathBuf,
-    /// Per group ARN, the `id:port` targets that belong in it.
-    pub expected: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Estate {
-    /// `groups` instance groups `tg-<g>` (port 30000 + g) and `nodes` Ready nodes:
-    /// node i is in pool `p<i % pools>` (pools = groups / 2), and pool p belongs in
-    /// 2 + p % 3 consecutive groups from `tg-<2p>`, wrapping.
-    pub async fn build(w: &World, nodes: usize, groups: usize) -> Estate {
-        assert!(groups >= 4, "at least 4 groups");
-        let mut arns = Vec::new();
-        for g in 0..groups {
-            arns.push(w.group(&format!("tg-{g}"), port(g)).await);
-        }
-        let pools = groups / 2;
-        let pool_groups =
-            |p: usize| -> Vec<usize> { (0..2 + p % 3).map(|j| (2 * p + j) % groups).collect() };
-        let mut config = String::from("rules:\n");
-        for p in 0..pools {
-            let refs: Vec<String> = pool_groups(p)
-                .into_iter()
-                .map(|g| format!("{{name: tg-{g}}}"))
-                .collect();
-            config.push_str(&format!(
-                "  - nodeSelector: {{matchLabels: {{pool: p{p}}}}}\n    targetGroups: [{}]\n",
-                refs.join(", ")
-            ));
-        }
-        let config = w.write("config.yaml", &config);
-        let mut expected: BTreeMap<String, BTreeSet<String>> =
-            arns.iter().map(|a| (a.clone(), BTreeSet::new())).collect();
-        for i in 0..nodes {
-            let p = i % pools;
-            w.add_node(
-                &format!("node-{i}"),
-                &instance(i),
-                &[("pool", &format!("p{p}"))],
-            );
-            for g in pool_groups(p) {
-                expected.get_mut(&arns[g]).expect("group").insert(format!(
-                    "{}:{}",
-                    instance(i),
-                    port(g)
-                ));
-            }
-        }
-        Estate {
-            arns,
-            config,
-            expected,
-        }
-    }
-
-    /// (group, target) pairs that belong.
-    pub fn registrations(&self) -> usize {
-        self.expected.values().map(BTreeSet::len).sum()
-    }
-
-    /// The daemon's arguments: cluster mode, these rules, and `extra`.
-    pub fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "--mode",
-            "cluster",
-            "--config",
-            self.config.to_str().expect("UTF-8 path"),
-        ];
-        args.extend_from_slice(extra);
-        args
-    }
-
-    /// Groups whose members in moto differ from what belongs (empty: converged).
-    pub async fn differences(&self, w: &World) -> Vec<String> {
-        let mut wrong = Vec::new();
-        for (arn, want) in &self.expected {
-            let have = w.members(arn).await;
-            if &have != want {
-                let missing = want.difference(&have).count();
-                let extra = have.difference(want).count();
-                wrong.push(format!("{arn}: {missing} missing, {extra} extra"));
-            }
-        }
-        wrong
-    }
-}
-
-fn port(group: usize) -> i32 {
-    30000 + i32::try_from(group).expect("small group index")
-}
+use crate::common::fleet::Fleet;
+use crate::common::{eventually, Daemon, World};
 
 /// The ids of the rules of [`fault_mix`].
 pub struct FaultMix {
@@ -265,4 +170,172 @@ pub fn aws_calls_and_errors(metrics: &str) -> (BTreeMap<String, f64>, BTreeMap<S
         }
     }
     (calls, errors)
+}
+
+/// What [`converge_through_faults`] measured.
+#[derive(Debug)]
+pub struct FaultsRun {
+    /// From the daemon's start to the end of the pass after which moto matched.
+    pub converged_in: Duration,
+    /// Faults injected, by kind.
+    pub fired: Vec<(&'static str, usize)>,
+    /// Attempts per operation (`berth_aws_api_calls_total`).
+    pub calls: BTreeMap<String, f64>,
+    /// Failed attempts per `operation error_code` (`berth_aws_api_errors_total`).
+    pub errors: BTreeMap<String, f64>,
+}
+
+/// Starts the daemon over `fleet` with [`fault_mix`] in force for the whole
+/// convergence and checks what must hold: moto holds exactly the fleet, nothing was
+/// deregistered, AWS received each target in exactly one RegisterTargets, the
+/// ownership record holds every target, each kind of fault was injected, and every
+/// attempt and every injected failure shows in /metrics by operation and error code.
+pub async fn converge_through_faults(
+    fleet: &Fleet,
+    resync_seconds: u64,
+    extra: &[&str],
+    timeout: Duration,
+) -> FaultsRun {
+    let w = &fleet.world;
+    let mix = fault_mix(&w.proxy);
+    let d = fleet.daemon(resync_seconds, extra, &[]);
+    let converged_in = fleet.wait_converged(&d, timeout).await;
+    eventually(timeout, "a converged pass", &d, || async {
+        metric_sum(
+            &d.metrics(),
+            "berth_reconcile_total",
+            &["controller=\"nodes\"", "result=\"success\""],
+        ) >= 1.0
+    })
+    .await;
+    let fired = mix.fired(&w.proxy);
+    let (calls, errors) = aws_calls_and_errors(&d.metrics());
+    let run = FaultsRun {
+        converged_in,
+        fired,
+        calls,
+        errors,
+    };
+    println!("{run:#?}");
+
+    assert_eq!(fleet.diff().await, Vec::<String>::new());
+    assert_eq!(
+        w.proxy.count("DeregisterTargets"),
+        0,
+        "a fresh convergence deregisters nothing: {:?}",
+        w.proxy.counts()
+    );
+    let received = registrations_received(&w.proxy);
+    assert_eq!(received.len(), fleet.expected_targets());
+    assert_eq!(registered_twice(&received), Vec::new());
+    assert_eq!(owned_pairs(w).len(), fleet.expected_targets());
+    for (fault, n) in &run.fired {
+        assert!(*n >= 1, "{fault} never injected: {:?}", run.fired);
+    }
+    let (calls, errors) = aws_calls_and_errors(&d.metrics());
+    let with_code = |code: &str| -> usize {
+        errors
+            .iter()
+            .filter(|(k, _)| k.ends_with(&format!(" {code}")))
+            .map(|(_, v)| *v as usize)
+            .sum()
+    };
+    let throttled = w.proxy.fired(mix.throttle);
+    let unavailable = w.proxy.fired(mix.server_error);
+    let reset = w.proxy.fired(mix.reset);
+    assert_eq!(with_code("Throttling"), throttled, "{errors:?}");
+    assert_eq!(with_code("ServiceUnavailable"), unavailable, "{errors:?}");
+    assert_eq!(with_code("ConnectionError"), reset, "{errors:?}");
+    let all_errors: f64 = errors.values().sum();
+    assert_eq!(all_errors as usize, throttled + unavailable + reset, "{errors:?}");
+    let attempts: f64 = calls.values().sum();
+    assert_eq!(
+        attempts as usize,
+        w.proxy.total(),
+        "every attempt counted: {calls:?} vs {:?}",
+        w.proxy.counts()
+    );
+    run
+}
+
+/// What [`leader_killed_mid_convergence`] measured.
+#[derive(Debug)]
+pub struct LeaderRun {
+    /// (group, target) pairs AWS had received when the leader was killed.
+    pub registered_at_kill: usize,
+    /// Of the fleet's targets.
+    pub targets: usize,
+    /// From the kill to the end of the new leader's pass after which moto matched
+    /// (the Lease's 15 s expiry included).
+    pub finished_in: Duration,
+    /// RegisterTargets requests AWS received, both leaders.
+    pub register_calls: usize,
+}
+
+/// Starts two replicas over `fleet` (RegisterTargets slowed by `register_delay`),
+/// SIGKILLs the leader once AWS has received a quarter of the RegisterTargets batches,
+/// and checks that the other replica finishes: moto holds exactly the fleet, every
+/// target reached AWS in exactly one RegisterTargets (a second one of a target already
+/// registered counts as registered twice), the ownership record holds every target,
+/// nothing was deregistered.
+pub async fn leader_killed_mid_convergence(
+    fleet: &Fleet,
+    resync_seconds: u64,
+    batch: usize,
+    register_delay: Duration,
+    timeout: Duration,
+) -> LeaderRun {
+    let w = &fleet.world;
+    if !register_delay.is_zero() {
+        w.proxy
+            .add(Rule::new("RegisterTargets", Fault::Delay(register_delay)));
+    }
+    let batch_arg = batch.to_string();
+    let extra = ["--batch-size", batch_arg.as_str()];
+    let mut a = fleet.daemon(resync_seconds, &extra, &[]);
+    let mut b = fleet.daemon(resync_seconds, &extra, &[]);
+    let targets = fleet.expected_targets();
+    let batches = targets.div_ceil(batch);
+    eventually(timeout, "a leader registering", &a, || async {
+        w.proxy.forwarded_bodies("RegisterTargets").len() >= batches / 4
+    })
+    .await;
+    let leads = |d: &Daemon| {
+        metric_sum(&d.metrics(), "berth_leader", &["controller=\"nodes\""]) == 1.0
+    };
+    let a_leads = leads(&a);
+    assert_ne!(a_leads, leads(&b), "exactly one leader");
+    let (leader, follower) = if a_leads {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert_eq!(follower.passes(), 0, "the follower has not reconciled");
+    leader.kill();
+    let killed = std::time::Instant::now();
+    let registered_at_kill = registrations_received(&w.proxy).len();
+    assert!(
+        registered_at_kill < targets,
+        "killed mid-convergence: {registered_at_kill} of {targets} already registered"
+    );
+    let follower = &*follower;
+    fleet.wait_converged(follower, timeout).await;
+    let finished_in = killed.elapsed();
+    assert!(leads(follower), "the survivor leads");
+    // None forgotten: in AWS and in the ownership record (so it can be deregistered).
+    assert_eq!(fleet.diff().await, Vec::<String>::new());
+    assert_eq!(owned_pairs(w).len(), targets);
+    // None registered twice.
+    let received = registrations_received(&w.proxy);
+    assert_eq!(received.len(), targets);
+    assert_eq!(registered_twice(&received), Vec::new());
+    assert_eq!(w.proxy.count("DeregisterTargets"), 0, "{:?}", w.proxy.counts());
+    let run = LeaderRun {
+        registered_at_kill,
+        targets,
+        finished_in,
+        register_calls: w.proxy.forwarded_bodies("RegisterTargets").len(),
+    };
+    println!("{run:#?}");
+    run
 }
