@@ -163,8 +163,8 @@ async fn aws_throttling_backs_off_without_a_crash_and_converges_after() {
         &[],
     );
     // Every DescribeTargetHealth is throttled for a while, then every RegisterTargets.
-    // The SDK's adaptive retry spaces its attempts out by seconds once throttled, so
-    // "a while" is a few seconds and a throttled call or two.
+    // The engine's backoff doubles its ceiling when throttled, so "a while" is a few
+    // seconds and a few throttled calls.
     let throttled_for = Duration::from_secs(3);
     let started = std::time::Instant::now();
     eventually(WAIT, "DescribeTargetHealth throttled", &d, || async {

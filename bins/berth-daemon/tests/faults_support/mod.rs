@@ -247,7 +247,11 @@ pub async fn converge_through_faults(
     assert_eq!(with_code("ServiceUnavailable"), unavailable, "{errors:?}");
     assert_eq!(with_code("ConnectionError"), reset, "{errors:?}");
     let all_errors: f64 = errors.values().sum();
-    assert_eq!(all_errors as usize, throttled + unavailable + reset, "{errors:?}");
+    assert_eq!(
+        all_errors as usize,
+        throttled + unavailable + reset,
+        "{errors:?}"
+    );
     let attempts: f64 = calls.values().sum();
     assert_eq!(
         attempts as usize,
@@ -300,9 +304,8 @@ pub async fn leader_killed_mid_convergence(
         w.proxy.forwarded_bodies("RegisterTargets").len() >= batches / 4
     })
     .await;
-    let leads = |d: &Daemon| {
-        metric_sum(&d.metrics(), "berth_leader", &["controller=\"nodes\""]) == 1.0
-    };
+    let leads =
+        |d: &Daemon| metric_sum(&d.metrics(), "berth_leader", &["controller=\"nodes\""]) == 1.0;
     let a_leads = leads(&a);
     assert_ne!(a_leads, leads(&b), "exactly one leader");
     let (leader, follower) = if a_leads {
@@ -329,7 +332,12 @@ pub async fn leader_killed_mid_convergence(
     let received = registrations_received(&w.proxy);
     assert_eq!(received.len(), targets);
     assert_eq!(registered_twice(&received), Vec::new());
-    assert_eq!(w.proxy.count("DeregisterTargets"), 0, "{:?}", w.proxy.counts());
+    assert_eq!(
+        w.proxy.count("DeregisterTargets"),
+        0,
+        "{:?}",
+        w.proxy.counts()
+    );
     let run = LeaderRun {
         registered_at_kill,
         targets,
