@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::setup::find_on_path;
+use crate::setup::{find_on_path, is_root, run_tool as run};
 
 /// The installer, relative to the workspace root.
 const INSTALLER: &str = ".ci/install-chart-tools.sh";
@@ -58,24 +58,6 @@ pub(crate) fn find() -> Option<PathBuf> {
         .map(|dir| dir.join("bin").join("helm"))
         .filter(|helm| helm.is_file())
         .or_else(|| find_on_path("helm"))
-}
-
-fn run(command: &mut Command) -> Result<()> {
-    let shown = format!("{command:?}");
-    let status = command
-        .status()
-        .with_context(|| format!("could not start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"0")
 }
 
 /// Where the installer puts the tools (the same rule as the script's).

@@ -207,7 +207,8 @@ pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn is_root() -> bool {
+/// Whether xtask runs as root (then it may install system packages).
+pub(crate) fn is_root() -> bool {
     output_of("id", &["-u"]).is_some_and(|uid| uid.trim() == "0")
 }
 
@@ -346,13 +347,7 @@ pub(crate) fn run_tool(command: &mut Command) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let status = command
-        .status()
-        .with_context(|| format!("could not start `{shown}`"))?;
-    if !status.success() {
-        bail!("`{shown}` failed ({status})");
-    }
-    Ok(())
+    process::run_command(command, &shown)
 }
 
 /// Prints the version of every tool CI uses, for the log.
