@@ -21,9 +21,12 @@ use tracing::Level;
 use crate::config::{Config, ConfigError, LEDGER_KEY};
 use crate::event::{self, Event};
 
-/// Kept back from the function's deadline for the sweep to stop, write its log line
-/// and answer (stopping drops the calls under way at once: a second is plenty).
+/// Kept back from the function's deadline for an invocation to stop, write its log
+/// line and answer (stopping drops the calls under way at once: a second is plenty).
 const ANSWER_RESERVE: Duration = Duration::from_secs(2);
+
+/// The error type of a state change stopped at the function's deadline.
+const DEADLINE_REACHED: &str = "DeadlineReached";
 
 /// The function's state across invocations: the binder, or why there is none.
 pub(crate) struct Handler {
@@ -153,7 +156,7 @@ impl Handler {
                 if let Some(id) = event_id {
                     line.insert("event_id".into(), id.into());
                 }
-                let result = sweep(app, sweep_deadline(deadline), line).await;
+                let result = sweep(app, stop_before(deadline), line).await;
                 if line.get("outcome").and_then(Value::as_str) == Some(PARTIAL) {
                     *message = "pool swept in part: the function's deadline came first";
                 }
@@ -167,15 +170,29 @@ impl Handler {
         line.insert("state".into(), change.state.as_str().into());
         let before = app.counter.snapshot();
         let binder = app.binder();
-        let result = binder.handle(&change.instance_id, change.state).await;
+        // Stopped before Lambda's timeout, so that the line is still written: what a
+        // cut bind leaves (a claim) its redelivery continues or lets lapse.
+        let stop_at = stop_before(deadline);
+        let result =
+            tokio::time::timeout_at(stop_at, binder.handle(&change.instance_id, change.state))
+                .await;
         let calls = app.counter.since(&before);
         line.insert("aws_calls".into(), calls.values().sum::<u64>().into());
         line.insert("aws_calls_by_operation".into(), json!(calls));
         report_attempts(&binder.caller().tally(), line);
-        let outcome = result.map_err(|e| Diagnostic {
-            error_type: error_type(&e).into(),
-            error_message: e.to_string(),
-        })?;
+        let outcome = result
+            .map_err(|_| Diagnostic {
+                error_type: DEADLINE_REACHED.into(),
+                error_message: format!(
+                    "stopped {ANSWER_RESERVE:?} before the function's timeout with the \
+                     {} event unfinished (the redelivery continues it)",
+                    change.state.as_str()
+                ),
+            })?
+            .map_err(|e| Diagnostic {
+                error_type: error_type(&e).into(),
+                error_message: e.to_string(),
+            })?;
         line.insert("outcome".into(), outcome.kind().into());
         describe(&outcome, line);
         Ok(())
@@ -185,9 +202,9 @@ impl Handler {
 /// The sweep's outcome when the deadline stopped it before every repair was done.
 const PARTIAL: &str = "swept_in_part";
 
-/// When the sweep must stop: [`ANSWER_RESERVE`] before Lambda's deadline, on tokio's
-/// clock.
-fn sweep_deadline(deadline: SystemTime) -> tokio::time::Instant {
+/// When an invocation stops its work: [`ANSWER_RESERVE`] before Lambda's deadline,
+/// on tokio's clock.
+fn stop_before(deadline: SystemTime) -> tokio::time::Instant {
     let left = deadline
         .duration_since(SystemTime::now())
         .unwrap_or_default();

@@ -1,7 +1,8 @@
-//! The pool sweep against the function's deadline (Lambda kills an invocation at its
-//! timeout): the sweep stops 2 s before it and reports what it left, and the next
-//! sweep goes on. The deterministic case runs by default; a hundred lost instances
-//! under fire is an ignored benchmark (figures in docs/benchmarks.md).
+//! The function against its deadline (Lambda kills an invocation at its timeout):
+//! the sweep stops 2 s before it and reports what it left, and the next sweep goes
+//! on; a state change stops too and fails clearly, and its redelivery binds. The
+//! deterministic cases run by default; a hundred lost instances under fire is an
+//! ignored benchmark (figures in docs/benchmarks.md).
 
 /// The sweep keeps the function's deadline: with every association stuck, it stops
 /// 2 s before the deadline and says what it left (the log line's `unfinished`,
@@ -69,6 +70,52 @@ async fn a_sweep_near_the_function_deadline_stops_reports_what_is_left_and_the_n
         swept["sweep"]["bound"].as_array().unwrap().len(),
         instances.len(),
         "{swept}"
+    );
+    fire.assert_bound_exactly(&instances).await;
+}
+
+/// A state change keeps the deadline too: with the association stuck, the invocation
+/// fails `DeadlineReached` 2 s before its timeout and its line is written; nothing is
+/// associated, and the redelivery (AWS answering again) binds the instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_event_near_the_function_deadline_fails_clearly_and_its_redelivery_binds() {
+    let fire = Fire::calm(4, 1).await;
+    let instances = fire.aws.launch(1, MATCHING).await;
+    let stuck = fire.proxy.add(Rule::new(
+        "AssociateAddress",
+        Fault::Delay(Duration::from_secs(60)),
+    ));
+    fire.proxy.add(Rule::new(
+        "AssociateAddress",
+        Fault::ServerError { status: 503 },
+    ));
+    fire.api.set_function_timeout(Duration::from_secs(6));
+    let running = event(&instances[0], "running");
+    let results = deliver(&fire.api, std::slice::from_ref(&running)).await;
+    assert!(results[0].1.is_error(), "{:?}", results[0].1);
+    let body: Value = serde_json::from_str(results[0].1.body()).unwrap();
+    assert_eq!(body["errorType"], "DeadlineReached", "{body}");
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("running"),
+        "{body}"
+    );
+    assert!(fire.proxy.fired(stuck) >= 1, "the association was stuck");
+    fire.runtimes.wait_outcomes(1).await;
+    let line = fire.runtimes.outcomes().into_values().next().unwrap();
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["error_type"], "DeadlineReached", "{line}");
+    let pool = fire.aws.pool().await;
+    assert!(pool.values().all(Option::is_none), "{pool:?}");
+    assert!(fire.aws.a_records().await.is_empty());
+
+    fire.proxy.clear();
+    fire.api.set_function_timeout(Duration::from_secs(60));
+    let results = deliver(&fire.api, &[running]).await;
+    assert_eq!(
+        response(&results[0].1)["outcome"],
+        "bound",
+        "{:?}",
+        results[0].1
     );
     fire.assert_bound_exactly(&instances).await;
 }
