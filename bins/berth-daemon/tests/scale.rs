@@ -140,12 +140,13 @@ async fn cluster_mode_5000_nodes_converges_resyncs_and_stays_flat_under_churn() 
     println!("after churn: {after_churn}");
     // Flat: the last rounds hold no more than the first ones plus a little slack for
     // the allocator (a per-node leak would grow by the churned nodes' share each round).
-    let early = samples[..rounds / 4]
+    let quarter = (rounds / 4).max(1);
+    let early = samples[..quarter]
         .iter()
         .map(|m| m.rss_kib)
         .max()
         .unwrap_or(0);
-    let late = samples[rounds * 3 / 4..]
+    let late = samples[rounds - quarter..]
         .iter()
         .map(|m| m.rss_kib)
         .max()
@@ -154,6 +155,28 @@ async fn cluster_mode_5000_nodes_converges_resyncs_and_stays_flat_under_churn() 
         late <= early + early / 10 + 2048,
         "memory grew under churn: {early} KiB early, {late} KiB late"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: resident memory by fleet size; run with --ignored --nocapture"]
+async fn cluster_mode_memory_by_fleet_size() {
+    let sizes = std::env::var("BERTH_SCALE_SIZES").unwrap_or_else(|_| "0,1000,2500,5000".into());
+    for nodes in sizes.split(',').filter_map(|n| n.trim().parse().ok()) {
+        let fleet = Fleet::build(nodes, GROUPS, 0).await;
+        if let Some(hold) = env_usize_opt("BERTH_SCALE_HOLD") {
+            hold_for_a_profiler(&fleet, nodes, hold).await;
+            continue;
+        }
+        let d = fleet.daemon(1, &[], &[]);
+        let converged = fleet.wait_converged(&d, Duration::from_secs(900)).await;
+        d.wait_passes(3, Duration::from_secs(300)).await;
+        let pid = d.pid().expect("daemon running");
+        println!(
+            "{nodes} nodes ({} targets): converged in {converged:.1?}, after 3 resyncs {}",
+            fleet.expected_targets(),
+            memory(pid)
+        );
+    }
 }
 
 /// RegisterTargets calls expected to register the whole fleet from empty, `batch`
@@ -175,8 +198,36 @@ async fn steady_resync(fleet: &Fleet, d: &Daemon) -> BTreeMap<String, usize> {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    env_usize_opt(name).unwrap_or(default)
+}
+
+fn env_usize_opt(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// With `BERTH_SCALE_HOLD=<seconds>`: writes the daemon's environment and command line
+/// to `<dir>/run-daemon.sh` and keeps the fleet up that long, for running the daemon by
+/// hand under a heap profiler (`heaptrack sh run-daemon.sh` does not follow the exec;
+/// edit the script's last line to `exec heaptrack "$DAEMON" ...`).
+async fn hold_for_a_profiler(fleet: &Fleet, nodes: usize, seconds: usize) {
+    let w = &fleet.world;
+    let mut script = String::from("#!/bin/sh\n");
+    for (k, v) in berth_testing::aws_env(&w.proxy.endpoint()) {
+        script.push_str(&format!("export {k}='{v}'\n"));
+    }
+    script.push_str(&format!(
+        "export KUBECONFIG='{}' CLUSTER_NAME=e2e POD_NAMESPACE=default POD_NAME=berth-daemon-manual RUST_LOG=info\n",
+        w.dir.join("kubeconfig").display()
+    ));
+    script.push_str(&format!(
+        "DAEMON='{}'\nexec \"$DAEMON\" --listen 127.0.0.1:0 --mode cluster --config '{}' --sleep-interval 1\n",
+        env!("CARGO_BIN_EXE_berth-daemon"),
+        fleet.config.display()
+    ));
+    let path = w.write("run-daemon.sh", &script);
+    println!(
+        "{nodes} nodes: the fleet is up for {seconds} s; run {}",
+        path.display()
+    );
+    tokio::time::sleep(Duration::from_secs(seconds as u64)).await;
 }

@@ -1,4 +1,8 @@
 //! A stream of node changes from a kube-rs watcher, with a reflector cache beside it.
+//!
+//! Every node is cut down by [`slim_node`] as it arrives, before the cache and the
+//! stream see it: at 5,000 nodes the whole objects would hold most of the daemon's
+//! memory (see docs/benchmarks.md, "Cluster mode at 5,000 nodes").
 
 use std::sync::Arc;
 
@@ -10,7 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 
-use crate::{node_from_k8s, Error};
+use crate::{node_from_k8s, slim_node, Error};
 
 /// Which nodes to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +61,8 @@ impl NodeCache {
             .map(|n| node_from_k8s(&n))
     }
 
-    /// The raw API object, for callers needing fields berth-core does not model.
+    /// The cached API object, cut down by [`slim_node`]: only the fields
+    /// [`node_from_k8s`] reads are present.
     pub fn get_raw(&self, name: &str) -> Option<Arc<core::Node>> {
         self.store.get(&ObjectRef::new(name))
     }
@@ -87,7 +92,10 @@ pub fn watch_nodes(
         }
     };
     let (store, writer) = reflector::store();
-    let events = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let events = reflector::reflector(
+        writer,
+        watcher(api, config).default_backoff().modify(slim_node),
+    );
     let changes = events
         .scan(None::<Vec<Node>>, |listing, event| {
             let out = match event {

@@ -76,6 +76,45 @@ async fn cluster_scope_lists_then_streams_changes() {
 }
 
 #[tokio::test]
+async fn a_large_listing_arrives_in_pages_and_the_cache_keeps_slim_nodes() {
+    let api = server();
+    for i in 0..1203 {
+        api.add_node(ready_node(
+            &format!("n-{i:04}"),
+            &format!("i-{i:04}"),
+            &[("pool", "a")],
+        ));
+    }
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    let NodeChange::Synced(nodes) = next(&mut changes).await else {
+        panic!("the first change is the initial listing")
+    };
+    assert_eq!(nodes.len(), 1203);
+    let lists: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /api/v1/nodes?") && !r.contains("watch=true"))
+        .collect();
+    assert_eq!(lists.len(), 3, "pages of 500: {lists:?}");
+    assert!(lists.iter().all(|r| r.contains("limit=500")), "{lists:?}");
+    assert!(
+        lists[1..].iter().all(|r| r.contains("continue=")),
+        "{lists:?}"
+    );
+
+    // A change after the listing still arrives, and the cache holds slim objects.
+    api.add_node(ready_node("n-new", "i-new", &[]));
+    let NodeChange::Applied(added) = next(&mut changes).await else {
+        panic!("n-new is applied")
+    };
+    assert_eq!(added.name, "n-new");
+    let raw = cache.get_raw("n-0007").expect("cached");
+    assert_eq!(raw.metadata.labels.as_ref().unwrap()["pool"], "a");
+    assert!(raw.metadata.resource_version.is_none() && raw.metadata.managed_fields.is_none());
+    assert!(cache.get("n-0007").unwrap().ready);
+}
+
+#[tokio::test]
 async fn node_scope_sees_only_its_node_via_a_field_selector() {
     let api = server();
     api.add_node(ready_node("n-1", "i-01", &[]));

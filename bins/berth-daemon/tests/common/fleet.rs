@@ -120,7 +120,8 @@ impl Fleet {
     }
 
     /// Starts the daemon in cluster mode, resyncing every `resync_seconds`, with
-    /// `extra` arguments after the fleet's.
+    /// `extra` arguments after the fleet's and `env` (`RUST_BACKTRACE=0` unless `env`
+    /// says otherwise).
     pub fn daemon(&self, resync_seconds: u64, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let resync = resync_seconds.to_string();
         let mut args = vec![
@@ -132,7 +133,11 @@ impl Fleet {
             &resync,
         ];
         args.extend_from_slice(extra);
-        self.world.daemon(&args, env)
+        // As in a pod: with RUST_BACKTRACE inherited from a developer's shell, errors
+        // capture and symbolize backtraces, ~19 MiB more at 1,000 nodes (debug build).
+        let mut env_with = vec![("RUST_BACKTRACE", "0")];
+        env_with.extend_from_slice(env);
+        self.world.daemon(&args, &env_with)
     }
 
     /// Adds node `i` (or replaces it), Ready, in its groups.
@@ -271,14 +276,21 @@ pub struct Memory {
     pub rss_kib: u64,
     /// `VmHWM`: the peak resident size so far, KiB.
     pub hwm_kib: u64,
+    /// `RssAnon`: the resident heap and stacks, KiB (VmRSS = RssAnon + RssFile +
+    /// RssShmem).
+    pub anon_kib: u64,
+    /// `RssFile`: resident pages of mapped files (the executable's code), KiB.
+    pub file_kib: u64,
 }
 
 impl std::fmt::Display for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+            "VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1}), VmHWM {:.1} MiB",
             self.rss_kib as f64 / 1024.0,
+            self.anon_kib as f64 / 1024.0,
+            self.file_kib as f64 / 1024.0,
             self.hwm_kib as f64 / 1024.0
         )
     }
@@ -298,6 +310,8 @@ pub fn memory(pid: u32) -> Memory {
     Memory {
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
+        anon_kib: field("RssAnon:"),
+        file_kib: field("RssFile:"),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! It speaks the real protocol to a real `kube::Client` for any resource path
 //! (`/api/v1/...`, `/apis/<group>/<version>/...`, namespaced or not): list with a
-//! `resourceVersion`, `?watch=true` as chunked JSON lines (resuming after a given
+//! `resourceVersion` (paginated by `limit`/`continue`), `?watch=true` as chunked JSON lines (resuming after a given
 //! `resourceVersion`), get, create (`generateName` too), replace with optimistic
 //! concurrency (a stale `resourceVersion` gets 409), merge patch, delete. Field
 //! selectors on `metadata.name`/`metadata.namespace` and equality/existence label
@@ -312,6 +312,52 @@ pub fn ready_node(name: &str, instance_id: &str, labels: &[(&str, &str)]) -> cor
     serde_json::from_value(value).unwrap_or_default()
 }
 
+/// A list, paginated as the real server does with `limit` and `continue`: every page
+/// carries the first page's resourceVersion (the watch that follows resumes from there,
+/// replaying what changed meanwhile), and a token older than the last compaction gets
+/// 410 Gone. Returns the version, the items and the next page's token.
+fn list(
+    store: &Store,
+    selector: &Selector,
+    limit: Option<usize>,
+    token: Option<&str>,
+) -> Result<(u64, Vec<Value>, Option<String>), Failure> {
+    let Some(limit) = limit else {
+        return Ok((store.version(), store.list(selector), None));
+    };
+    let (version, after) = match token {
+        None => (store.version(), None),
+        Some(token) => {
+            let invalid = || {
+                Failure::new(
+                    400,
+                    "BadRequest",
+                    format!("invalid continue token {token:?}"),
+                )
+            };
+            let mut parts = token.splitn(3, '/');
+            let version: u64 = parts
+                .next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(invalid)?;
+            let namespace = parts.next().ok_or_else(invalid)?;
+            let name = parts.next().ok_or_else(invalid)?;
+            if version < store.compacted() {
+                return Err(Failure::new(
+                    410,
+                    "Expired",
+                    "the provided continue parameter is too old",
+                ));
+            }
+            let namespace = (!namespace.is_empty()).then(|| namespace.to_owned());
+            (version, Some((namespace, name.to_owned())))
+        }
+    };
+    let (items, cursor) = store.list_page(selector, limit, after.as_ref());
+    let next = cursor.map(|(ns, name)| format!("{version}/{}/{name}", ns.unwrap_or_default()));
+    Ok((version, items, next))
+}
+
 fn key_of<K: kube::Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> Key {
     let group = K::group(&());
     let version = K::version(&());
@@ -465,12 +511,22 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Respon
             }
             let store = lock(store);
             let (api_version, kind) = kinds::list_type(&route.prefix, &route.resource);
-            Ok(serde_json::json!({
-                "apiVersion": api_version,
-                "kind": kind,
-                "metadata": {"resourceVersion": store.version().to_string()},
-                "items": store.list(&selector),
-            }))
+            let limit = param("limit")
+                .and_then(|l| l.parse().ok())
+                .filter(|l| *l > 0);
+            let token = param("continue").filter(|t| !t.is_empty());
+            list(&store, &selector, limit, token).map(|(version, items, next)| {
+                let mut metadata = serde_json::json!({"resourceVersion": version.to_string()});
+                if let Some(next) = next {
+                    metadata["continue"] = next.into();
+                }
+                serde_json::json!({
+                    "apiVersion": api_version,
+                    "kind": kind,
+                    "metadata": metadata,
+                    "items": items,
+                })
+            })
         }
         (&Method::GET, Some(name)) => lock(store).get(&key(name)).cloned().ok_or_else(|| {
             Failure::new(

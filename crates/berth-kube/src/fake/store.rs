@@ -129,6 +129,39 @@ impl Store {
             .collect()
     }
 
+    /// One page of a list: at most `limit` matching objects after the `after`
+    /// (namespace, name), in key order, and the last one's (namespace, name) if more
+    /// follow. A change between pages shows in the next page if it lands after the
+    /// cursor; the watch that follows the list replays it either way.
+    pub(crate) fn list_page(
+        &self,
+        selector: &Selector,
+        limit: usize,
+        after: Option<&(Option<String>, String)>,
+    ) -> (Vec<Value>, Option<(Option<String>, String)>) {
+        let mut page: Vec<(&Key, &Value)> = self
+            .objects
+            .iter()
+            .filter(|(k, v)| selector.matches(k, v))
+            .filter(|(k, _)| after.is_none_or(|(ns, name)| (&k.namespace, &k.name) > (ns, name)))
+            .take(limit.saturating_add(1))
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let cursor = more
+            .then(|| {
+                page.last()
+                    .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
+            })
+            .flatten();
+        (page.into_iter().map(|(_, v)| v.clone()).collect(), cursor)
+    }
+
+    /// Below this resourceVersion, history is forgotten ([`Store::compact`]).
+    pub(crate) fn compacted(&self) -> u64 {
+        self.compacted
+    }
+
     /// Creates an object; `generateName` is honoured.
     pub(crate) fn create(&mut self, mut key: Key, mut object: Value) -> Result<Value, Failure> {
         if key.name.is_empty() {
@@ -417,6 +450,35 @@ mod tests {
         assert_eq!(err.code, 409);
         assert_eq!(store.get(&key("a")).unwrap()["data"]["x"], "2");
         assert_eq!(store.create(key("a"), json!({})).unwrap_err().code, 409);
+    }
+
+    #[test]
+    fn list_pages_follow_the_cursor() {
+        let mut store = Store::default();
+        for name in ["a", "b", "c", "d", "e"] {
+            store.create(key(name), json!({})).unwrap();
+        }
+        let selector = Selector {
+            prefix: "api/v1".into(),
+            resource: "configmaps".into(),
+            ..Selector::default()
+        };
+        let names = |page: &[Value]| -> Vec<String> {
+            page.iter()
+                .map(|v| v["metadata"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (first, cursor) = store.list_page(&selector, 2, None);
+        assert_eq!(names(&first), ["a", "b"]);
+        let cursor = cursor.unwrap();
+        store.delete(&key("a")).unwrap();
+        let (second, cursor) = store.list_page(&selector, 2, Some(&cursor));
+        assert_eq!(names(&second), ["c", "d"]);
+        let (last, cursor) = store.list_page(&selector, 2, cursor.as_ref());
+        assert_eq!(names(&last), ["e"]);
+        assert_eq!(cursor, None);
+        let (all, cursor) = store.list_page(&selector, 10, None);
+        assert_eq!((names(&all).len(), cursor), (4, None));
     }
 
     #[test]
