@@ -5,7 +5,9 @@
 //! The sidecar records each registration, with its pod's identity, in a ConfigMap of
 //! the pod's namespace (berth-kube's `sidecar_records`). Each pass here lists those
 //! records, asks berth-core's [`IpTargetGc`] which pods (by UID) have been missing
-//! from the pod watch for longer than the grace, observes those records' groups (one
+//! from the pod watch for longer than the grace, confirms each is gone with a `get` of
+//! the Pod (a stale watch cache never removes a live pod's target), observes those
+//! records' groups (one
 //! `DescribeTargetHealth` each), and applies [`plan_ip_target_gc`]'s decision through
 //! the engine: `Engine::deregister` (the record releases the target after
 //! `DeregisterTargets`, and is deleted once empty) then `Leaving::drain` in the
@@ -24,7 +26,7 @@ use berth_core::plan::{
 };
 use berth_core::provider::PollPolicy;
 use berth_kube::events::{pod_reference, EventRecorder, EventType, ObjectReference};
-use berth_kube::pods::{watch_pods, PodChange};
+use berth_kube::pods::{still_running, watch_pods, PodChange};
 use berth_kube::sidecar_records::{list_records, record_store_by_key};
 use berth_runtime::CancellationToken;
 use futures::StreamExt;
@@ -217,17 +219,17 @@ impl Collector {
             tracing::debug!(pod = %records[*i].pod, due_in = ?left, "recorded pod gone; within its grace");
         }
         let next_due = gc.next_due(&due);
-        if due.due.is_empty() {
+        let (due, live) = self.confirm(&records, due.due, live).await;
+        if due.is_empty() {
             metrics.held.set(0);
             return Ok(next_due);
         }
         let groups: BTreeSet<&TargetGroupArn> = due
-            .due
             .iter()
             .flat_map(|i| records[*i].targets.keys())
             .collect();
         let registered = self.observe(groups).await;
-        let plan = plan_ip_target_gc(&records, &due.due, live, &registered);
+        let plan = plan_ip_target_gc(&records, &due, &live, &registered);
         metrics.held.set(plan.held.len() as i64);
         for hold in &plan.held {
             match hold {
@@ -249,6 +251,33 @@ impl Collector {
             self.act(action, record, metrics, drains).await;
         }
         Ok(next_due)
+    }
+
+    /// Asks the API server about each due record's pod before anything is removed: a
+    /// pod found running (the watch cache was stale) is not due, and counts as live; a
+    /// pod that cannot be asked about is not due this time.
+    async fn confirm(
+        &self,
+        records: &[SidecarRecord],
+        due: Vec<usize>,
+        live: &LivePods,
+    ) -> (Vec<usize>, LivePods) {
+        let mut live = live.clone();
+        let mut confirmed = Vec::new();
+        for i in due {
+            let pod = &records[i].pod;
+            match still_running(self.client.clone(), pod).await {
+                Ok(false) => confirmed.push(i),
+                Ok(true) => {
+                    tracing::warn!(pod = %pod, "the pod watch missed a running pod; its targets stay");
+                    live.uids.insert(pod.uid.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %pod, error = %e, "cannot confirm the pod is gone; retried at the next pass")
+                }
+            }
+        }
+        (confirmed, live)
     }
 
     /// Each group's registered members (draining ones left out: already leaving);

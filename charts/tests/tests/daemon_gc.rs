@@ -59,7 +59,7 @@ fn gc_in_cluster_mode_renders_its_flags_and_rbac() {
         cluster_roles[0]["rules"],
         json!([
             {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "get", "update", "delete"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         ])
@@ -228,7 +228,7 @@ async fn the_rendered_rbac_allows_every_request_of_a_gc_run() {
         "the live pod's target stays"
     );
     let requests = api.resource_requests().split_off(before);
-    for verb in ["list", "watch", "update", "delete"] {
+    for verb in ["get", "list", "watch", "delete"] {
         assert!(
             requests.iter().any(|r| r.verb == verb),
             "the run made a {verb}: {requests:#?}"

@@ -3,7 +3,7 @@
 //! drops the spec, the rest of the status and the metadata berth does not read), so
 //! the cache stays small on large clusters.
 
-use berth_core::plan::LivePods;
+use berth_core::plan::{LivePods, PodIdentity};
 use futures::stream::BoxStream;
 use futures::{future, StreamExt};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
@@ -59,6 +59,19 @@ impl PodCache {
             .await
             .map_err(|_| Error::Invalid("the pod watch stopped before its first listing".into()))
     }
+}
+
+/// Whether `pod` still runs, asked of the API server rather than the cache (which a
+/// stuck watch could leave stale): it exists under its name with the same UID and has
+/// not finished. What IP target GC checks before it deregisters anything.
+pub async fn still_running(client: Client, pod: &PodIdentity) -> Result<bool, Error> {
+    let api: Api<Pod> = Api::namespaced(client, &pod.namespace);
+    let found = api
+        .get_opt(&pod.name)
+        .await
+        .map_err(|e| Error::kube(format!("get Pod {}/{}", pod.namespace, pod.name), e))?;
+    Ok(found
+        .is_some_and(|p| p.metadata.uid.as_deref() == Some(pod.uid.as_str()) && !is_finished(&p)))
 }
 
 fn is_finished(pod: &Pod) -> bool {

@@ -233,6 +233,8 @@ async fn next_signal(signals: &mut mpsc::UnboundedReceiver<&'static str>) -> &'s
     }
 }
 
+#[cfg(test)]
+mod record_tests;
 mod steps;
 #[cfg(test)]
 mod tests;
