@@ -25,7 +25,7 @@ async fn a_sweep_near_the_function_deadline_stops_reports_what_is_left_and_the_n
         "AssociateAddress",
         Fault::ServerError { status: 503 },
     ));
-    fire.api.set_function_timeout(Duration::from_secs(8));
+    fire.api.set_function_timeout(Duration::from_secs(10));
     let swept = fire.sweep("sweep-short").await;
     assert_eq!(swept["outcome"], "swept_in_part", "{swept}");
     let unfinished: BTreeSet<&str> = swept["sweep"]["unfinished"]
@@ -89,7 +89,7 @@ async fn a_running_event_near_the_function_deadline_fails_clearly_and_its_redeli
         "AssociateAddress",
         Fault::ServerError { status: 503 },
     ));
-    fire.api.set_function_timeout(Duration::from_secs(6));
+    fire.api.set_function_timeout(Duration::from_secs(8));
     let running = event(&instances[0], "running");
     let results = deliver(&fire.api, std::slice::from_ref(&running)).await;
     assert!(results[0].1.is_error(), "{:?}", results[0].1);
