@@ -35,7 +35,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +42,14 @@ use crate::admin::Readiness;
 use crate::exit::{chain, BoxError};
 use crate::metrics::{PassResult, ReconcileMetrics};
 use crate::Error;
+
+mod leadership;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use leadership::{AlwaysLeader, Leadership};
+pub use settings::{Backoff, Config};
 
 /// What wakes the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,106 +148,6 @@ impl Outcome {
             (a, b) => a.or(b),
         };
         self
-    }
-}
-
-/// The delay before retrying a failed pass: `initial`, doubled after each failure up to
-/// `max`, plus a random part of up to `jitter` times the delay (so replicas and pods do
-/// not retry in step). Reset by a converged pass.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// The first delay.
-    pub initial: Duration,
-    /// The longest delay (before jitter).
-    pub max: Duration,
-    /// The random part, as a fraction of the delay (0.2 = up to 20 % more).
-    pub jitter: f64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            jitter: 0.2,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay after `failures` consecutive failures (1 for the first), jitter
-    /// included.
-    pub fn delay(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(32);
-        let base = self
-            .initial
-            .saturating_mul(2u32.saturating_pow(doublings))
-            .min(self.max);
-        let jitter = self.jitter.clamp(0.0, 1.0) * fastrand::f64();
-        base + base.mul_f64(jitter)
-    }
-}
-
-/// How the loop runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// How long a changed key waits for others before its pass.
-    pub debounce: Duration,
-    /// A pass this long after the previous one; `None`: only on triggers.
-    pub resync: Option<Duration>,
-    /// Retries of failed passes.
-    pub backoff: Backoff,
-    /// No pass before [`Trigger::Synced`].
-    pub wait_for_sync: bool,
-    /// Return after the first pass.
-    pub once: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            debounce: Duration::from_secs(1),
-            resync: Some(Duration::from_secs(300)),
-            backoff: Backoff::default(),
-            wait_for_sync: true,
-            once: false,
-        }
-    }
-}
-
-/// Whether this process may act. berth-kube's Lease elector hands out a
-/// `watch::Receiver<bool>` (`LeaderElector::subscribe`), which implements it.
-pub trait Leadership: Send + Sync {
-    /// Whether this process leads now.
-    fn is_leader(&self) -> bool;
-
-    /// Waits for a change of leadership and returns the new value; `None` once it can
-    /// no longer change (the elector is gone: the last value holds).
-    fn changed(&mut self) -> impl Future<Output = Option<bool>> + Send;
-}
-
-impl Leadership for watch::Receiver<bool> {
-    fn is_leader(&self) -> bool {
-        *self.borrow()
-    }
-
-    async fn changed(&mut self) -> Option<bool> {
-        watch::Receiver::changed(self).await.ok()?;
-        Some(*self.borrow_and_update())
-    }
-}
-
-/// Always the leader (node mode, one-off runs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AlwaysLeader;
-
-impl Leadership for AlwaysLeader {
-    fn is_leader(&self) -> bool {
-        true
-    }
-
-    async fn changed(&mut self) -> Option<bool> {
-        None
     }
 }
 
@@ -489,6 +396,3 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -2,6 +2,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc;
+use tokio::sync::watch;
 
 use super::*;
 use crate::metrics::Metrics;
