@@ -215,7 +215,11 @@ impl World {
         let stderr = std::fs::File::create(&log).expect("log file");
         let out = self.dir.join(format!("daemon-{n}.out"));
         let stdout = std::fs::File::create(&out).expect("stdout file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth-daemon"));
+        // BERTH_DAEMON_BIN: a copy of the binary, for benchmarks that must not pick up
+        // another checkout's build of the shared target dir midway.
+        let bin = std::env::var_os("BERTH_DAEMON_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth-daemon").into());
+        let mut cmd = Command::new(bin);
         cmd.envs(aws_env(&self.proxy.endpoint()))
             .env("KUBECONFIG", self.dir.join("kubeconfig"))
             .env("CLUSTER_NAME", "e2e")
