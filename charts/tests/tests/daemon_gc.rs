@@ -4,10 +4,12 @@
 //! target, every request checked against the rendered rules; node mode ignores the
 //! value.
 
+mod daemon_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_charts::pod::{self, Pod};
+use berth_charts::pod;
 use berth_charts::rbac;
 use berth_charts::render::{release, template, Rendered};
 use berth_core::domain::{Mode as OwnerMode, Owner, Registration, Target, TargetType};
@@ -20,7 +22,7 @@ use berth_daemon::static_config::StaticConfig;
 use berth_kube::fake::FakeApiServer;
 use berth_kube::sidecar_records::{record_name, record_store};
 use berth_runtime::Process;
-use clap::{CommandFactory as _, Parser as _};
+use clap::Parser as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod as K8sPod};
 use serde_json::{json, Value};
 
@@ -87,22 +89,7 @@ fn gc_is_off_by_default_and_in_node_mode() {
 
 /// The daemon's command line as the rendered Deployment's pod runs it.
 fn daemon_cli(rendered: &Rendered) -> Cli {
-    let (name, namespace) = release(CHART);
-    let workload = pod::workloads(rendered)[0];
-    let pod = Pod {
-        name: format!("{name}-0"),
-        namespace: namespace.to_owned(),
-        node_name: "node-1".to_owned(),
-    };
-    let command = Cli::command();
-    let line = pod::command_line(workload, CHART, &pod, |variable| {
-        command
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|e| e == variable))
-            .and_then(|a| a.get_long())
-            .map(str::to_owned)
-    });
-    Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    daemon_support::daemon_cli(pod::workloads(rendered)[0])
 }
 
 async fn until(what: &str, done: impl Fn() -> bool) {

@@ -12,11 +12,13 @@
 //! are printed (`--nocapture`), not failed: some serve paths a run does not take (an
 //! Event repeated, a Lease taken over).
 
+mod daemon_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_aws::imds::Imds;
-use berth_charts::pod::{self, Pod};
+use berth_charts::pod;
 use berth_charts::render::{release, template, values_file};
 use berth_charts::{chart_dir, rbac};
 use berth_core::domain::{Target, TargetType};
@@ -30,12 +32,8 @@ use berth_daemon::static_config::StaticConfig;
 use berth_kube::fake::{ready_node, FakeApiServer, ResourceRequest};
 use berth_runtime::Process;
 use berth_testing::imds::{FakeImds, SPOT_ACTION_PATH};
-use clap::{CommandFactory as _, Parser as _};
-use serde_json::Value;
+use daemon_support::{daemon_cli, CHART, NODE};
 
-const CHART: &str = "berth-daemon";
-/// The node a run registers and cordons (the pod's own node in node and notice mode).
-const NODE: &str = "node-1";
 const INSTANCE: &str = "i-0000000000000001";
 /// The chart's rules name groups by ARN in an account the in-memory groups are not in;
 /// RBAC does not depend on them, so the run uses rules of its own.
@@ -55,25 +53,6 @@ fn examples() -> Vec<String> {
     names.sort();
     assert!(!names.is_empty(), "no example values files");
     names
-}
-
-/// The daemon's command line as a pod of `workload` runs it.
-fn daemon_cli(workload: &Value) -> Cli {
-    let (name, namespace) = release(CHART);
-    let pod = Pod {
-        name: format!("{name}-0"),
-        namespace: namespace.to_owned(),
-        node_name: NODE.to_owned(),
-    };
-    let command = Cli::command();
-    let line = pod::command_line(workload, CHART, &pod, |variable| {
-        command
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|e| e == variable))
-            .and_then(|a| a.get_long())
-            .map(str::to_owned)
-    });
-    Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
 }
 
 /// How many reconcile passes the daemon's controller has run (`berth_reconcile_total`).
