@@ -3,31 +3,26 @@
 //! period — a sidecar killed with SIGKILL, or its node lost, never deregistered.
 //!
 //! The sidecar records each registration, with its pod's identity, in a ConfigMap of
-//! the pod's namespace (berth-kube's `sidecar_records`). Each pass here lists those
-//! records, asks berth-core's [`IpTargetGc`] which pods (by UID) have been missing
-//! from the pod watch for longer than the grace, confirms each is gone with a `get` of
-//! the Pod (a stale watch cache never removes a live pod's target), observes those
-//! records' groups (one
-//! `DescribeTargetHealth` each), and applies [`plan_ip_target_gc`]'s decision through
-//! the engine: `Engine::deregister` (the record releases the target after
-//! `DeregisterTargets`, and is deleted once empty) then `Leaving::drain` in the
-//! background; targets already gone are only forgotten. Nothing without a record is
-//! ever touched.
+//! the pod's namespace (berth-kube's `sidecar_records`). This module only wires: the
+//! pod watch (berth-kube `pods`), when to run a pass (leader only, after the pod list
+//! is in, every interval, soon after a pod deletion, when a waiting record falls due),
+//! berth-core's [`IpTargetCollector`] workflow for the pass itself (records, pods
+//! confirmed gone with a `get`, one `DescribeTargetHealth` per due group, the plan,
+//! `Engine::deregister`, forgets, empty records deleted), and its report turned into
+//! logs, metrics, Events and background `Leaving::drain` waits. Nothing without a record
+//! is ever touched.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::domain::{InstallationId, Mode as OwnerMode, Owner, Target, TargetGroupArn};
-use berth_core::engine::{Engine, MembershipProviders};
-use berth_core::plan::{
-    plan_ip_target_gc, GcAction, GcHold, IpTargetGc, LivePods, MembershipChange, Plan,
-    SidecarRecord,
-};
+use berth_core::domain::{InstallationId, Mode as OwnerMode, Owner, Target};
+use berth_core::engine::Engine;
+use berth_core::plan::{GcAction, GcHold};
 use berth_core::provider::PollPolicy;
+use berth_core::workflow::{GcDone, GcPassReport, IpTargetCollector};
 use berth_kube::events::{pod_reference, EventRecorder, EventType, ObjectReference};
-use berth_kube::pods::{still_running, watch_pods, PodChange};
-use berth_kube::sidecar_records::{list_records, record_store_by_key};
+use berth_kube::pods::{watch_pods, PodChange};
+use berth_kube::sidecar_records::KubeSidecarRecords;
 use berth_runtime::CancellationToken;
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
@@ -156,7 +151,16 @@ impl Collector {
         shutdown: CancellationToken,
     ) {
         let metrics = GcMetrics::register(registry);
-        let mut gc = IpTargetGc::new(self.settings.grace);
+        let records = Arc::new(KubeSidecarRecords::new(
+            self.client.clone(),
+            self.settings.owner.clone(),
+        ));
+        let mut collector = IpTargetCollector::new(
+            self.engine.clone(),
+            self.targets.clone(),
+            records,
+            self.settings.grace,
+        );
         let (cache, mut changes) = watch_pods(self.client.clone());
         let mut drains = JoinSet::new();
         let mut synced = false;
@@ -174,9 +178,7 @@ impl Collector {
                 },
                 changed = leader.changed() => {
                     if changed.is_err() { break; }
-                    // A new leader starts every grace over: it cannot know what the
-                    // previous one saw.
-                    gc = IpTargetGc::new(self.settings.grace);
+                    collector.restart();
                     next = Instant::now();
                 }
                 Some(_) = drains.join_next(), if !drains.is_empty() => {}
@@ -185,12 +187,13 @@ impl Collector {
                     if !synced || !*leader.borrow() {
                         continue;
                     }
-                    match self.pass(&mut gc, &cache.live(), &metrics, &mut drains).await {
-                        Ok(due_in) => {
+                    match collector.pass(&cache.live()).await {
+                        Ok(report) => {
                             metrics.passes.get_or_create(&vec![("result".into(), "ok".into())]).inc();
-                            if let Some(due_in) = due_in {
+                            if let Some(due_in) = report.next_due {
                                 next = next.min(Instant::now() + due_in);
                             }
+                            self.report(report, &metrics, &mut drains).await;
                         }
                         Err(e) => {
                             metrics.passes.get_or_create(&vec![("result".into(), "error".into())]).inc();
@@ -203,35 +206,25 @@ impl Collector {
         drains.abort_all();
     }
 
-    /// One pass; returns when the earliest waiting record falls due.
-    async fn pass(
-        &self,
-        gc: &mut IpTargetGc,
-        live: &LivePods,
-        metrics: &GcMetrics,
-        drains: &mut JoinSet<()>,
-    ) -> Result<Option<Duration>, berth_kube::Error> {
-        let records = list_records(self.client.clone(), &self.settings.owner).await?;
-        let due = gc.due(Instant::now(), &records, live);
-        metrics.records.set(records.len() as i64);
-        metrics.waiting.set(due.waiting.len() as i64);
-        for (i, left) in &due.waiting {
-            tracing::debug!(pod = %records[*i].pod, due_in = ?left, "recorded pod gone; within its grace");
+    /// Turns a pass's report into logs, metrics, Events and background drain waits.
+    async fn report(&self, report: GcPassReport, metrics: &GcMetrics, drains: &mut JoinSet<()>) {
+        metrics.records.set(report.records as i64);
+        metrics.waiting.set(report.waiting as i64);
+        metrics.held.set(report.held.len() as i64);
+        for (pod, error) in &report.unconfirmed {
+            match error {
+                None => {
+                    tracing::warn!(pod = %pod, "the pod watch missed a running pod; its targets stay")
+                }
+                Some(e) => {
+                    tracing::warn!(pod = %pod, error = %e, "cannot confirm the pod is gone; retried at the next pass")
+                }
+            }
         }
-        let next_due = gc.next_due(&due);
-        let (due, live) = self.confirm(&records, due.due, live).await;
-        if due.is_empty() {
-            metrics.held.set(0);
-            return Ok(next_due);
+        for (group, e) in &report.unobserved {
+            tracing::warn!(group = %group, error = %e, "could not observe target group");
         }
-        let groups: BTreeSet<&TargetGroupArn> = due
-            .iter()
-            .flat_map(|i| records[*i].targets.keys())
-            .collect();
-        let registered = self.observe(groups).await;
-        let plan = plan_ip_target_gc(&records, &due, &live, &registered);
-        metrics.held.set(plan.held.len() as i64);
-        for hold in &plan.held {
+        for hold in &report.held {
             match hold {
                 GcHold::Unobserved { record, group } => {
                     tracing::warn!(record, group = %group, "group unobserved; collected later")
@@ -242,109 +235,46 @@ impl Collector {
                 ),
             }
         }
-        let by_key: BTreeMap<&str, &SidecarRecord> =
-            records.iter().map(|r| (r.key.as_str(), r)).collect();
-        for action in &plan.actions {
-            let Some(record) = by_key.get(action.record()) else {
-                continue;
-            };
-            self.act(action, record, metrics, drains).await;
+        for done in report.done {
+            self.done(done, metrics, drains).await;
         }
-        Ok(next_due)
     }
 
-    /// Asks the API server about each due record's pod before anything is removed: a
-    /// pod found running (the watch cache was stale) is not due, and counts as live; a
-    /// pod that cannot be asked about is not due this time.
-    async fn confirm(
-        &self,
-        records: &[SidecarRecord],
-        due: Vec<usize>,
-        live: &LivePods,
-    ) -> (Vec<usize>, LivePods) {
-        let mut live = live.clone();
-        let mut confirmed = Vec::new();
-        for i in due {
-            let pod = &records[i].pod;
-            match still_running(self.client.clone(), pod).await {
-                Ok(false) => confirmed.push(i),
-                Ok(true) => {
-                    tracing::warn!(pod = %pod, "the pod watch missed a running pod; its targets stay");
-                    live.uids.insert(pod.uid.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(pod = %pod, error = %e, "cannot confirm the pod is gone; retried at the next pass")
-                }
+    async fn done(&self, done: GcDone, metrics: &GcMetrics, drains: &mut JoinSet<()>) {
+        let GcDone {
+            pod,
+            action,
+            result,
+            leaving,
+        } = done;
+        let count = match &action {
+            GcAction::Deregister { targets, .. } | GcAction::Forget { targets, .. } => {
+                targets.len()
             }
+            GcAction::DeleteRecord { .. } => 1,
+        };
+        metrics.action(action.verb(), result.is_ok(), count);
+        if let Err(e) = &result {
+            tracing::warn!(pod = %pod, record = action.record(), action = action.verb(), error = %e, "IP target GC action failed; retried at the next pass");
+            return;
         }
-        (confirmed, live)
-    }
-
-    /// Each group's registered members (draining ones left out: already leaving);
-    /// a group that cannot be read is left out, and nothing in it is decided.
-    async fn observe(
-        &self,
-        groups: BTreeSet<&TargetGroupArn>,
-    ) -> BTreeMap<TargetGroupArn, BTreeSet<Target>> {
-        let mut registered = BTreeMap::new();
-        for group in groups {
-            let targets = self.targets.as_ref();
-            match self
-                .engine
-                .caller()
-                .call("DescribeTargetHealth", || targets.health(group))
-                .await
-            {
-                Ok(health) => {
-                    let members = health
-                        .into_iter()
-                        .filter(|h| !h.state.is_draining())
-                        .map(|h| h.target)
-                        .collect();
-                    registered.insert(group.clone(), members);
-                }
-                Err(e) => {
-                    tracing::warn!(group = %group, error = %e, "could not observe target group")
-                }
-            }
-        }
-        registered
-    }
-
-    async fn act(
-        &self,
-        action: &GcAction,
-        record: &SidecarRecord,
-        metrics: &GcMetrics,
-        drains: &mut JoinSet<()>,
-    ) {
-        let store = Arc::new(record_store_by_key(
-            self.client.clone(),
-            &record.key,
-            self.settings.owner.clone(),
-        ));
-        let providers = MembershipProviders::new(self.targets.clone(), store.clone());
-        let pod = &record.pod;
-        match action {
+        match &action {
             GcAction::Deregister { group, targets, .. } => {
-                let left = self.engine.deregister(&providers, group, targets).await;
-                let ok = left.report.is_success();
-                metrics.action("deregister", ok, targets.len());
+                let Some(left) = leaving else {
+                    return; // a dry run
+                };
                 let list = join(targets);
-                if !ok {
-                    for (_, e) in left.report.errors() {
-                        tracing::warn!(pod = %pod, group = %group, targets = %list, error = %e, "IP target GC could not deregister");
-                    }
-                    return;
-                }
-                if left.report.dry_run {
-                    return;
-                }
                 tracing::info!(pod = %pod, group = %group, targets = %list, "deregistered the targets of a gone pod; draining");
-                self.event(pod_reference(&pod.namespace, &pod.name, &pod.uid), "Deregistered", &format!(
+                let message = format!(
                     "berth-daemon deregistered {list} from {} (pod gone for over {:?}, its sidecar never deregistered)",
-                    group.name(), self.settings.grace
-                ))
+                    group.name(),
+                    self.settings.grace
+                );
+                self.event(
+                    pod_reference(&pod.namespace, &pod.name, &pod.uid),
+                    "Deregistered",
+                    &message,
+                )
                 .await;
                 let poll = PollPolicy {
                     initial: Duration::from_secs(1),
@@ -364,30 +294,12 @@ impl Collector {
                     }
                 });
             }
-            GcAction::Forget { group, targets, .. } => {
-                let mut plan = Plan::default();
-                plan.push(MembershipChange::Forget {
-                    group: group.clone(),
-                    targets: targets.clone(),
-                });
-                let report = self.engine.apply(&providers, &plan).await;
-                metrics.action("forget", report.is_success(), targets.len());
-                let error = report.errors().next().map(|(_, e)| e.to_string());
-                if let Some(e) = error {
-                    tracing::warn!(record = %record.key, error = %e, "could not update a sidecar record");
-                } else {
-                    tracing::info!(pod = %pod, group = %group, targets = %join(targets), "forgot recorded targets no longer registered (or re-registered by a live pod)");
-                }
-            }
-            GcAction::DeleteRecord { .. } => {
-                if self.engine.options().dry_run {
-                    return;
-                }
-                let deleted = store.delete_if_empty().await;
-                metrics.action("delete_record", deleted.is_ok(), 1);
-                if let Err(e) = deleted {
-                    tracing::warn!(record = %record.key, error = %e, "could not delete an empty sidecar record");
-                }
+            GcAction::Forget { group, targets, .. } => tracing::info!(
+                pod = %pod, group = %group, targets = %join(targets),
+                "forgot recorded targets no longer registered (or re-registered by a live pod)"
+            ),
+            GcAction::DeleteRecord { record } => {
+                tracing::info!(pod = %pod, record, "deleted an empty sidecar record")
             }
         }
     }

@@ -12,10 +12,12 @@
 //! to the pod: Kubernetes would delete the record with the pod, before GC reads it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use berth_core::domain::Owner;
 use berth_core::plan::{PodIdentity, SidecarRecord};
-use berth_core::provider::OwnedTargets;
+use berth_core::provider::{OwnedTargets, SidecarRecords, TargetOwnership};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -101,6 +103,47 @@ pub async fn list_records(client: Client, owner: &Owner) -> Result<Vec<SidecarRe
         }
     }
     Ok(records)
+}
+
+/// [`SidecarRecords`] over the Kubernetes API: the records of `owner` in every
+/// namespace, and the Pods they name (RBAC: `configmaps` list/get/update/delete and
+/// `pods` get, cluster-wide).
+pub struct KubeSidecarRecords {
+    client: Client,
+    owner: Owner,
+}
+
+impl KubeSidecarRecords {
+    /// The records of `owner` (`berth/<installation>/sidecar`).
+    pub fn new(client: Client, owner: Owner) -> Self {
+        KubeSidecarRecords { client, owner }
+    }
+}
+
+#[async_trait]
+impl SidecarRecords for KubeSidecarRecords {
+    async fn list(&self) -> berth_core::Result<Vec<SidecarRecord>> {
+        Ok(list_records(self.client.clone(), &self.owner).await?)
+    }
+
+    fn store(&self, record: &SidecarRecord) -> Arc<dyn TargetOwnership> {
+        Arc::new(record_store_by_key(
+            self.client.clone(),
+            &record.key,
+            self.owner.clone(),
+        ))
+    }
+
+    async fn delete_if_empty(&self, record: &SidecarRecord) -> berth_core::Result<()> {
+        record_store_by_key(self.client.clone(), &record.key, self.owner.clone())
+            .delete_if_empty()
+            .await?;
+        Ok(())
+    }
+
+    async fn still_running(&self, pod: &PodIdentity) -> berth_core::Result<bool> {
+        Ok(crate::pods::still_running(self.client.clone(), pod).await?)
+    }
 }
 
 fn parse_record(

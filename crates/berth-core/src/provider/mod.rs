@@ -11,6 +11,7 @@
 
 mod etcd;
 mod ownership;
+mod sidecar_records;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub use ownership::{
     decode_targets, encode_targets, CasPolicy, LedgerOwnership, OwnedByConstruction, OwnedTargets,
     Swap, TargetOwnership,
 };
+pub use sidecar_records::SidecarRecords;
 
 /// ELBv2 target groups.
 #[cfg_attr(feature = "test-util", mockall::automock)]

@@ -9,6 +9,8 @@
 //!   rules to target-group membership, drains followed, notices and a requeue.
 //! - [`TargetSlots`]: one target joining its target groups and leaving them, drained
 //!   (berth-sidecar's policy).
+//! - [`IpTargetCollector`]: IP target GC, the targets of gone pods' sidecar records
+//!   (berth-daemon `--gc-ip-targets`).
 //! - [`AddressBinder::sweep`]: the pool sweep, repairing what lost events left
 //!   (berth-lambda's scheduled event).
 
@@ -20,6 +22,7 @@ mod dns;
 #[cfg(test)]
 mod dns_tests;
 mod etcd;
+mod ip_target_gc;
 mod naming;
 pub mod node_targets;
 #[cfg(test)]
@@ -40,6 +43,7 @@ pub use etcd::{
     CallsSpent, EtcdAction, EtcdBootstrap, EtcdBootstrapSettings, EtcdProviders, EtcdSummary,
     LocalNode,
 };
+pub use ip_target_gc::{GcDone, GcPassReport, IpTargetCollector};
 pub use naming::DnsNameTemplate;
 pub use node_targets::{NodeTargets, NodeTargetsProviders, NodeTargetsSettings};
 pub use slots::{JoinFailure, Slot, TargetSlots};
