@@ -23,6 +23,8 @@ mod dns;
 mod dns_tests;
 mod etcd;
 mod ip_target_gc;
+#[cfg(test)]
+mod ip_target_gc_tests;
 mod naming;
 pub mod node_targets;
 #[cfg(test)]
