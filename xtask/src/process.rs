@@ -60,7 +60,13 @@ pub(crate) fn cargo_stdout(root: &Path, args: &[&str]) -> Result<String> {
 
 /// The stdout of `cargo <args>` if it succeeded, with stderr discarded (for probes).
 pub(crate) fn cargo_stdout_quiet(root: &Path, args: &[&str]) -> Option<String> {
-    let output = cargo(root, args)
+    stdout_quiet(&mut cargo(root, args))
+}
+
+/// The stdout of `command` if it succeeded, with no stdin and stderr discarded (for
+/// probes).
+pub(crate) fn stdout_quiet(command: &mut Command) -> Option<String> {
+    let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()

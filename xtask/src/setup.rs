@@ -214,16 +214,7 @@ pub(crate) fn is_root() -> bool {
 
 /// The trimmed stdout of a command that succeeded.
 fn output_of(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    process::stdout_quiet(Command::new(program).args(args)).map(|out| out.trim().to_owned())
 }
 
 fn present(probe: Probe) -> bool {

@@ -4,7 +4,7 @@
 //! parser under libFuzzer.
 
 use berth_bootstrap::config::Config;
-use berth_testing::hostile::{self, assert_clear_error};
+use berth_testing::hostile::assert_clear_error;
 use proptest::prelude::*;
 
 const EXAMPLE: &str = include_str!("../../../examples/bootstrap/config.yaml");
@@ -42,32 +42,10 @@ fn the_valid_documents_parse() {
     Config::parse("config.yaml", &valid_config().to_string()).expect("the document");
 }
 
-#[test]
-fn arbitrary_text_is_refused_clearly() {
-    hostile::arbitrary_text(&check);
-}
-
-#[test]
-fn arbitrary_bytes_as_text_are_refused_clearly() {
-    hostile::arbitrary_bytes_as_text(&check);
-}
-
-#[test]
-fn the_example_with_one_edit_is_parsed_or_refused_clearly() {
-    hostile::example_with_one_edit(EXAMPLE, &check);
-}
-
-#[test]
-fn valid_settings_with_one_field_changed_are_parsed_or_refused_clearly() {
-    hostile::valid_with_one_field_changed(valid_config(), &check);
-}
-
-#[test]
-fn any_json_document_is_parsed_or_refused_clearly() {
-    hostile::any_json_document(&check);
-}
-
-#[test]
-fn deeply_nested_yaml_is_refused_without_overflowing_the_stack() {
-    hostile::deeply_nested_yaml("base", &check);
+berth_testing::hostile_yaml_tests! {
+    check: check,
+    example: EXAMPLE,
+    valid: valid_config(),
+    one_field_changed: valid_settings_with_one_field_changed_are_parsed_or_refused_clearly,
+    root_key: "base",
 }

@@ -180,3 +180,59 @@ pub fn deeply_nested_yaml(key: &str, check: Check<'_>) {
         }
     }
 }
+
+/// The hostile-input tests of a YAML configuration parser, one `#[test]` each:
+/// arbitrary text and bytes, `example` with one edit, `valid` with one field changed
+/// (the test named `one_field_changed`), any JSON document, and flow collections
+/// nested deep under `root_key`. `check` parses one input and passes when it is parsed
+/// or refused clearly.
+///
+/// ```ignore
+/// berth_testing::hostile_yaml_tests! {
+///     check: check,
+///     example: EXAMPLE,
+///     valid: valid_rules(),
+///     one_field_changed: valid_rules_with_one_field_changed_are_parsed_or_refused_clearly,
+///     root_key: "rules",
+/// }
+/// ```
+#[macro_export]
+macro_rules! hostile_yaml_tests {
+    (
+        check: $check:expr,
+        example: $example:expr,
+        valid: $valid:expr,
+        one_field_changed: $one_field_changed:ident,
+        root_key: $root_key:expr $(,)?
+    ) => {
+        #[test]
+        fn arbitrary_text_is_refused_clearly() {
+            $crate::hostile::arbitrary_text(&$check);
+        }
+
+        #[test]
+        fn arbitrary_bytes_as_text_are_refused_clearly() {
+            $crate::hostile::arbitrary_bytes_as_text(&$check);
+        }
+
+        #[test]
+        fn the_example_with_one_edit_is_parsed_or_refused_clearly() {
+            $crate::hostile::example_with_one_edit($example, &$check);
+        }
+
+        #[test]
+        fn $one_field_changed() {
+            $crate::hostile::valid_with_one_field_changed($valid, &$check);
+        }
+
+        #[test]
+        fn any_json_document_is_parsed_or_refused_clearly() {
+            $crate::hostile::any_json_document(&$check);
+        }
+
+        #[test]
+        fn deeply_nested_yaml_is_refused_without_overflowing_the_stack() {
+            $crate::hostile::deeply_nested_yaml($root_key, &$check);
+        }
+    };
+}
