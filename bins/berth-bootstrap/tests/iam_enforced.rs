@@ -23,11 +23,10 @@ fn enforce_printed_policy(proxy: &FaultProxy, config: &Path) -> RuleId {
     berth_testing::iam::enforce_printed_policy(proxy, &mut command)
 }
 
-#[tokio::test]
-async fn a_boot_needs_no_action_the_printed_policy_lacks() {
-    let node = Node::start(&[("Role", "master")]).await;
-    let config = node.config("", "modules: [hostname, dns]\n");
-    let denied = enforce_printed_policy(&node.proxy, &config);
+/// Boots `node` with `config`, AWS refusing every action the policy printed for it
+/// does not grant: the boot is done and nothing was refused.
+async fn boots_within_the_printed_policy(node: &Node, config: &Path) {
+    let denied = enforce_printed_policy(&node.proxy, config);
 
     let run = node.run(&["-c", config.to_str().unwrap()]).await;
     assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
@@ -38,6 +37,13 @@ async fn a_boot_needs_no_action_the_printed_policy_lacks() {
         "AWS refused actions the policy lacks; calls: {:?}",
         node.proxy.counts()
     );
+}
+
+#[tokio::test]
+async fn a_boot_needs_no_action_the_printed_policy_lacks() {
+    let node = Node::start(&[("Role", "master")]).await;
+    let config = node.config("", "modules: [hostname, dns]\n");
+    boots_within_the_printed_policy(&node, &config).await;
     assert_eq!(node.proxy.count("ChangeResourceRecordSets"), 1);
 }
 
@@ -80,17 +86,7 @@ async fn acm_private_ca_certificates_need_no_action_the_printed_policy_lacks() {
         &format!("  acm_pca_arn: {arn}\n"),
         "modules: [hostname, dns, certificates]\n",
     );
-    let denied = enforce_printed_policy(&node.proxy, &config);
-
-    let run = node.run(&["-c", config.to_str().unwrap()]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.summary, run.stderr);
-    assert_eq!(run.summary["outcome"], "done");
-    assert_eq!(
-        node.proxy.fired(denied),
-        0,
-        "AWS refused actions the policy lacks; calls: {:?}",
-        node.proxy.counts()
-    );
+    boots_within_the_printed_policy(&node, &config).await;
     assert_eq!(node.proxy.count("IssueCertificate"), 1);
     assert!(node.proxy.count("GetCertificate") >= 1);
 }
