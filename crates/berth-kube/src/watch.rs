@@ -16,6 +16,9 @@ use kube::{Api, Client};
 
 use crate::{node_from_k8s, slim_node, Error};
 
+/// Nodes per page of the initial listing (kube-runtime's default is 500).
+pub const LIST_PAGE: u32 = 100;
+
 /// Which nodes to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeScope {
@@ -86,7 +89,9 @@ pub fn watch_nodes(
 ) -> (NodeCache, BoxStream<'static, Result<NodeChange, Error>>) {
     let api: Api<core::Node> = Api::all(client);
     let config = match &scope {
-        NodeScope::All => watcher::Config::default(),
+        // Pages of LIST_PAGE nodes: a page is held whole (the response text and
+        // every object in full) before slim_node cuts each down.
+        NodeScope::All => watcher::Config::default().page_size(LIST_PAGE),
         NodeScope::Named(name) => {
             watcher::Config::default().fields(&format!("metadata.name={name}"))
         }

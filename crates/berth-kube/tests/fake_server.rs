@@ -95,8 +95,8 @@ async fn a_large_listing_arrives_in_pages_and_the_cache_keeps_slim_nodes() {
         .into_iter()
         .filter(|r| r.starts_with("GET /api/v1/nodes?") && !r.contains("watch=true"))
         .collect();
-    assert_eq!(lists.len(), 3, "pages of 500: {lists:?}");
-    assert!(lists.iter().all(|r| r.contains("limit=500")), "{lists:?}");
+    assert_eq!(lists.len(), 13, "pages of 100: {lists:?}");
+    assert!(lists.iter().all(|r| r.contains("limit=100")), "{lists:?}");
     assert!(
         lists[1..].iter().all(|r| r.contains("continue=")),
         "{lists:?}"
