@@ -56,10 +56,8 @@ pub fn fault_mix(proxy: &FaultProxy) -> FaultMix {
 pub fn registrations_received(proxy: &FaultProxy) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for body in proxy.forwarded_bodies("RegisterTargets") {
-        let params: BTreeMap<String, String> = body
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        let params: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
             .collect();
         let group = params.get("TargetGroupArn").cloned().unwrap_or_default();
         for n in 1.. {
@@ -79,38 +77,6 @@ pub fn registrations_received(proxy: &FaultProxy) -> BTreeMap<String, usize> {
 /// The targets counted more than once by [`registrations_received`].
 pub fn registered_twice(counts: &BTreeMap<String, usize>) -> Vec<(&String, &usize)> {
     counts.iter().filter(|(_, n)| **n > 1).collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The (group, target) pairs the cluster-mode ownership ConfigMap records, as
