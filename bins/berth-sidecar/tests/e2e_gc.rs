@@ -222,24 +222,24 @@ async fn the_targets_of_killed_sidecars_whose_pods_are_gone_are_collected_and_no
     )
     .await;
 
-    let collected: BTreeSet<String> = kube
-        .events()
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Deregistered"))
-        .filter_map(|e| e.regarding?.name)
-        .collect();
-    assert_eq!(
-        collected,
-        set(&["web-0", "web-1"]),
-        "an Event on each gone pod"
-    );
-    let rendered = metrics.render();
-    assert!(
-        rendered.contains(
-            r#"berth_daemon_ip_target_gc_actions_total{action="deregister",result="ok"} 2"#
-        ),
-        "{rendered}"
-    );
+    // Events and metrics follow a pass's actions (they are published from its report,
+    // after the records are deleted), so they are waited for, not read at once.
+    let deregistered_events = || -> BTreeSet<String> {
+        kube.events()
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("Deregistered"))
+            .filter_map(|e| e.regarding?.name)
+            .collect()
+    };
+    let gc_line = r#"berth_daemon_ip_target_gc_actions_total{action="deregister",result="ok"} 2"#;
+    eventually(
+        "an Event on each gone pod, and the GC metric counts both",
+        Duration::from_secs(30),
+        async || {
+            deregistered_events() == set(&["web-0", "web-1"]) && metrics.render().contains(gc_line)
+        },
+    )
+    .await;
 
     // The survivors stop cleanly: they deregister and delete their own records.
     for sidecar in &mut sidecars[2..] {
