@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use berth_castai::ApiKey;
 use berth_core::domain::{InstallationId, Mode as OwnerMode, Owner};
+use berth_kube::leader::LeaseConfig;
 use berth_runtime::{AwsArgs, LogArgs};
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
@@ -15,7 +16,8 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// DaemonSet, small clusters: its own node (`NODE_NAME`) and the IMDS spot
-    /// interruption notice; AWS calls and a ConfigMap per node, per resync.
+    /// interruption notice; every pod calls AWS each resync (one DescribeTargetHealth
+    /// per group of its node) and keeps an ownership ConfigMap of its own.
     Node,
     /// Deployment: every node, while holding the Lease; one DescribeTargetHealth per
     /// group per resync, whatever the fleet.
@@ -74,20 +76,23 @@ pub struct Cli {
     #[arg(long, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Seconds between full resyncs (drift repair); node changes act at once.
+    /// Seconds between full resyncs (drift repair); node changes are acted on after
+    /// --debounce, without waiting for one.
     #[arg(long = "sleep-interval", env = "SLEEP_INTERVAL", default_value_t = 300)]
     pub sleep_interval: u64,
 
-    /// Debug logging.
+    /// Debug logging: the same as `--log-level debug` when --log-level is not given.
     #[arg(long, env = "DEBUG", value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     pub debug: bool,
 
-    /// Print each plan and change nothing (no AWS writes, no ownership writes, no
-    /// Events, no Lease).
+    /// Print each plan and change nothing: no AWS writes, no ownership writes, no Events,
+    /// no Lease (no replica campaigns), no taint (notice mode).
     #[arg(long, env = "BERTH_DRY_RUN", value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     pub dry_run: bool,
 
-    /// Run one pass (once the node list is in) and exit: 0 if everything was applied.
+    /// Run one pass (once the node list is in; notice mode: one IMDS poll) and exit: 0
+    /// if everything was applied. Cluster mode does not campaign for the Lease then: the
+    /// pass runs whether or not another replica leads.
     #[arg(long)]
     pub once: bool,
 
@@ -99,13 +104,21 @@ pub struct Cli {
     #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
     pub namespace: String,
 
-    /// This replica's identity for leader election and Events (the pod name).
+    /// This replica's identity for leader election and Events (the pod name); default:
+    /// `$HOSTNAME`.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
 
     /// Name of the Lease (cluster mode).
     #[arg(long, env = "BERTH_LEASE_NAME", default_value = "berth-daemon")]
     pub lease_name: String,
+
+    /// How long the Lease lasts without renewal (cluster mode; whole seconds, at least
+    /// 5s): a replica takes over a crashed leader's Lease after this. The leader renews
+    /// every 2/15 of it and steps down when it could not renew for 2/3 of it (at 15s,
+    /// client-go's 2s and 10s).
+    #[arg(long, env = "BERTH_LEASE_DURATION", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
 
     /// Deregister cordoned nodes.
     #[arg(long, env = "BERTH_DEREGISTER_ON_CORDON", value_parser = BoolishValueParser::new(), default_value = "true", num_args = 0..=1, default_missing_value = "true")]
@@ -129,7 +142,9 @@ pub struct Cli {
     #[arg(long, env = "BERTH_IMDS_ENDPOINT", hide = true)]
     pub imds_endpoint: Option<String>,
 
-    /// Targets per RegisterTargets/DeregisterTargets call.
+    /// Targets per RegisterTargets/DeregisterTargets call, 1 to 500. ELBv2 documents no
+    /// per-call limit; 200 is what the AWS Load Balancer Controller sends, 500 is
+    /// berth's own bound (larger calls are untested against ELBv2).
     #[arg(long, env = "BERTH_BATCH_SIZE", default_value_t = 200)]
     pub batch_size: usize,
 
@@ -191,9 +206,14 @@ impl Cli {
         if self.gc_ip_targets && self.mode != Mode::Cluster {
             return Err("--gc-ip-targets needs --mode cluster (the leader collects)".into());
         }
-        if !(1..=500).contains(&self.batch_size) {
-            return Err("--batch-size must be between 1 and 500 (the ELBv2 limit)".into());
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(format!(
+                "--batch-size must be between 1 and {MAX_BATCH_SIZE}: ELBv2 documents no \
+                 per-call limit on targets, so berth sets its own (the default, 200, is what \
+                 the AWS Load Balancer Controller sends per call)"
+            ));
         }
+        validate_lease_duration(self.lease_duration)?;
         Ok(())
     }
 
@@ -220,6 +240,38 @@ impl Cli {
             .into_iter()
             .collect()
     }
+}
+
+/// The most targets per RegisterTargets/DeregisterTargets call berth sends: ELBv2's
+/// API reference gives no limit for `Targets.member.N`, so the bound is berth's own,
+/// 2.5 times the 200 the AWS Load Balancer Controller sends.
+const MAX_BATCH_SIZE: usize = 500;
+
+/// A Lease the leader can keep renewing: at least [`LeaseConfig::MIN_LEASE_DURATION`],
+/// and whole seconds, as `leaseDurationSeconds` stores it (other replicas read that).
+fn validate_lease_duration(duration: Duration) -> Result<(), String> {
+    let min = LeaseConfig::MIN_LEASE_DURATION;
+    if duration < min {
+        return Err(format!(
+            "--lease-duration must be at least {}s: the leader renews every 2/15 of it and \
+             steps down after 2/3 of it without renewal, so {} leaves no time for a slow \
+             API server",
+            min.as_secs(),
+            humantime::format_duration(duration)
+        ));
+    }
+    if duration.subsec_nanos() != 0 {
+        return Err(format!(
+            "--lease-duration must be whole seconds (the Lease's leaseDurationSeconds), not {}",
+            humantime::format_duration(duration)
+        ));
+    }
+    if i32::try_from(duration.as_secs()).is_err() {
+        return Err(
+            "--lease-duration does not fit the Lease's leaseDurationSeconds (int32)".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The key is wrapped at once, so `Debug` of the whole command line shows `***`.
@@ -324,6 +376,55 @@ mod tests {
         ]);
         assert!(cli.debug);
         assert!(!cli.deregister_on_cordon);
+    }
+
+    fn cluster(extra: &[&str]) -> Cli {
+        let base = ["--cluster-name", "p", "--mode", "cluster", "--config", "c"];
+        parse(&[&base[..], extra].concat())
+    }
+
+    #[test]
+    fn batch_size_is_bounded_by_berth_not_by_a_claimed_elbv2_limit() {
+        assert_eq!(cluster(&[]).batch_size, 200);
+        cluster(&["--batch-size", "1"]).validate().unwrap();
+        cluster(&["--batch-size", "500"]).validate().unwrap();
+        for size in ["0", "501"] {
+            let e = cluster(&["--batch-size", size]).validate().unwrap_err();
+            assert!(e.contains("between 1 and 500"), "{e}");
+            assert!(e.contains("ELBv2 documents no per-call limit"), "{e}");
+            assert!(!e.contains("ELBv2 limit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn lease_duration_defaults_to_15s_and_rejects_what_cannot_be_renewed() {
+        assert_eq!(cluster(&[]).lease_duration, Duration::from_secs(15));
+        let cli = cluster(&["--lease-duration", "1m"]);
+        cli.validate().unwrap();
+        assert_eq!(cli.lease_duration, Duration::from_secs(60));
+        cluster(&["--lease-duration", "5s"]).validate().unwrap();
+        for short in ["4s", "4999ms", "0s"] {
+            let e = cluster(&["--lease-duration", short])
+                .validate()
+                .unwrap_err();
+            assert!(e.starts_with("--lease-duration must be at least 5s"), "{e}");
+        }
+        let e = cluster(&["--lease-duration", "7500ms"])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("whole seconds"), "{e}");
+        let e = cluster(&["--lease-duration", "100years"])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("int32"), "{e}");
+        assert!(Cli::try_parse_from([
+            "berth-daemon",
+            "--cluster-name",
+            "p",
+            "--lease-duration",
+            "soon"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -147,7 +147,10 @@ pub fn settings(
         debounce: cli.debounce,
         once: cli.once,
         namespace: cli.namespace.clone(),
-        election: elected.then(|| LeaseConfig::new(&cli.namespace, &cli.lease_name, &identity)),
+        election: elected.then(|| {
+            LeaseConfig::new(&cli.namespace, &cli.lease_name, &identity)
+                .with_lease_duration(cli.lease_duration)
+        }),
         identity,
         owner: cli.owner().map_err(Failure::usage)?,
         previous_owners: cli.previous_owners(),
@@ -182,5 +185,33 @@ fn imds(cli: &Cli) -> Result<Imds, Failure> {
     match &cli.imds_endpoint {
         Some(url) => Imds::with_endpoint(url).map_err(Failure::usage),
         None => Ok(Imds::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn the_lease_duration_reaches_the_election_settings() {
+        let cli = Cli::try_parse_from([
+            "berth-daemon",
+            "--cluster-name=p",
+            "--mode=cluster",
+            "--config=c",
+            "--pod-name=pod-a",
+            "--lease-duration=30s",
+        ])
+        .unwrap();
+        let lease = settings(&cli, StaticConfig::default(), None)
+            .unwrap()
+            .election
+            .expect("cluster mode campaigns");
+        assert_eq!(lease.identity, "pod-a");
+        assert_eq!(lease.lease_duration, Duration::from_secs(30));
+        assert_eq!(lease.renew_deadline, Duration::from_secs(20));
+        assert_eq!(lease.retry_period, Duration::from_secs(4));
     }
 }

@@ -388,6 +388,8 @@ async fn leader_change_the_new_leader_continues() {
         config.to_str().unwrap(),
         "--sleep-interval",
         "1",
+        "--lease-duration",
+        "6s",
     ];
     let mut a = w.daemon(&args, &[]);
     eventually(
@@ -397,6 +399,13 @@ async fn leader_change_the_new_leader_continues() {
         || async { w.members(&arn).await.len() == 3 },
     )
     .await;
+    // The Lease carries --lease-duration: the time the follower waits before taking over.
+    let lease = w
+        .kube
+        .get::<k8s_openapi::api::coordination::v1::Lease>(Some("default"), "berth-daemon")
+        .and_then(|l| l.spec)
+        .expect("the leader's Lease");
+    assert_eq!(lease.lease_duration_seconds, Some(6));
     let b = w.daemon(&args, &[]);
     eventually(
         WAIT,

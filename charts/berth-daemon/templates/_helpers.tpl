@@ -149,6 +149,7 @@ spec:
         {{- end }}
         {{- if $cluster }}
         - --lease-name={{ include "berth-daemon.leaseName" . }}
+        - --lease-duration={{ .Values.leaderElection.leaseDuration }}
         {{- end }}
         - --sleep-interval={{ .Values.sleepInterval }}
         - --deregister-on-cordon={{ .Values.deregisterOnCordon }}

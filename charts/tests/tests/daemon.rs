@@ -117,6 +117,7 @@ fn cluster_mode_is_a_leader_elected_deployment_with_a_pdb() {
     // and written only under their own names: the ConfigMap's as berth-kube computes it
     // from the daemon's owner id, the Lease's as the daemon is told.
     assert!(args(&rendered).contains(&"--lease-name=berth-daemon".to_owned()));
+    assert!(args(&rendered).contains(&"--lease-duration=15s".to_owned()));
     assert_eq!(
         namespaced_rules(&rendered),
         cluster_rules(&rendered, "berth-daemon")
@@ -124,6 +125,7 @@ fn cluster_mode_is_a_leader_elected_deployment_with_a_pdb() {
     let everything = template(CHART, "everything", &[]);
     assert_eq!(everything.get("Deployment", "berth")["spec"]["replicas"], 3);
     assert!(args(&everything).contains(&"--lease-name=berth-leader".to_owned()));
+    assert!(args(&everything).contains(&"--lease-duration=30s".to_owned()));
     assert_eq!(
         namespaced_rules(&everything),
         cluster_rules(&everything, "berth-leader")
@@ -380,6 +382,7 @@ fn bad_values_fail_with_a_message_naming_them() {
             "no source of target groups",
         ),
         (&["logFormat=xml"][..], "logFormat"),
+        (&["leaderElection.leaseDuration=7.5s"][..], "leaseDuration"),
         (&["unknownKey=1"][..], "unknownKey"),
     ] {
         let out = try_template(CHART, "cluster", sets);

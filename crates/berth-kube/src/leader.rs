@@ -51,6 +51,23 @@ impl LeaseConfig {
             retry_period: Duration::from_secs(2),
         }
     }
+
+    /// The shortest lease duration [`LeaseConfig::with_lease_duration`] is meant for:
+    /// 5 s gives a renew deadline of 3.3 s and a retry period of 0.67 s, so a leader
+    /// still gets several renewals (each a GET and a PUT) before it must step down;
+    /// shorter, one slow API server answer would make leadership flap.
+    pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(5);
+
+    /// Sets the lease duration and derives the other timings in client-go's default
+    /// proportions (15 s / 10 s / 2 s): the renew deadline is 2/3 of it and the retry
+    /// period 2/15 of it, so a leader makes about five attempts to renew before its
+    /// deadline, and steps down a third of a lease before anyone may take over.
+    pub fn with_lease_duration(mut self, lease_duration: Duration) -> Self {
+        self.lease_duration = lease_duration;
+        self.renew_deadline = lease_duration * 2 / 3;
+        self.retry_period = lease_duration * 2 / 15;
+        self
+    }
 }
 
 /// The last Lease record seen and when it was first seen (monotonic).
@@ -283,4 +300,31 @@ impl LeaderElector {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_derive_from_the_lease_duration_in_client_go_proportions() {
+        let default = LeaseConfig::new("ns", "l", "me");
+        assert_eq!(
+            default.clone().with_lease_duration(Duration::from_secs(15)),
+            default,
+            "15 s gives client-go's 15 s / 10 s / 2 s"
+        );
+        let short = default.with_lease_duration(LeaseConfig::MIN_LEASE_DURATION);
+        assert_eq!(short.lease_duration, Duration::from_secs(5));
+        assert_eq!(
+            short.renew_deadline,
+            Duration::from_millis(3333) + Duration::from_nanos(333_333)
+        );
+        assert_eq!(
+            short.retry_period,
+            Duration::from_millis(666) + Duration::from_nanos(666_666)
+        );
+        // Jitter adds up to a fifth of the retry period: renewals still fit the deadline.
+        assert!(short.renew_deadline > short.retry_period.mul_f64(1.2) * 4);
+    }
 }
