@@ -123,6 +123,10 @@ pub fn translate(notice: &Notice, metrics: &Metrics) -> Vec<NodeEvent> {
             metrics.deregistrations.inc();
             on(node, Normal, "Deregistering", "DeregisterTargets")
         }
+        Notice::AlreadyAbsent { node, .. } => {
+            metrics.deregistrations_already_absent.inc();
+            on(node, Normal, "AlreadyAbsent", "DeregisterTargets")
+        }
         Notice::Drained { node, .. } => {
             metrics.drained.inc();
             on(node, Normal, "Deregistered", "DeregisterTargets")
@@ -156,5 +160,50 @@ pub fn translate(notice: &Notice, metrics: &Metrics) -> Vec<NodeEvent> {
             tracing::info!("{other}");
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_core::domain::{Target, TargetGroupArn};
+
+    use super::*;
+
+    #[test]
+    fn an_already_absent_target_is_its_own_event_and_count_not_a_deregistration() {
+        let metrics = Metrics::new();
+        let group = TargetGroupArn::new(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef",
+        )
+        .unwrap();
+        let notice = Notice::AlreadyAbsent {
+            node: Some("node-1".into()),
+            group,
+            target: Target::new("i-0123", 80),
+            why: "leave: cordoned".into(),
+        };
+
+        let events = translate(&notice, &metrics);
+
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, "AlreadyAbsent");
+        assert_eq!(events[0].severity, Severity::Normal);
+        assert_eq!(events[0].action, "DeregisterTargets");
+        assert!(
+            events[0]
+                .message
+                .contains("already absent from target group web"),
+            "{}",
+            events[0].message
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains("berth_daemon_deregistrations_already_absent_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_daemon_deregistrations_total 0"),
+            "{text}"
+        );
     }
 }

@@ -68,7 +68,9 @@ impl GcSettings {
 struct GcMetrics {
     /// Passes run, by result (`ok`, `error`).
     passes: Family<Vec<(String, String)>, Counter>,
-    /// Targets acted on, by action (`deregister`, `forget`, `delete_record`) and result.
+    /// Targets acted on, by action (`deregister`, `forget`, `delete_record`) and result
+    /// (`ok`, `error`; `already_absent` for a deregistration that found its target
+    /// gone already).
     actions: Family<Vec<(String, String)>, Counter>,
     /// Sidecar registration records seen in the last pass.
     records: Gauge,
@@ -120,8 +122,10 @@ impl GcMetrics {
         metrics
     }
 
-    fn action(&self, verb: &str, ok: bool, count: usize) {
-        let result = if ok { "ok" } else { "error" };
+    fn action(&self, verb: &str, result: &str, count: usize) {
+        if count == 0 {
+            return;
+        }
         self.actions
             .get_or_create(&vec![
                 ("action".into(), verb.into()),
@@ -253,36 +257,54 @@ impl Collector {
             }
             GcAction::DeleteRecord { .. } => 1,
         };
-        metrics.action(action.verb(), result.is_ok(), count);
+        // A deregistration's targets found gone already are counted apart: nothing was
+        // removed for them.
+        let absent = leaving
+            .as_ref()
+            .map(|l| l.outcome().absent)
+            .unwrap_or_default();
+        let result_label = if result.is_ok() { "ok" } else { "error" };
+        metrics.action(action.verb(), result_label, count - absent.len());
+        metrics.action(action.verb(), "already_absent", absent.len());
         if let Err(e) = &result {
             tracing::warn!(pod = %pod, record = action.record(), action = action.verb(), error = %e, "IP target GC action failed; retried at the next pass");
             return;
         }
         match &action {
-            GcAction::Deregister { group, targets, .. } => {
+            GcAction::Deregister { group, .. } => {
                 let Some(left) = leaving else {
                     return; // a dry run
                 };
-                let list = join(targets);
+                let outcome = left.outcome();
+                let pod_ref = pod_reference(&pod.namespace, &pod.name, &pod.uid);
+                if !outcome.absent.is_empty() {
+                    let list = join(&outcome.absent);
+                    tracing::info!(pod = %pod, group = %group, targets = %list, "the targets of a gone pod were already absent; nothing to deregister, their record is cleared");
+                    let message = format!(
+                        "berth-daemon found {list} already absent from {} (pod gone for over {:?}); nothing deregistered, its record is cleared",
+                        group.name(),
+                        self.settings.grace
+                    );
+                    self.event(pod_ref.clone(), "AlreadyAbsent", &message).await;
+                }
+                if outcome.removed.is_empty() {
+                    return;
+                }
+                let list = join(&outcome.removed);
                 tracing::info!(pod = %pod, group = %group, targets = %list, "deregistered the targets of a gone pod; draining");
                 let message = format!(
                     "berth-daemon deregistered {list} from {} (pod gone for over {:?}, its sidecar never deregistered)",
                     group.name(),
                     self.settings.grace
                 );
-                self.event(
-                    pod_reference(&pod.namespace, &pod.name, &pod.uid),
-                    "Deregistered",
-                    &message,
-                )
-                .await;
+                self.event(pod_ref, "Deregistered", &message).await;
                 let poll = PollPolicy {
                     initial: Duration::from_secs(1),
                     max: Duration::from_secs(15),
                     deadline: self.settings.drain_bound,
                 };
                 let drained = metrics.drained.clone();
-                let (group, count) = (group.clone(), targets.len() as u64);
+                let (group, count) = (group.clone(), outcome.removed.len() as u64);
                 drains.spawn(async move {
                     match left.drain(poll).await.drain {
                         Some(Ok(took)) => {

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub registrations: Counter,
     /// Targets deregistered.
     pub deregistrations: Counter,
+    /// Targets to deregister found already absent from their group (nothing removed).
+    pub deregistrations_already_absent: Counter,
     /// Errors by kind (`aws`, `castai`, `kubernetes`, `access_denied`...) and, for
     /// refused permissions, the IAM action.
     pub errors: Family<Labels, Counter>,
@@ -64,6 +66,7 @@ impl Metrics {
             registry: registry.clone(),
             registrations: Counter::default(),
             deregistrations: Counter::default(),
+            deregistrations_already_absent: Counter::default(),
             errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             leader: Gauge::default(),
@@ -88,6 +91,11 @@ impl Metrics {
             "deregistrations",
             "Targets deregistered from target groups",
             self.deregistrations.clone(),
+        );
+        registry.register(
+            "deregistrations_already_absent",
+            "Targets to deregister found already absent from their group (nothing removed)",
+            self.deregistrations_already_absent.clone(),
         );
         registry.register(
             "errors",
@@ -174,11 +182,13 @@ mod tests {
             },
         );
         m.leader.set(1);
+        m.deregistrations_already_absent.inc();
         m.notice_taint("berth.dev/spot-interruption");
         let text = process.render();
         for line in [
             "berth_daemon_errors_total{kind=\"access_denied\",action=\"elasticloadbalancing:RegisterTargets\"} 1",
             "berth_daemon_leader 1",
+            "berth_daemon_deregistrations_already_absent_total 1",
             "berth_daemon_notice_taints_total{taint=\"berth.dev/spot-interruption\"} 1",
             "berth_build_info{",
         ] {

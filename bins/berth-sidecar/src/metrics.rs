@@ -25,6 +25,7 @@ pub(crate) struct Metrics {
     registry: berth_runtime::Metrics,
     registrations: Family<GroupLabel, Counter>,
     deregistrations: Family<GroupLabel, Counter>,
+    already_absent: Family<GroupLabel, Counter>,
     failures: Family<StageLabel, Counter>,
     ready: Gauge,
     time_to_healthy: Gauge<f64, AtomicU64>,
@@ -50,6 +51,7 @@ impl Metrics {
         let metrics = Metrics {
             registrations: Family::default(),
             deregistrations: Family::default(),
+            already_absent: Family::default(),
             failures: Family::default(),
             ready: Gauge::default(),
             time_to_healthy: Gauge::default(),
@@ -74,6 +76,12 @@ impl Metrics {
             "deregistrations",
             "Targets deregistered, per target group",
             metrics.deregistrations.clone(),
+        );
+        registry.register(
+            "deregistrations_already_absent",
+            "Deregistrations that found the target already absent from its group (nothing \
+             removed), per target group",
+            metrics.already_absent.clone(),
         );
         registry.register(
             "failures",
@@ -108,6 +116,13 @@ impl Metrics {
     /// Counts a deregistration from `group`.
     pub(crate) fn deregistered(&self, group: &str) {
         self.deregistrations
+            .get_or_create(&[("target_group", group.to_owned())])
+            .inc();
+    }
+
+    /// Counts a deregistration from `group` that found the target already absent.
+    pub(crate) fn already_absent(&self, group: &str) {
+        self.already_absent
             .get_or_create(&[("target_group", group.to_owned())])
             .inc();
     }
@@ -156,6 +171,7 @@ mod tests {
         m.registered("web");
         m.registered("web");
         m.deregistered("web");
+        m.already_absent("api");
         m.failed("register");
         m.set_ready(true);
         m.healthy_after(Duration::from_millis(1500));
@@ -164,6 +180,7 @@ mod tests {
         for line in [
             "berth_sidecar_registrations_total{target_group=\"web\"} 2",
             "berth_sidecar_deregistrations_total{target_group=\"web\"} 1",
+            "berth_sidecar_deregistrations_already_absent_total{target_group=\"api\"} 1",
             "berth_sidecar_failures_total{stage=\"register\"} 1",
             "berth_sidecar_ready 1",
             "berth_sidecar_time_to_healthy_seconds 1.5",

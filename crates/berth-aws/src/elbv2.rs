@@ -8,9 +8,9 @@
 //! when AWS answers `TargetGroupNotFound` for its group (deleted, perhaps recreated
 //! under the same name with a new ARN).
 //!
-//! Deregistering a target the group does not have succeeds and is logged as "already
-//! absent": AWS's `InvalidTarget` refusal, read from the modelled error, means exactly
-//! that for `DeregisterTargets` (see `deregister_absent_ok`).
+//! Deregistering a target the group does not have succeeds and is answered (and
+//! logged) as "already absent": AWS's `InvalidTarget` refusal, read from the modelled
+//! error, means exactly that for `DeregisterTargets` (see `deregister_absent_ok`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -31,7 +31,7 @@ use berth_core::domain::{
     Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,
     TargetType,
 };
-use berth_core::provider::TargetGroups;
+use berth_core::provider::{Deregistered, TargetGroups};
 use berth_core::{Error, Result};
 
 use crate::error::from_sdk;
@@ -212,7 +212,7 @@ impl TargetGroups for ElbTargetGroups {
         self.seen(group, result)
     }
 
-    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<Deregistered> {
         let result = self.deregister_absent_ok(group, targets).await;
         self.seen(group, result)
     }
@@ -263,17 +263,22 @@ impl ElbTargetGroups {
     ///   the refusal: a stale read, or a target AWS no longer counts as registered)
     ///   each of them alone, where a refusal again means absent.
     ///
-    /// Every target found absent is logged as such: nothing is said to have left that
-    /// was not there.
-    async fn deregister_absent_ok(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+    /// Every target found absent is answered (and logged) as such: nothing is said to
+    /// have left that was not there. This relies on AWS refusing the whole call; a
+    /// service that removes the targets before the refused one (moto) has those
+    /// answered absent after a batch refusal.
+    async fn deregister_absent_ok(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Target],
+    ) -> Result<Deregistered> {
         if targets.is_empty() {
-            return Ok(());
+            return Ok(Deregistered::default());
         }
         match self.deregister_call(group, targets).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Deregistered::removed(targets)),
             Err(Refused::NotRegistered) if targets.len() == 1 => {
-                already_absent(group, targets.iter());
-                return Ok(());
+                return Ok(already_absent(group, Deregistered::absent(targets)));
             }
             Err(Refused::NotRegistered) => {}
             Err(Refused::Other(err)) => return Err(err),
@@ -283,40 +288,47 @@ impl ElbTargetGroups {
             .iter()
             .cloned()
             .partition(|t| members.iter().any(|m| &m.target == t));
-        already_absent(group, absent.iter());
+        let mut answer = Deregistered {
+            removed: Vec::new(),
+            absent,
+        };
         if present.is_empty() {
-            return Ok(());
+            return Ok(already_absent(group, answer));
         }
-        if !absent.is_empty() {
+        if !answer.absent.is_empty() {
             match self.deregister_call(group, &present).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    answer.removed = present;
+                    return Ok(already_absent(group, answer));
+                }
                 Err(Refused::NotRegistered) => {}
                 Err(Refused::Other(err)) => return Err(err),
             }
         }
-        for target in &present {
+        for target in present {
             match self
-                .deregister_call(group, std::slice::from_ref(target))
+                .deregister_call(group, std::slice::from_ref(&target))
                 .await
             {
-                Ok(()) => {}
-                Err(Refused::NotRegistered) => already_absent(group, std::iter::once(target)),
+                Ok(()) => answer.removed.push(target),
+                Err(Refused::NotRegistered) => answer.absent.push(target),
                 Err(Refused::Other(err)) => return Err(err),
             }
         }
-        Ok(())
+        Ok(already_absent(group, answer))
     }
 }
 
-/// Reports targets a deregistration found not registered.
-fn already_absent<'a>(group: &TargetGroupArn, targets: impl Iterator<Item = &'a Target>) {
-    for target in targets {
+/// Logs the targets a deregistration found not registered, and passes the answer on.
+fn already_absent(group: &TargetGroupArn, answer: Deregistered) -> Deregistered {
+    for target in &answer.absent {
         tracing::info!(
             group = %group,
             %target,
             "target not registered in the group: already absent, nothing to deregister"
         );
     }
+    answer
 }
 
 /// Why `DeregisterTargets` failed.

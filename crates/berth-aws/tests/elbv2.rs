@@ -22,7 +22,7 @@ use berth_core::domain::{
 };
 use berth_core::engine::{wait_for_targets, ApplyOptions, Engine, MembershipProviders, WaitFor};
 use berth_core::plan::{MembershipChange, Plan};
-use berth_core::provider::TargetGroups;
+use berth_core::provider::{Deregistered, TargetGroups};
 use berth_core::Error;
 use berth_testing::{sdk_config, Fault, FaultProxy, MotoServer, Rule};
 use fixtures::*;
@@ -270,10 +270,12 @@ async fn deregistering_a_never_registered_target_succeeds_as_absent() {
         .await
         .unwrap();
 
-    s.adapter
+    let answer = s
+        .adapter
         .deregister(&group, &[Target::new("10.0.3.7", 80)])
         .await
         .expect("an absent target is deregistered already");
+    assert_eq!(answer, Deregistered::absent(&[Target::new("10.0.3.7", 80)]));
     assert_eq!(s.counter.get("DeregisterTargets"), 1);
     assert_eq!(
         s.counter.get("DescribeTargetHealth"),
@@ -299,6 +301,59 @@ async fn deregistering_a_never_registered_target_succeeds_as_absent() {
         members(&s.elb, &group).await,
         [("10.0.3.9".to_owned(), 80)].into_iter().collect()
     );
+}
+
+/// The answer says which targets left and which were not there, from AWS's
+/// `InvalidTarget` refusal: a single target, a batch, and through the engine's
+/// report. (moto refuses target by target in order, removing those before the refused
+/// one, where AWS refuses the whole call: with the absent target first, both refuse
+/// before removing anything.)
+#[tokio::test]
+async fn a_deregistration_answers_which_targets_were_removed_and_which_absent() {
+    let moto = MotoServer::isolated().await;
+    let s = setup(&moto).await;
+    let group = target_group(&s.elb, &s.vpc, "pods", TargetTypeEnum::Ip, 80).await;
+    let ip = |last: u8| Target::new(format!("10.0.4.{last}"), 80);
+    s.adapter
+        .register(&group, &[1, 2, 3].map(|i| Registration::from(ip(i))))
+        .await
+        .unwrap();
+
+    let one = s.adapter.deregister(&group, &[ip(1)]).await.unwrap();
+    assert_eq!(one, Deregistered::removed(&[ip(1)]));
+    let again = s.adapter.deregister(&group, &[ip(1)]).await.unwrap();
+    assert_eq!(
+        again,
+        Deregistered::absent(&[ip(1)]),
+        "removed before: absent now"
+    );
+    let batch = s.adapter.deregister(&group, &[ip(9), ip(2)]).await.unwrap();
+    assert_eq!(
+        batch,
+        Deregistered {
+            removed: vec![ip(2)],
+            absent: vec![ip(9)]
+        }
+    );
+
+    // Through the engine: the report tells the absent target apart, and succeeds.
+    let providers = MembershipProviders::owned_by_construction(Arc::new(ElbTargetGroups::new(
+        &s.config,
+        CallCounter::new(),
+    )));
+    let left = Engine::default()
+        .deregister(&providers, &group, &[ip(8), ip(3)])
+        .await;
+    assert!(left.report.is_success(), "{}", left.report);
+    assert_eq!(left.report.already(), 1, "{}", left.report);
+    assert_eq!(
+        left.outcome(),
+        Deregistered {
+            removed: vec![ip(3)],
+            absent: vec![ip(8)]
+        }
+    );
+    assert!(members(&s.elb, &group).await.is_empty());
 }
 
 /// A membership read that disagrees with the refusal (here a canned answer listing
@@ -337,10 +392,20 @@ async fn a_batch_refusal_the_membership_contradicts_ends_in_single_deregistratio
     let counter = CallCounter::new();
     let adapter = ElbTargetGroups::new(&sdk_config(&proxy.endpoint()), counter.clone());
 
-    adapter
-        .deregister(&group, &[present.clone(), absent.clone()])
+    // The absent target first: moto, which refuses target by target, removes nothing
+    // before refusing (as AWS, which refuses the whole call).
+    let answer = adapter
+        .deregister(&group, &[absent.clone(), present.clone()])
         .await
         .expect("both end up out of the group");
+    assert_eq!(
+        answer,
+        Deregistered {
+            removed: vec![present.clone()],
+            absent: vec![absent.clone()]
+        },
+        "the single refusal is the answer, not the contradicting read"
+    );
     assert!(members(&s.elb, &group).await.is_empty());
     assert_eq!(counter.get("DescribeTargetHealth"), 1);
     assert_eq!(

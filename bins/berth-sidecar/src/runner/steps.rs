@@ -145,7 +145,13 @@ impl Runner {
         let leaving = self.slots.deregister(slots).await;
         let mut errors = Vec::new();
         for (slot, left) in slots.iter().zip(&leaving) {
-            if left.is_deregistered() {
+            let outcome = left.outcome();
+            // Removed by someone else (an operator, the daemon's GC) or never registered
+            // (a cancelled registration): nothing was deregistered, and that is said.
+            if outcome.absent.contains(&slot.target) {
+                tracing::info!(group = %slot.group.name, target = %slot.target, "already absent; nothing to deregister");
+                self.status.metrics.already_absent(&slot.group.name);
+            } else if outcome.removed.contains(&slot.target) {
                 tracing::info!(group = %slot.group.name, target = %slot.target, "deregistered");
                 self.status.metrics.deregistered(&slot.group.name);
             }

@@ -11,7 +11,7 @@ use berth_core::domain::{
     TargetType,
 };
 use berth_core::memory::{DeregisterBehaviour, MemoryTargetGroups};
-use berth_core::provider::TargetGroups;
+use berth_core::provider::{Deregistered, TargetGroups};
 use berth_core::Error;
 use tokio::sync::mpsc;
 
@@ -150,7 +150,7 @@ impl TargetGroups for Wrapped {
         &self,
         group: &TargetGroupArn,
         targets: &[Target],
-    ) -> berth_core::Result<()> {
+    ) -> berth_core::Result<Deregistered> {
         self.inner.deregister(group, targets).await
     }
 }
@@ -426,3 +426,5 @@ async fn instance_groups_are_refused_before_anything_is_registered() {
     );
     assert_eq!(w.groups.faults.calls("RegisterTargets"), 0);
 }
+
+mod absent;

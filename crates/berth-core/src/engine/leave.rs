@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{wait_for_targets, Caller, Engine, MembershipProviders, Report, RetryPolicy, WaitFor};
+use super::{
+    wait_for_targets, Caller, Engine, MembershipProviders, Report, RetryPolicy, Status, WaitFor,
+};
 use crate::domain::TargetHealth;
 use crate::domain::{Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef};
 use crate::plan::{MembershipChange, Plan};
-use crate::provider::{PollPolicy, TargetGroups};
+use crate::provider::{Deregistered, PollPolicy, TargetGroups};
 use crate::Result;
 
 /// How a deregistration ended.
@@ -58,6 +60,27 @@ impl Leaving {
         self.report.is_success() && !self.report.dry_run
     }
 
+    /// What the deregistration did, from its report: the targets of done batches the
+    /// group had (`removed`: they are leaving it) and those it did not (`absent`:
+    /// nothing was removed). Empty for a failed batch, and in a dry run.
+    pub fn outcome(&self) -> Deregistered {
+        let mut outcome = Deregistered::default();
+        for o in &self.report.outcomes {
+            if !matches!(o.status, Status::Done) {
+                continue;
+            }
+            let absent = o.already.as_ref().map(MembershipChange::targets);
+            for t in o.change.targets() {
+                if absent.as_ref().is_some_and(|a| a.contains(&t)) {
+                    outcome.absent.push(t);
+                } else {
+                    outcome.removed.push(t);
+                }
+            }
+        }
+        outcome
+    }
+
     /// Waits, under `poll`, until the targets have left the group (the deregistration
     /// delay), every health poll through the engine's caller.
     pub async fn drain(self, poll: PollPolicy) -> Drained {
@@ -67,10 +90,16 @@ impl Leaving {
                 drain: None,
             };
         }
-        let drain = self
-            .engine
-            .wait_drained(self.provider.as_ref(), &self.group, &self.targets, poll)
-            .await;
+        // Targets found absent have nothing to drain; with none removed, no call is
+        // spent.
+        let removed = self.outcome().removed;
+        let drain = if removed.is_empty() {
+            Ok(Duration::ZERO)
+        } else {
+            self.engine
+                .wait_drained(self.provider.as_ref(), &self.group, &removed, poll)
+                .await
+        };
         Drained {
             report: self.report,
             drain: Some(drain),
@@ -173,7 +202,7 @@ impl TargetGroups for PolledTargets<'_> {
     async fn register(&self, group: &TargetGroupArn, targets: &[Registration]) -> Result<()> {
         self.inner.register(group, targets).await
     }
-    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<Deregistered> {
         self.inner.deregister(group, targets).await
     }
 }

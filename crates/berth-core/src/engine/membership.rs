@@ -2,14 +2,15 @@
 //! and the whole observe → plan → apply loop for callers that reconcile target groups.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Apply, ApplyOptions, Caller, Engine, Report};
-use crate::domain::TargetGroupArn;
+use super::{Applied, Apply, ApplyOptions, Caller, Engine, Report};
+use crate::domain::{Target, TargetGroupArn};
 use crate::plan::{plan_membership, DesiredMembership, MembershipChange, ObservedMembership, Plan};
-use crate::provider::{OwnedByConstruction, TargetGroups, TargetOwnership};
+use crate::provider::{Deregistered, OwnedByConstruction, TargetGroups, TargetOwnership};
 use crate::{Error, Result};
 
 /// What applying membership changes needs: the target groups and the store of what
@@ -42,7 +43,11 @@ impl Apply for MembershipChange {
         options.target_batch_size
     }
 
-    async fn apply(&self, providers: &MembershipProviders, caller: &Caller) -> Result<()> {
+    async fn apply(
+        &self,
+        providers: &MembershipProviders,
+        caller: &Caller,
+    ) -> Result<Applied<Self>> {
         let tg = providers.targets.as_ref();
         match self {
             MembershipChange::Register { group, targets } => {
@@ -55,27 +60,69 @@ impl Apply for MembershipChange {
                 .await?;
                 caller
                     .call("RegisterTargets", || tg.register(group, targets))
-                    .await
+                    .await?;
+                Ok(Applied::changed())
             }
             MembershipChange::Deregister { group, targets } => {
-                caller
-                    .call("DeregisterTargets", || tg.deregister(group, targets))
+                // A retried call may find absent what an earlier attempt removed before
+                // its answer was lost: after such an attempt, nothing is called absent.
+                let maybe_applied = AtomicBool::new(false);
+                let answer = caller
+                    .call("DeregisterTargets", || async {
+                        let result = tg.deregister(group, targets).await;
+                        let reached = match &result {
+                            Err(e) => e.is_retryable() && !e.is_throttling(),
+                            Ok(_) => false,
+                        };
+                        let earlier = maybe_applied.fetch_or(reached, Ordering::Relaxed);
+                        result.map(|answer| {
+                            if earlier {
+                                Deregistered::removed(targets)
+                            } else {
+                                answer
+                            }
+                        })
+                    })
                     .await?;
+                // Absent targets are released too: the record must not outlive them.
                 let store = providers.ownership.as_ref();
                 own(store, caller, "ReleaseTargets", || {
                     store.release(group, targets)
                 })
-                .await
+                .await?;
+                Ok(Applied {
+                    already: already_absent(group, targets, answer),
+                })
             }
             MembershipChange::Forget { group, targets } => {
                 let store = providers.ownership.as_ref();
                 own(store, caller, "ReleaseTargets", || {
                     store.release(group, targets)
                 })
-                .await
+                .await?;
+                Ok(Applied::changed())
             }
         }
     }
+}
+
+/// The targets of a deregistration the provider found absent, as a change (`None`
+/// when every one was removed). Only targets of the batch count: a provider's answer
+/// cannot make the report claim more than was asked.
+fn already_absent(
+    group: &TargetGroupArn,
+    targets: &[Target],
+    answer: Deregistered,
+) -> Option<MembershipChange> {
+    let absent: Vec<Target> = targets
+        .iter()
+        .filter(|t| answer.absent.contains(t))
+        .cloned()
+        .collect();
+    (!absent.is_empty()).then(|| MembershipChange::Deregister {
+        group: group.clone(),
+        targets: absent,
+    })
 }
 
 /// Writes target ownership (`ClaimTargets` or `ReleaseTargets`) through the caller,

@@ -48,8 +48,25 @@ pub trait Apply: Change {
         usize::MAX
     }
 
-    /// Applies one batch, every provider call through `caller`.
-    async fn apply(&self, providers: &Self::Providers, caller: &Caller) -> Result<()>;
+    /// Applies one batch, every provider call through `caller`, and says which part of
+    /// it was already in effect.
+    async fn apply(&self, providers: &Self::Providers, caller: &Caller) -> Result<Applied<Self>>;
+}
+
+/// A batch applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied<C> {
+    /// The part of the batch that was already in effect, as the provider answered
+    /// (targets a deregistration found not registered): applying it changed nothing.
+    /// Success all the same: every change is idempotent.
+    pub already: Option<C>,
+}
+
+impl<C> Applied<C> {
+    /// The whole batch changed something.
+    pub fn changed() -> Self {
+        Applied { already: None }
+    }
 }
 
 /// How the engine applies a plan.
@@ -130,6 +147,7 @@ impl Engine {
                     change,
                     status: Status::Planned,
                     attempts: 0,
+                    already: None,
                 })
                 .collect();
             return Report {
@@ -146,17 +164,18 @@ impl Engine {
                 async move {
                     let result = change.apply(providers, &caller).await;
                     let attempts = caller.tally().attempts();
-                    let status = match result {
-                        Ok(()) => Status::Done,
+                    let (status, already) = match result {
+                        Ok(applied) => (Status::Done, applied.already),
                         Err(error) => {
                             tracing::warn!(change = %change, %error, attempts, "change failed");
-                            Status::Failed(error)
+                            (Status::Failed(error), None)
                         }
                     };
                     Outcome {
                         change,
                         status,
                         attempts,
+                        already,
                     }
                 }
             })

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{wait_dns_sync_through, Apply, ApplyOptions, Caller};
+use super::{wait_dns_sync_through, Applied, Apply, ApplyOptions, Caller};
 use crate::plan::RecordChange;
 use crate::provider::{DnsZones, PollPolicy};
 use crate::Result;
@@ -37,7 +37,7 @@ impl Apply for RecordChange {
         options.dns_batch_size
     }
 
-    async fn apply(&self, providers: &DnsProviders, caller: &Caller) -> Result<()> {
+    async fn apply(&self, providers: &DnsProviders, caller: &Caller) -> Result<Applied<Self>> {
         let zones = providers.zones.as_ref();
         let changes = self.dns_changes();
         let change_id = caller
@@ -45,9 +45,9 @@ impl Apply for RecordChange {
                 zones.change(self.zone_id(), &changes)
             })
             .await?;
-        match providers.wait_in_sync {
-            Some(policy) => wait_dns_sync_through(zones, caller, &change_id, policy).await,
-            None => Ok(()),
+        if let Some(policy) = providers.wait_in_sync {
+            wait_dns_sync_through(zones, caller, &change_id, policy).await?;
         }
+        Ok(Applied::changed())
     }
 }

@@ -26,6 +26,9 @@ pub struct Outcome<C> {
     pub status: Status,
     /// Calls spent on it: retries and ownership writes included.
     pub attempts: u32,
+    /// The part of a done batch that was already in effect (targets a deregistration
+    /// found absent): nothing changed for it.
+    pub already: Option<C>,
 }
 
 /// The engine's report: done, skipped, failed with the reason.
@@ -65,6 +68,15 @@ impl<C: Change> Report<C> {
         self.count(|s| matches!(s, Status::Done))
     }
 
+    /// Items of done batches that were already in effect (nothing changed for them).
+    pub fn already(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.already.as_ref())
+            .map(Change::len)
+            .sum()
+    }
+
     /// Items that failed.
     pub fn failed(&self) -> usize {
         self.count(|s| matches!(s, Status::Failed(_)))
@@ -96,7 +108,14 @@ impl<C: Change> fmt::Display for Report<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for o in &self.outcomes {
             match &o.status {
-                Status::Done => writeln!(f, "done     {} ({} call(s))", o.change, o.attempts)?,
+                Status::Done => match &o.already {
+                    Some(already) => writeln!(
+                        f,
+                        "done     {} ({} call(s)); already in effect: {already}",
+                        o.change, o.attempts
+                    )?,
+                    None => writeln!(f, "done     {} ({} call(s))", o.change, o.attempts)?,
+                },
                 Status::Planned => writeln!(f, "planned  {}", o.change)?,
                 Status::Failed(e) => {
                     writeln!(f, "FAILED   {}: {e} ({} attempt(s))", o.change, o.attempts)?
@@ -117,6 +136,10 @@ impl<C: Change> fmt::Display for Report<C> {
             "{n} {verb}, {} skipped, {} failed",
             self.skipped.len(),
             self.failed()
-        )
+        )?;
+        match self.already() {
+            0 => Ok(()),
+            already => write!(f, " ({already} of the done already in effect)"),
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::{
     Registration, Target, TargetGroup, TargetGroupArn, TargetGroupRef, TargetHealth, TargetState,
     TargetType,
 };
-use crate::provider::TargetGroups;
+use crate::provider::{Deregistered, TargetGroups};
 use crate::{Error, Result};
 
 /// What a deregistered target does.
@@ -219,7 +219,7 @@ impl TargetGroups for MemoryTargetGroups {
         Ok(())
     }
 
-    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()> {
+    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<Deregistered> {
         self.faults.enter("DeregisterTargets")?;
         let mut groups = self.groups.lock().expect("poisoned");
         let g = groups
@@ -227,7 +227,14 @@ impl TargetGroups for MemoryTargetGroups {
             .ok_or_else(|| Error::not_found(format!("target group {group}")))?;
         g.expire_drains();
         let leaves_at = Instant::now() + g.group.deregistration_delay;
+        let mut answer = Deregistered::default();
         for t in targets {
+            // Like ELBv2: a draining target is still registered, a vanished one is not.
+            if !g.targets.contains_key(t) {
+                answer.absent.push(t.clone());
+                continue;
+            }
+            answer.removed.push(t.clone());
             match self.deregister {
                 DeregisterBehaviour::Vanish => {
                     g.targets.remove(t);
@@ -247,6 +254,6 @@ impl TargetGroups for MemoryTargetGroups {
                 }
             }
         }
-        Ok(())
+        Ok(answer)
     }
 }

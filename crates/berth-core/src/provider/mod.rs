@@ -46,8 +46,37 @@ pub trait TargetGroups: Send + Sync {
     async fn health(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>>;
     /// Registers targets (one API call; the engine sizes the batches).
     async fn register(&self, group: &TargetGroupArn, targets: &[Registration]) -> Result<()>;
-    /// Deregisters targets (one API call). Deregistering an absent target succeeds.
-    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<()>;
+    /// Deregisters targets (one API call where the service allows it). Deregistering
+    /// an absent target succeeds, and the answer says which targets were absent (from
+    /// the service's typed answer, never from an error's text).
+    async fn deregister(&self, group: &TargetGroupArn, targets: &[Target]) -> Result<Deregistered>;
+}
+
+/// What a deregistration did, target by target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deregistered {
+    /// Targets the group had: they are leaving it (draining for its delay).
+    pub removed: Vec<Target>,
+    /// Targets the group did not have: nothing was removed for them.
+    pub absent: Vec<Target>,
+}
+
+impl Deregistered {
+    /// Every target removed.
+    pub fn removed(targets: &[Target]) -> Self {
+        Deregistered {
+            removed: targets.to_vec(),
+            absent: Vec::new(),
+        }
+    }
+
+    /// Every target absent.
+    pub fn absent(targets: &[Target]) -> Self {
+        Deregistered {
+            removed: Vec::new(),
+            absent: targets.to_vec(),
+        }
+    }
 }
 
 /// EC2 instances.

@@ -75,6 +75,18 @@ pub enum Notice {
         /// up: the drain is then not waited for, the following passes check it.
         delay: Option<Duration>,
     },
+    /// A target to deregister was not registered in its group (removed by someone
+    /// else, or already gone): nothing was deregistered, its ownership is released.
+    AlreadyAbsent {
+        /// The node.
+        node: Option<String>,
+        /// The group.
+        group: TargetGroupArn,
+        /// The target.
+        target: Target,
+        /// Why it was to leave (the node's decision, or `node deleted`).
+        why: String,
+    },
     /// A deregistered target was seen gone from its group: the drain is over.
     Drained {
         /// The node.
@@ -204,6 +216,14 @@ impl fmt::Display for Notice {
                 "deregistering {target} from target group {} ({why}); its deregistration \
                  delay is unknown (the group could not be looked up), the next passes check \
                  when it has left",
+                group.name()
+            ),
+            Notice::AlreadyAbsent {
+                group, target, why, ..
+            } => write!(
+                f,
+                "{target} was already absent from target group {} ({why}); nothing to \
+                 deregister",
                 group.name()
             ),
             Notice::Drained {

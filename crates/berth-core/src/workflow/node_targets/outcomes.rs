@@ -42,13 +42,36 @@ impl Outcomes<'_> {
                     }
                 }
                 (MembershipChange::Deregister { group, targets }, Status::Done) => {
-                    let delay = self.delay_of(group).await;
-                    let mut leaving = Vec::new();
-                    for t in targets {
-                        let why = by_instance
+                    let absent = outcome
+                        .already
+                        .as_ref()
+                        .map(MembershipChange::targets)
+                        .unwrap_or_default();
+                    let (absent, removed): (Vec<&Target>, Vec<&Target>) =
+                        targets.iter().partition(|t| absent.contains(t));
+                    let why_of = |t: &Target| {
+                        by_instance
                             .get(&*t.id)
                             .map(|v| v.decision.to_string())
-                            .unwrap_or_else(|| "node deleted".into());
+                            .unwrap_or_else(|| "node deleted".into())
+                    };
+                    for t in absent {
+                        let why = why_of(t);
+                        tracing::info!(target = %t, group = %group.name(), %why, "already absent; nothing deregistered");
+                        self.notices.push(Notice::AlreadyAbsent {
+                            node: node_of(&t.id),
+                            group: group.clone(),
+                            target: t.clone(),
+                            why,
+                        });
+                    }
+                    if removed.is_empty() {
+                        continue;
+                    }
+                    let delay = self.delay_of(group).await;
+                    let mut leaving = Vec::new();
+                    for t in removed {
+                        let why = why_of(t);
                         tracing::info!(target = %t, group = %group.name(), %why, "deregistered; draining");
                         self.notices.push(Notice::Deregistering {
                             node: node_of(&t.id),

@@ -9,8 +9,9 @@ use crate::domain::{Owner, Target, TargetGroup, TargetGroupRef, TargetState, Tar
 use crate::engine::{ApplyOptions, RetryPolicy};
 use crate::memory::{MemoryLedger, MemoryNodeConfigurations, MemoryTargetGroups};
 use crate::plan::{NodeGroup, NodeGroups, TaintMatch};
-use crate::provider::{GroupBinding, LedgerOwnership};
+use crate::provider::{GroupBinding, LedgerOwnership, TargetGroups};
 
+mod absent;
 mod drains;
 
 fn t0() -> SystemTime {
@@ -57,6 +58,11 @@ impl Rig {
     }
 
     fn workflow(&self, scope: Scope) -> NodeTargets {
+        self.workflow_over(scope, self.tg.clone())
+    }
+
+    /// The workflow over other target groups (e.g. a wrapper of the rig's).
+    fn workflow_over(&self, scope: Scope, target_groups: Arc<dyn TargetGroups>) -> NodeTargets {
         let engine = Engine::new(ApplyOptions {
             retry: RetryPolicy {
                 base_delay: Duration::from_millis(1),
@@ -65,7 +71,7 @@ impl Rig {
             ..ApplyOptions::default()
         });
         let providers = NodeTargetsProviders {
-            target_groups: self.tg.clone(),
+            target_groups,
             ownership: self.ownership.clone(),
             node_configurations: Some(self.castai.clone()),
         };
