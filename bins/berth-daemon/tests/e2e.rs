@@ -150,6 +150,27 @@ async fn static_config_50_nodes_converge_then_cordon_exclusion_delete_and_restar
         || converged(&w, &arns, expected(50, &[0, 1, 2]), &foreign),
     )
     .await;
+    // The pass counts its deregistrations and publishes its Events after its AWS
+    // calls, which is what the wait above saw: wait for them too.
+    let reasons = || -> Vec<String> {
+        w.kube
+            .events()
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
+    };
+    eventually(
+        WAIT,
+        "6 deregistrations counted, Registered and Deregistering Events",
+        &d,
+        || async {
+            let events = reasons();
+            d.metrics().contains("berth_daemon_deregistrations_total 6")
+                && events.iter().any(|r| r == "Registered")
+                && events.iter().any(|r| r == "Deregistering")
+        },
+    )
+    .await;
     let metrics = d.metrics();
     assert!(
         metrics.contains("berth_daemon_deregistrations_total 6"),
@@ -160,12 +181,7 @@ async fn static_config_50_nodes_converge_then_cordon_exclusion_delete_and_restar
         "{metrics}"
     );
     assert!(metrics.contains("berth_daemon_leader 1"), "{metrics}");
-    let events: Vec<_> = w
-        .kube
-        .events()
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let events = reasons();
     assert!(events.iter().any(|r| r == "Registered"), "{events:?}");
     assert!(events.iter().any(|r| r == "Deregistering"), "{events:?}");
 

@@ -119,13 +119,18 @@ async fn notice_pods_taint_their_node_once_without_aws_and_the_leader_deregister
         || async { w.members(&arn).await == set([member(1), member(2)]) },
     )
     .await;
-    let events = w.events_of("node-0");
-    assert!(
-        events
-            .iter()
-            .any(|e| e.starts_with("Deregistering") && e.contains(SPOT_TAINT)),
-        "{events:?}"
-    );
+    // The leader publishes its Events off the pass, after its AWS calls: waited for.
+    eventually(
+        WAIT,
+        "node-0's Deregistering Event naming the taint",
+        &leader,
+        || async {
+            w.events_of("node-0")
+                .iter()
+                .any(|e| e.starts_with("Deregistering") && e.contains(SPOT_TAINT))
+        },
+    )
+    .await;
 
     // A rebalance recommendation for node-1: tainted PreferNoSchedule, and it leaves.
     imds1.route(
@@ -142,13 +147,14 @@ async fn notice_pods_taint_their_node_once_without_aws_and_the_leader_deregister
     })
     .await;
     assert_eq!(node_patches(&w, "node-1"), 1);
-    assert!(
-        pod1.metrics().contains(&format!(
-            "berth_daemon_notice_taints_total{{taint=\"{REBALANCE_TAINT}\"}} 1"
-        )),
-        "{}",
-        pod1.metrics()
-    );
+    // The pod counts the taint once its PATCH is answered, which the leader need not
+    // wait for: waited for.
+    let taint_line = format!("berth_daemon_notice_taints_total{{taint=\"{REBALANCE_TAINT}\"}} 1");
+    eventually(WAIT, "node-1's taint counted once", &pod1, || async {
+        pod1.metrics().contains(&taint_line)
+    })
+    .await;
+    assert!(pod1.metrics().contains(&taint_line), "{}", pod1.metrics());
 
     // A restarted pod sees the notice again and finds the taint: nothing written.
     assert_eq!(pod0.terminate(), Some(0), "{}", pod0.log_text());
@@ -191,11 +197,11 @@ async fn a_notice_pod_is_not_ready_until_it_can_read_its_node() {
             .is_some_and(|(status, body)| status == 503 && body.contains("cannot read its Node"))
     })
     .await;
-    assert!(
-        pod.log_text().contains("cannot read the Node"),
-        "{}",
-        pod.log_text()
-    );
+    // Readiness is set just before the warning is logged.
+    eventually(WAIT, "the warning logged", &pod, || async {
+        pod.log_text().contains("cannot read the Node")
+    })
+    .await;
     w.add_node("node-0", &instance(0), &[]);
     eventually(WAIT, "ready once the Node exists", &pod, || async {
         pod.get("/readyz").is_some_and(|(status, _)| status == 200)

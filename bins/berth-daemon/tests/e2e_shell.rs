@@ -41,8 +41,10 @@ async fn metrics_are_served_by_the_runtime_admin_server_with_every_daemon_name()
     d.wait_passes(1, WAIT).await;
     assert_eq!(d.get("/healthz").map(|r| r.0), Some(200));
     assert_eq!(d.get("/readyz").map(|r| r.0), Some(200));
-    let text = d.metrics();
-    for name in [
+    // The pass counted above may be the registering one: its registration and its
+    // result are counted after its duration (what wait_passes reads), so the whole set
+    // is waited for, then checked one by one.
+    let names = [
         "berth_build_info{version=\"",
         "mode=\"daemon\"} 1",
         "berth_reconcile_total{controller=\"nodes\",result=\"success\"}",
@@ -60,7 +62,14 @@ async fn metrics_are_served_by_the_runtime_admin_server_with_every_daemon_name()
         "berth_daemon_draining_targets 0",
         "berth_daemon_drained_total 0",
         "# EOF",
-    ] {
+    ];
+    eventually(WAIT, "every daemon metric name in /metrics", &d, || async {
+        let text = d.metrics();
+        names.iter().all(|name| text.contains(name))
+    })
+    .await;
+    let text = d.metrics();
+    for name in names {
         assert!(text.contains(name), "missing {name:?} in\n{text}");
     }
     // One registry: every family once.

@@ -5,6 +5,8 @@
 //! the cache. GC must ask the API server before removing anything: the live pod's
 //! target stays for many graces; deleted, it is collected.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use berth_daemon::static_config::StaticConfig;
 use berth_kube::fake::{FakeApiServer, Fault};
 use berth_kube::sidecar_records::{record_name, record_store};
 use berth_runtime::Process;
+use common::until;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 
 const GRACE: Duration = Duration::from_millis(500);
@@ -33,17 +36,6 @@ fn gc_passes(process: &Process) -> u64 {
         .filter(|l| l.starts_with("berth_daemon_ip_target_gc_passes_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
-}
-
-async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

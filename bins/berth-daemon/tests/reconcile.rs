@@ -1,6 +1,8 @@
 //! One reconcile pass over berth-core's in-memory providers: API call counts (the seed
 //! made N nodes × M groups DescribeTargetHealth calls), Events, metrics, outages.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use berth_daemon::metrics::Metrics;
 use berth_daemon::reconcile::{Reconciler, Scope};
 use berth_daemon::resolve::{Resolver, NODE_CONFIGURATION_LABEL};
 use berth_daemon::static_config::StaticConfig;
+use common::until;
 
 struct Rig {
     tg: Arc<MemoryTargetGroups>,
@@ -184,7 +187,18 @@ async fn cordon_deregisters_reports_and_waits_out_the_drain() {
         "not before the drain ends"
     );
     rig.tg.finish_draining();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The drain waits poll every 10-20 ms, then publish: waited for, not slept on.
+    let deregistered = || {
+        rig.events
+            .all()
+            .iter()
+            .filter(|e| e.reason == "Deregistered")
+            .count()
+    };
+    until("both drain waits ended and reported", || {
+        r.draining() == 0 && deregistered() == 2
+    })
+    .await;
     assert_eq!(r.draining(), 0);
     let events = rig.events.all();
     let deregistering = events
@@ -226,7 +240,18 @@ async fn a_drain_never_seen_to_end_is_a_warning_not_a_success() {
     let pass = r.reconcile(std::slice::from_ref(&n)).await.unwrap();
     assert_eq!(pass.report.done(), 2, "{}", pass.report);
     assert_eq!(r.draining(), 2);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The waits give up after the delay plus 300 ms, then publish: waited for.
+    let unconfirmed = || {
+        rig.events
+            .all()
+            .iter()
+            .filter(|e| e.reason == "DrainNotConfirmed")
+            .count()
+    };
+    until("both drain waits gave up and reported", || {
+        r.draining() == 0 && unconfirmed() == 2
+    })
+    .await;
     assert_eq!(r.draining(), 0, "the wait gave up");
     let events = rig.events.all();
     let unconfirmed: Vec<_> = events

@@ -138,6 +138,15 @@ pub fn aws_calls_and_errors(metrics: &str) -> (BTreeMap<String, f64>, BTreeMap<S
     (calls, errors)
 }
 
+/// The failed attempts with this error code in `errors` (of [`aws_calls_and_errors`]).
+fn with_code(errors: &BTreeMap<String, f64>, code: &str) -> usize {
+    errors
+        .iter()
+        .filter(|(k, _)| k.ends_with(&format!(" {code}")))
+        .map(|(_, v)| *v as usize)
+        .sum()
+}
+
 /// What [`converge_through_faults`] measured.
 #[derive(Debug)]
 pub struct FaultsRun {
@@ -198,17 +207,47 @@ pub async fn converge_through_faults(
     for (fault, n) in &run.fired {
         assert!(*n >= 1, "{fault} never injected: {:?}", run.fired);
     }
-    let (calls, errors) = aws_calls_and_errors(&d.metrics());
-    let with_code = |code: &str| -> usize {
-        errors
-            .iter()
-            .filter(|(k, _)| k.ends_with(&format!(" {code}")))
-            .map(|(_, v)| *v as usize)
-            .sum()
+    // The daemon goes on resyncing through the faults, and the proxy counts a request
+    // (and its fault) when it arrives, before the daemon has counted the attempt's
+    // outcome: the two agree only between calls. So a reading where they agree is
+    // waited for (a miscount never gives one), then checked figure by figure.
+    let reading = || {
+        let (calls, errors) = aws_calls_and_errors(&d.metrics());
+        let fired = (
+            w.proxy.fired(mix.throttle),
+            w.proxy.fired(mix.server_error),
+            w.proxy.fired(mix.reset),
+            w.proxy.total(),
+        );
+        (calls, errors, fired)
     };
-    let throttled = w.proxy.fired(mix.throttle);
-    let unavailable = w.proxy.fired(mix.server_error);
-    let reset = w.proxy.fired(mix.reset);
+    let agree = |errors: &BTreeMap<String, f64>, calls: &BTreeMap<String, f64>, fired| {
+        let (throttled, unavailable, reset, total) = fired;
+        with_code(errors, "Throttling") == throttled
+            && with_code(errors, "ServiceUnavailable") == unavailable
+            && with_code(errors, "ConnectionError") == reset
+            && errors.values().sum::<f64>() as usize == throttled + unavailable + reset
+            && calls.values().sum::<f64>() as usize == total
+    };
+    let last = std::sync::Mutex::new(reading());
+    eventually(
+        timeout,
+        "/metrics counting the attempts and failures the proxy saw and injected",
+        &d,
+        || async {
+            let now = reading();
+            let agreed = agree(&now.1, &now.0, now.2);
+            let mut last = last.lock().unwrap();
+            if !agreed && *last != now {
+                eprintln!("/metrics and the proxy do not agree (yet): {now:?}");
+            }
+            *last = now;
+            agreed
+        },
+    )
+    .await;
+    let (calls, errors, (throttled, unavailable, reset, total)) = last.into_inner().unwrap();
+    let with_code = |code: &str| with_code(&errors, code);
     assert_eq!(with_code("Throttling"), throttled, "{errors:?}");
     assert_eq!(with_code("ServiceUnavailable"), unavailable, "{errors:?}");
     assert_eq!(with_code("ConnectionError"), reset, "{errors:?}");
@@ -221,7 +260,7 @@ pub async fn converge_through_faults(
     let attempts: f64 = calls.values().sum();
     assert_eq!(
         attempts as usize,
-        w.proxy.total(),
+        total,
         "every attempt counted: {calls:?} vs {:?}",
         w.proxy.counts()
     );
