@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use berth_aws::elbv2::ElbTargetGroups;
@@ -26,7 +26,7 @@ use berth_kube::fake::FakeApiServer;
 use berth_kube::sidecar_records::{record_name, POD_UID_ANNOTATION, RECORD_LABEL};
 use berth_runtime::Process;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use support::{Sidecar, Stage};
+use support::{eventually, Sidecar, Stage};
 
 const NAMESPACE: &str = "shop";
 const FOREIGN: &str = "10.0.9.9:80";
@@ -59,17 +59,6 @@ fn recorded_uids(kube: &FakeApiServer) -> BTreeSet<String> {
         })
         .filter_map(|m| m.metadata.annotations?.get(POD_UID_ANNOTATION).cloned())
         .collect()
-}
-
-async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within {within:?}");
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

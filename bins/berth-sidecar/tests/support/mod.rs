@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
@@ -124,6 +125,8 @@ pub struct Sidecar {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads reading stdout and stderr; they end at the pipes' end.
+    readers: [JoinHandle<()>; 2],
     pub listen: String,
 }
 
@@ -152,12 +155,13 @@ impl Sidecar {
         let listen = format!("127.0.0.1:{}", free_port());
         cmd.env("BERTH_LISTEN", &listen);
         let mut child = cmd.spawn().expect("spawn berth-sidecar");
-        let stdout = collect(child.stdout.take().expect("stdout"));
-        let stderr = collect(child.stderr.take().expect("stderr"));
+        let (stdout, out_reader) = collect(child.stdout.take().expect("stdout"));
+        let (stderr, err_reader) = collect(child.stderr.take().expect("stderr"));
         Sidecar {
             child,
             stdout,
             stderr,
+            readers: [out_reader, err_reader],
             listen,
         }
     }
@@ -245,13 +249,22 @@ impl Sidecar {
         (status, sidecar.stderr())
     }
 
+    /// After the exit: waits until the reader threads have taken the last lines (the
+    /// pipes end once nothing the sidecar started holds them), at most 10 s. A fixed
+    /// pause raced the readers on a loaded machine.
+    async fn until_output_read(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.readers.iter().all(JoinHandle::is_finished) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits for the exit; panics with the logs after `within`.
     pub async fn wait(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader thread take the last lines.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.until_output_read().await;
                 return status;
             }
             if Instant::now() >= deadline {
@@ -266,11 +279,24 @@ impl Sidecar {
     }
 }
 
-/// Reads a pipe into a shared string on a thread.
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+/// Polls `check` every 100 ms until it holds; panics naming `what` after `within`.
+/// For state a running process produces after the condition a test waited on.
+pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within {within:?}");
+}
+
+/// Reads a pipe into a shared string on a thread, which ends at the pipe's end.
+fn collect(mut pipe: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = text.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
@@ -281,7 +307,7 @@ fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    text
+    (text, reader)
 }
 
 impl Drop for Sidecar {
