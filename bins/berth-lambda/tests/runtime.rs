@@ -434,7 +434,7 @@ impl Runtimes {
     }
 
     async fn wait_outcomes(&self, count: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT;
         while self.outcomes().len() < count && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -979,7 +979,10 @@ async fn init_time_from_process_start_to_first_next() {
     println!(
         "berth-lambda init (process start -> first /next): median {median:?}, all {samples:?}"
     );
-    assert!(median < Duration::from_millis(500), "{samples:?}");
+    // A bound for a gross regression (a network wait at init), not the figure: the
+    // other tests of this binary run beside it on 2 cores, and 500 ms was within reach
+    // of a loaded machine.
+    assert!(median < Duration::from_secs(2), "{samples:?}");
 }
 
 /// The policy `berth-lambda iam-policy` prints suffices: a bind, a pool sweep and a

@@ -113,7 +113,10 @@ async fn an_outage_serves_the_last_known_configuration_and_backs_off() {
     fake.set_target_groups("cfg-1", &[(A, Some(80)), (B, None)]);
     let mut config = fake.config();
     config.cache_ttl = Duration::ZERO; // every lookup asks
-    config.backoff_initial = Duration::from_millis(300);
+                                       // Pauses long enough that a loaded machine stays inside them between two lookups:
+                                       // each sleep below must end inside a pause or after it, with margin.
+    config.backoff_initial = Duration::from_millis(900);
+    config.backoff_max = Duration::from_secs(10);
     let client = client(config);
     let good = client.target_groups("cfg-1").await.unwrap();
     assert_eq!(fake.requests_for("cfg-1"), 1);
@@ -128,17 +131,17 @@ async fn an_outage_serves_the_last_known_configuration_and_backs_off() {
     assert_eq!(fake.requests_for("cfg-1"), 2);
 
     // The backoff doubles while the outage lasts.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(client.target_groups("cfg-1").await.unwrap(), good);
     assert_eq!(fake.requests_for("cfg-1"), 3);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(client.target_groups("cfg-1").await.unwrap(), good);
-    assert_eq!(fake.requests_for("cfg-1"), 3, "second pause is 600 ms");
+    assert_eq!(fake.requests_for("cfg-1"), 3, "second pause is 1.8 s");
 
     // Recovery: the new configuration is picked up once the pause is over.
     fake.set_outage(None);
     fake.set_target_groups("cfg-1", &[(B, Some(9000))]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         client.target_groups("cfg-1").await.unwrap(),
         vec![binding(B, Some(9000))]
@@ -150,19 +153,23 @@ async fn an_outage_serves_the_last_known_configuration_and_backs_off() {
 async fn an_outage_with_nothing_cached_is_a_retryable_error_never_an_empty_list() {
     let fake = fake();
     fake.set_target_groups("cfg-1", &[(A, Some(80))]);
-    let client = client(fake.config());
+    let mut config = fake.config();
+    // A pause a loaded machine cannot overrun between two lookups.
+    config.backoff_initial = Duration::from_millis(500);
+    config.backoff_max = Duration::from_secs(10);
+    let client = client(config);
     fake.fail_next(2, Fault::Status(503));
     let err = client.target_groups("cfg-1").await.unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
-    // Still backing off (50 ms): the same error, no request.
+    // Still backing off (500 ms): the same error, no request.
     let again = client.target_groups("cfg-1").await.unwrap_err();
     assert!(again.is_retryable());
     assert_eq!(fake.requests_for("cfg-1"), 1);
 
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(client.target_groups("cfg-1").await.is_err()); // second scripted 503
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         client.target_groups("cfg-1").await.unwrap(),
         vec![binding(A, Some(80))]
