@@ -13,7 +13,8 @@
 //!
 //! - [`gc`]: `--gc-ip-targets`, removing the IP targets of crashed sidecars;
 //! - [`iam_policy`]: `berth-daemon iam-policy`, the least-privilege IAM policy;
-//! - [`notice`]: the IMDS poll for spot notices (node and notice mode), and notice mode;
+//! - [`notice`]: the IMDS poll for spot notices (node and notice mode), and notice mode,
+//!   which adds and removes its Node's notice taints as IMDS says;
 //! - [`wiring`]: production `main` — the command line into the real adapters;
 //! - [`run`]: the daemon's controller with its dependencies injected, the entry point
 //!   for embedding (a demo against a fake API server and in-memory providers).
@@ -25,6 +26,7 @@ pub mod gc;
 pub mod iam_policy;
 pub mod metrics;
 pub mod notice;
+mod notice_taints;
 pub mod reconcile;
 pub mod resolve;
 pub mod run;

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub drained: Counter,
     /// Notice mode: taints written on its Node, by taint key.
     pub notice_taints: Family<Labels, Counter>,
+    /// Notice mode: its own taints removed from its Node (no notice pending), by key.
+    pub notice_taints_removed: Family<Labels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -74,6 +76,7 @@ impl Metrics {
             draining_targets: Gauge::default(),
             drained: Counter::default(),
             notice_taints: Family::default(),
+            notice_taints_removed: Family::default(),
         };
         registry.with_registry(|root| {
             metrics.register_in(root.sub_registry_with_prefix("berth_daemon"))
@@ -132,11 +135,23 @@ impl Metrics {
             "Notice mode: taints written on its Node (spot interruption, rebalance recommendation)",
             self.notice_taints.clone(),
         );
+        registry.register(
+            "notice_taints_removed",
+            "Notice mode: its own taints removed from its Node once IMDS showed no such notice",
+            self.notice_taints_removed.clone(),
+        );
     }
 
     /// Counts a taint notice mode wrote on its Node.
     pub fn notice_taint(&self, key: &str) {
         self.notice_taints
+            .get_or_create(&vec![("taint".to_owned(), key.to_owned())])
+            .inc();
+    }
+
+    /// Counts a taint notice mode removed from its Node.
+    pub fn notice_taint_removed(&self, key: &str) {
+        self.notice_taints_removed
             .get_or_create(&vec![("taint".to_owned(), key.to_owned())])
             .inc();
     }

@@ -1,22 +1,24 @@
-//! EC2's notices that this instance is about to go, from IMDS: the one poll of
-//! `spot/instance-action` and `events/recommendations/rebalance` ([`spawn_watch`]),
-//! used by node mode (its own node leaves at once) and by notice mode ([`run`]), which
-//! only writes the notice as a taint on its own Node and leaves every ELB call to the
-//! cluster-mode leader: no AWS API call, no ConfigMap, so its cost does not grow with
-//! the fleet. The taints and what they mean are berth-core's spot rule
-//! (`workflow::node_targets::leaving`).
+//! EC2's notices that this instance is about to go, from IMDS: `spot/instance-action`
+//! and `events/recommendations/rebalance`. Node mode polls until it sees them
+//! ([`spawn_watch`]: its own node leaves at once); notice mode ([`run`]) keeps polling
+//! both and keeps its Node's taints as IMDS says — a notice's taint added when it is
+//! pending, berth's own taint of a notice removed when IMDS shows it is not
+//! (`crate::notice_taints`) — and leaves every ELB call to the cluster-mode leader: no
+//! AWS API call, no ConfigMap, so its cost does not grow with the fleet. The taints and
+//! what they mean are berth-core's spot rule (`workflow::node_targets::leaving`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use berth_aws::imds::Imds;
-use berth_core::domain::Taint;
-use berth_core::workflow::node_targets::{taints_to_add, InstanceNotice};
+use berth_core::workflow::node_targets::{InstanceNotice, NoticeState, NoticeStates};
+use berth_kube::events::EventRecorder;
 use berth_kube::taints::NodeTaints;
 use berth_runtime::{CancellationToken, ExitStatus, Failure, Process};
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+use crate::notice_taints::NodeNoticeTaints;
 
 /// The notices seen so far (a notice, once seen, stays: nothing berth does undoes it).
 pub type Notices = BTreeSet<InstanceNotice>;
@@ -36,13 +38,14 @@ pub(crate) fn spawn_watch(
         loop {
             let seen = tx.borrow().clone();
             for notice in watching.difference(&seen) {
-                match poll(&imds, *notice).await {
-                    Ok(true) => {
+                match read(&imds, *notice).await {
+                    Ok(Some(detail)) => {
+                        tracing::warn!("{notice}: {detail}");
                         tx.send_modify(|seen| {
                             seen.insert(*notice);
                         });
                     }
-                    Ok(false) => {}
+                    Ok(None) => {}
                     Err(e) => {
                         let text = e.to_string();
                         if text != last_error {
@@ -64,23 +67,74 @@ pub(crate) fn spawn_watch(
     rx
 }
 
-/// Whether IMDS announces `notice` now.
-async fn poll(imds: &Imds, notice: InstanceNotice) -> Result<bool, berth_core::Error> {
-    match notice {
-        InstanceNotice::SpotInterruption => {
-            let Some(n) = imds.spot_interruption().await? else {
-                return Ok(false);
-            };
-            tracing::warn!(action = %n.action, time = ?n.time, "spot interruption scheduled");
+/// What IMDS says about `notice` now: `Some` (what it announces, for the log) while
+/// pending, `None` when there is none.
+async fn read(imds: &Imds, notice: InstanceNotice) -> Result<Option<String>, berth_core::Error> {
+    Ok(match notice {
+        InstanceNotice::SpotInterruption => imds
+            .spot_interruption()
+            .await?
+            .map(|n| format!("action {} at {:?}", n.action, n.time)),
+        InstanceNotice::RebalanceRecommendation => imds
+            .rebalance_recommendation()
+            .await?
+            .map(|time| format!("noticed at {time:?}")),
+    })
+}
+
+/// Polls IMDSv2 every `every` for every notice until `shutdown`; the receiver holds
+/// what the last answer about each said (a read that failed leaves its notice as it
+/// was: an error never changes a state, and a notice never read has none). Changes of
+/// state are logged; IMDS errors once per kind of failure.
+fn spawn_states(
+    imds: Imds,
+    every: Duration,
+    shutdown: CancellationToken,
+) -> watch::Receiver<NoticeStates> {
+    let (tx, rx) = watch::channel(NoticeStates::new());
+    tokio::spawn(async move {
+        let mut last_error = String::new();
+        loop {
+            let mut states = tx.borrow().clone();
+            for notice in InstanceNotice::ALL {
+                match read(&imds, notice).await {
+                    Ok(answer) => {
+                        let state = match answer {
+                            Some(_) => NoticeState::Pending,
+                            None => NoticeState::Absent,
+                        };
+                        let before = states.insert(notice, state);
+                        match (&answer, before) {
+                            (Some(detail), Some(NoticeState::Absent) | None) => {
+                                tracing::warn!("{notice}: {detail}");
+                            }
+                            (None, Some(NoticeState::Pending)) => {
+                                tracing::info!("IMDS no longer shows the {notice}");
+                            }
+                            _ => {}
+                        }
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        if text != last_error {
+                            tracing::warn!(error = %text, "IMDS {notice} check failed");
+                            last_error = text;
+                        }
+                    }
+                }
+            }
+            tx.send_if_modified(|now| {
+                let changed = *now != states;
+                *now = states;
+                changed
+            });
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
         }
-        InstanceNotice::RebalanceRecommendation => {
-            let Some(time) = imds.rebalance_recommendation().await? else {
-                return Ok(false);
-            };
-            tracing::warn!(time = ?time, "rebalance recommendation");
-        }
-    }
-    Ok(true)
+    });
+    rx
 }
 
 /// What notice mode needs.
@@ -93,12 +147,16 @@ pub struct NoticeSettings {
     pub once: bool,
     /// Log the taints that would be written and write nothing.
     pub dry_run: bool,
+    /// This pod's name, as the reporting instance of its Events.
+    pub pod_name: Option<String>,
 }
 
-/// Notice mode: polls IMDS and, on a spot interruption notice or a rebalance
-/// recommendation, adds its taint to Node `settings.node_name` where absent (one `get`,
-/// one `patch` only if something is missing, per new notice). Runs until
-/// `process.shutdown` (0), or with `once` until one poll is written (0, else 1).
+/// Notice mode: polls IMDS and keeps Node `settings.node_name`'s notice taints as
+/// IMDS says — a pending notice's taint added where absent, berth's own taint of a
+/// notice IMDS shows not pending removed (at start, and whenever a notice goes), never
+/// another taint; nothing while IMDS cannot be read. One `get`, and one `patch` only if
+/// something changes, per change of what IMDS says. Runs until `process.shutdown` (0),
+/// or with `once` until one poll is written (0, else 1).
 pub async fn run(
     client: kube::Client,
     imds: Imds,
@@ -106,7 +164,7 @@ pub async fn run(
     process: &Process,
 ) -> Result<ExitStatus, Failure> {
     let metrics = Metrics::register(&process.metrics);
-    let taints = NodeTaints::new(client);
+    let taints = NodeTaints::new(client.clone());
     let node = settings.node_name.as_str();
     tracing::info!(
         node,
@@ -114,26 +172,33 @@ pub async fn run(
         dry_run = settings.dry_run,
         "berth-daemon started in notice mode: IMDS only, no AWS API call"
     );
+    let writer = NodeNoticeTaints {
+        taints: taints.clone(),
+        events: (!settings.dry_run)
+            .then(|| EventRecorder::new(client, "berth-daemon", settings.pod_name.clone())),
+        metrics: metrics.clone(),
+        node: node.to_owned(),
+        dry_run: settings.dry_run,
+    };
     if settings.once {
-        let mut seen = Notices::new();
+        let mut states = NoticeStates::new();
         for notice in InstanceNotice::ALL {
-            if poll(&imds, notice).await.map_err(anyhow::Error::from)? {
-                seen.insert(notice);
-            }
+            let state = match read(&imds, notice).await.map_err(anyhow::Error::from)? {
+                Some(detail) => {
+                    tracing::warn!("{notice}: {detail}");
+                    NoticeState::Pending
+                }
+                None => NoticeState::Absent,
+            };
+            states.insert(notice, state);
         }
-        let written = write(&taints, node, &seen, settings.dry_run, &metrics).await;
-        return Ok(if written {
+        return Ok(if writer.apply(&states).await {
             ExitStatus::SUCCESS
         } else {
             ExitStatus::FAILURE
         });
     }
-    let mut notices = spawn_watch(
-        imds,
-        InstanceNotice::ALL.into(),
-        settings.every,
-        process.shutdown.clone(),
-    );
+    let mut states = spawn_states(imds, settings.every, process.shutdown.clone());
     // Ready once the Node can be read: a missing Node or RBAC must show now, not when
     // an interruption comes.
     if !node_readable(&taints, node, settings.every, process, &metrics).await {
@@ -141,21 +206,21 @@ pub async fn run(
         return Ok(ExitStatus::SUCCESS);
     }
     process.readiness.ready();
-    let mut written = Notices::new();
+    // What IMDS said when the Node was last made to match it: written again only when
+    // that changes, so a taint someone removed by hand while its notice stands is not
+    // fought (until this pod restarts).
+    let mut written: Option<NoticeStates> = None;
     let mut polling = true;
     loop {
-        let seen = notices.borrow_and_update().clone();
-        if !seen.is_subset(&written)
-            && write(&taints, node, &seen, settings.dry_run, &metrics).await
-        {
-            written = seen.clone();
+        let now = states.borrow_and_update().clone();
+        if written.as_ref() != Some(&now) && writer.apply(&now).await {
+            written = Some(now.clone());
         }
-        // A write that failed is retried after one poll interval; once every notice is
-        // seen and written, nothing is left to do but wait for the end.
-        let failed = !seen.is_subset(&written);
+        // A write that failed is retried after one poll interval.
+        let failed = written.as_ref() != Some(&now);
         tokio::select! {
             () = process.shutdown.cancelled() => break,
-            changed = notices.changed(), if polling => polling = changed.is_ok(),
+            changed = states.changed(), if polling => polling = changed.is_ok(),
             () = tokio::time::sleep(settings.every), if failed => {}
         }
     }
@@ -191,47 +256,6 @@ async fn node_readable(
         tokio::select! {
             () = process.shutdown.cancelled() => return false,
             () = tokio::time::sleep(every) => {}
-        }
-    }
-}
-
-/// Adds the taints of `seen` that Node `node` lacks; whether it carries them all now.
-async fn write(
-    taints: &NodeTaints,
-    node: &str,
-    seen: &Notices,
-    dry_run: bool,
-    metrics: &Metrics,
-) -> bool {
-    if seen.is_empty() {
-        return true;
-    }
-    let missing = |current: &[Taint]| taints_to_add(current, seen.iter().copied());
-    if dry_run {
-        tracing::info!(node, notices = ?seen, "dry run: the notice taints are not written");
-        return true;
-    }
-    match taints.add_missing(node, missing).await {
-        Ok(added) if added.is_empty() => {
-            tracing::info!(node, notices = ?seen, "the node already carries the notice taints");
-            true
-        }
-        Ok(added) => {
-            for taint in &added {
-                metrics.notice_taint(&taint.key);
-                tracing::warn!(
-                    node,
-                    taint = %taint.key,
-                    effect = taint.effect.as_str(),
-                    "tainted the node: the cluster-mode leader deregisters it"
-                );
-            }
-            true
-        }
-        Err(e) => {
-            tracing::warn!(node, error = %e, "could not taint the node; retrying");
-            metrics.error("kubernetes", &berth_core::Error::from(e));
-            false
         }
     }
 }

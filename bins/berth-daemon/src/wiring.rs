@@ -52,6 +52,7 @@ pub async fn run(cli: Cli, process: Process) -> Result<ExitStatus, Failure> {
             every: cli.spot_poll,
             once: cli.once,
             dry_run: cli.dry_run,
+            pod_name: cli.pod_name.clone(),
         };
         return notice::run(client, imds(&cli)?, settings, &process).await;
     }

@@ -3,6 +3,9 @@
 //! IMDSv2 only) it taints its own Node (the fake API server) once, makes no AWS call
 //! (its AWS endpoint is a FaultProxy that counts zero) and writes no ConfigMap; the
 //! cluster-mode leader then deregisters that node's targets while the others stay.
+//! When IMDS shows no notice of a kind (a stopped-and-started instance, at the pod's
+//! start or later), it removes berth's own taint of that kind and no other, with an
+//! Event; the leader registers the node again.
 
 mod common;
 
@@ -184,6 +187,186 @@ async fn notice_pods_taint_their_node_once_without_aws_and_the_leader_deregister
         "{}",
         pod1.log_text()
     );
+}
+
+/// Sets `node`'s taints (`key`, `effect`).
+fn set_taints(w: &World, node: &str, taints: &[(&str, &str)]) {
+    w.edit_node(node, |n| {
+        n.spec.get_or_insert_with(Default::default).taints = Some(
+            taints
+                .iter()
+                .map(|(key, effect)| k8s_openapi::api::core::v1::Taint {
+                    key: (*key).into(),
+                    effect: (*effect).into(),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn berths_taint_goes_when_imds_shows_no_notice_and_the_leader_takes_the_node_back() {
+    const NTH_TAINT: &str = "aws-node-termination-handler/rebalance-recommendation";
+    let w = World::new().await;
+    let arn = w.group("web", 30080).await;
+    for i in 0..4 {
+        w.add_node(&format!("node-{i}"), &instance(i), &[("role", "web")]);
+    }
+    let member = |i: usize| format!("{}:30080", instance(i));
+    // node-0: a spot instance stopped by an interruption and started again, still
+    // carrying berth's taint, and a taint of its own. node-1: berth's rebalance taint
+    // and NTH's. node-2: both of berth's taints, both notices still in its IMDS.
+    set_taints(
+        &w,
+        "node-0",
+        &[("dedicated", "NoSchedule"), (SPOT_TAINT, "NoSchedule")],
+    );
+    set_taints(
+        &w,
+        "node-1",
+        &[
+            (REBALANCE_TAINT, "PreferNoSchedule"),
+            (NTH_TAINT, "NoSchedule"),
+        ],
+    );
+    set_taints(
+        &w,
+        "node-2",
+        &[
+            (SPOT_TAINT, "NoSchedule"),
+            (REBALANCE_TAINT, "PreferNoSchedule"),
+        ],
+    );
+    let config = w.write("config.yaml", WEB_CONFIG);
+    let leader = w.daemon(
+        &[
+            "--mode",
+            "cluster",
+            "--config",
+            config.to_str().unwrap(),
+            "--sleep-interval",
+            "1",
+        ],
+        &[],
+    );
+    eventually(WAIT, "only node-3 registered", &leader, || async {
+        w.members(&arn).await == set([member(3)])
+    })
+    .await;
+    leader.wait_passes(1, WAIT).await;
+    assert_eq!(w.members(&arn).await, set([member(3)]));
+
+    let notice_aws = FaultProxy::start(&w.moto.endpoint()).await;
+    let (imds0, imds1, imds2) = (FakeImds::start(), FakeImds::start(), FakeImds::start());
+    imds2.set_spot_action("stop", "2026-11-27T20:00:00Z");
+    imds2.route(
+        REBALANCE_PATH,
+        200,
+        r#"{"noticeTime": "2026-11-27T19:58:00Z"}"#,
+    );
+    let pod0 = notice_pod(&w, "node-0", &imds0, &notice_aws);
+    let pod1 = notice_pod(&w, "node-1", &imds1, &notice_aws);
+    let pod2 = notice_pod(&w, "node-2", &imds2, &notice_aws);
+
+    // At start, IMDS shows no notice: berth's taint goes, the node's own stays, and the
+    // leader registers it again.
+    eventually(
+        WAIT,
+        "berth's spot taint removed from node-0",
+        &pod0,
+        || async { taints(&w, "node-0") == ["dedicated=NoSchedule"] },
+    )
+    .await;
+    eventually(WAIT, "node-0 registered again", &leader, || async {
+        w.members(&arn).await == set([member(0), member(3)])
+    })
+    .await;
+    // Only berth's rebalance taint leaves node-1: NTH's stays, and keeps it out.
+    eventually(
+        WAIT,
+        "berth's rebalance taint removed from node-1",
+        &pod1,
+        || async { taints(&w, "node-1") == [format!("{NTH_TAINT}=NoSchedule")] },
+    )
+    .await;
+    let removed = w.events_of("node-0");
+    assert!(
+        removed
+            .iter()
+            .any(|e| e.starts_with("NoticeTaintRemoved") && e.contains(SPOT_TAINT)),
+        "{removed:?}"
+    );
+    assert!(
+        pod0.log_text().contains("removed berth's notice taint"),
+        "{}",
+        pod0.log_text()
+    );
+    assert!(
+        pod0.metrics().contains(&format!(
+            "berth_daemon_notice_taints_removed_total{{taint=\"{SPOT_TAINT}\"}} 1"
+        )),
+        "{}",
+        pod0.metrics()
+    );
+    // node-2's notices are still pending: its taints stay, nothing is written.
+    eventually(WAIT, "pod-2 polled IMDS 5 times", &pod2, || async {
+        imds2.gets(REBALANCE_PATH) >= 5
+    })
+    .await;
+    assert_eq!(
+        taints(&w, "node-2"),
+        [
+            format!("{SPOT_TAINT}=NoSchedule"),
+            format!("{REBALANCE_TAINT}=PreferNoSchedule")
+        ]
+    );
+    assert_eq!(node_patches(&w, "node-2"), 0, "{:?}", w.kube.requests());
+    assert!(
+        pod2.log_text()
+            .contains("the node already carries the notice taints"),
+        "{}",
+        pod2.log_text()
+    );
+
+    // Later: an interruption announced on node-0 taints it (with an Event), the
+    // leader takes it out; the notice withdrawn, the taint goes and it comes back.
+    imds0.set_spot_action("stop", "2026-11-27T20:00:00Z");
+    eventually(WAIT, "node-0 tainted", &pod0, || async {
+        taints(&w, "node-0")
+            == [
+                "dedicated=NoSchedule".to_owned(),
+                format!("{SPOT_TAINT}=NoSchedule"),
+            ]
+    })
+    .await;
+    eventually(WAIT, "node-0 deregistered", &leader, || async {
+        w.members(&arn).await == set([member(3)])
+    })
+    .await;
+    imds0.clear_spot_action();
+    eventually(WAIT, "node-0 untainted", &pod0, || async {
+        taints(&w, "node-0") == ["dedicated=NoSchedule"]
+    })
+    .await;
+    eventually(WAIT, "node-0 registered once more", &leader, || async {
+        w.members(&arn).await == set([member(0), member(3)])
+    })
+    .await;
+    let events = w.events_of("node-0");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("NoticeTaintAdded") && e.contains(SPOT_TAINT)),
+        "{events:?}"
+    );
+    // Three patches on node-0 (remove, add, remove); one on node-1; nothing in AWS.
+    assert_eq!(node_patches(&w, "node-0"), 3, "{:?}", w.kube.requests());
+    assert_eq!(node_patches(&w, "node-1"), 1, "{:?}", w.kube.requests());
+    leader.wait_passes(2, WAIT).await;
+    assert_eq!(w.members(&arn).await, set([member(0), member(3)]));
+    assert_eq!(notice_aws.total(), 0, "{:?}", notice_aws.counts());
+    drop((pod1, pod2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

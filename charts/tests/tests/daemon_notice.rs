@@ -1,6 +1,6 @@
 //! charts/berth-daemon's notice DaemonSet (`notice.enabled`, beside cluster mode): lints
 //! and validates, its own ServiceAccount without the IAM role, RBAC get/patch on nodes
-//! and nothing else, selectors apart from the Deployment's, and its command line is the
+//! and Events in `default` and nothing else, selectors apart from the Deployment's, and its command line is the
 //! daemon's.
 
 use berth_charts::render::{lint, template, try_template, validate, Rendered};
@@ -47,7 +47,7 @@ fn the_notice_daemonset_lints_validates_and_sits_beside_the_deployment() {
 }
 
 #[test]
-fn notice_pods_may_get_and_patch_nodes_and_have_no_iam_role() {
+fn notice_pods_may_get_and_patch_nodes_publish_events_and_have_no_iam_role() {
     let rendered = template(CHART, "notice", &[]);
     let sa = notice_daemonset(&rendered)["spec"]["template"]["spec"]["serviceAccountName"]
         .as_str()
@@ -69,10 +69,19 @@ fn notice_pods_may_get_and_patch_nodes_and_have_no_iam_role() {
         binding["subjects"],
         json!([{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
     );
-    // No Role, RoleBinding, ConfigMap or Lease access is bound to it.
-    for binding in rendered.all("RoleBinding") {
-        assert_ne!(binding["subjects"][0]["name"], sa.as_str());
-    }
+    // Its one Role: Events (about its Node, in `default`); no ConfigMap or Lease access.
+    let bound: Vec<&serde_json::Value> = rendered
+        .all("RoleBinding")
+        .into_iter()
+        .filter(|b| b["subjects"][0]["name"] == sa.as_str())
+        .collect();
+    assert_eq!(bound.len(), 1, "{bound:?}");
+    assert_eq!(bound[0]["metadata"]["namespace"], "default");
+    let events = rendered.get("Role", bound[0]["roleRef"]["name"].as_str().unwrap());
+    assert_eq!(
+        events["rules"],
+        json!([{"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}])
+    );
     let without = template(CHART, "notice", &["rbac.create=false"]);
     assert!(without.all("ClusterRole").is_empty());
     assert_eq!(without.all("DaemonSet").len(), 1);

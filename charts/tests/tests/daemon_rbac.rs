@@ -5,7 +5,8 @@
 //! (`berth_daemon::run::run`, with the settings `berth_daemon::wiring::settings` makes
 //! of the rendered command line, the ownership ConfigMap adopted first as `wiring`
 //! does) while a node is registered and cordoned; notice mode as
-//! `berth_daemon::notice::run` while IMDS announces a spot interruption. Every request
+//! `berth_daemon::notice::run` while IMDS announces a spot interruption (until its taint
+//! and the taint's Event are written). Every request
 //! a run made must be allowed by the rules the chart binds to that workload's
 //! ServiceAccount. Rules and requests are both read, never listed here: a rule another
 //! change adds, or a request it makes, is checked as it lands. Rules no request used
@@ -181,6 +182,7 @@ async fn requests_of_a_notice_run(cli: &Cli) -> Vec<ResourceRequest> {
         every: cli.spot_poll,
         once: cli.once,
         dry_run: cli.dry_run,
+        pod_name: cli.pod_name.clone(),
     };
     let dry_run = settings.dry_run;
     let process = Arc::new(Process::detached("daemon"));
@@ -198,6 +200,8 @@ async fn requests_of_a_notice_run(cli: &Cli) -> Vec<ResourceRequest> {
                 .is_some_and(|t| t.iter().any(|t| t.key == SPOT_INTERRUPTION_TAINT))
         })
         .await;
+        // And its Event on the Node, so that request is checked too.
+        until("the taint's Event", &api, || !api.events().is_empty()).await;
     }
     process.shutdown.cancel();
     let stopped = tokio::time::timeout(WITHIN, daemon)

@@ -3,15 +3,24 @@
 //!
 //! One rule for every deployment shape: node mode adds the taint in memory to its own
 //! node ([`with_notice_taints`]); notice mode (a DaemonSet that only polls IMDS) writes
-//! it on its Node object ([`taints_to_add`]), and the cluster-mode leader, seeing it in
-//! the node watch, takes the node out exactly as node mode does.
+//! it on its Node object and removes it when the notice is gone
+//! ([`plan_notice_taints`]), and the cluster-mode leader, seeing it in the node watch,
+//! takes the node out exactly as node mode does (and back once it is gone).
 //!
 //! berth's own keys (`berth.dev/…`, the project's namespace, as its ownership
 //! annotation) rather than aws-node-termination-handler's: a cluster running both must
 //! be able to tell who wrote a taint, and NTH removes its own taints after a reboot.
 //! NTH's keys are disruption taints anyway (`aws-node-termination-handler/` prefix).
+//!
+//! Removal ([`plan_notice_taints`]): the key is the ownership marker — a taint whose key
+//! is one of berth's two notice keys is berth's, nothing else is. Notice mode removes
+//! the taint of a notice only when IMDS answered that this notice is not pending (never
+//! on an IMDS error), so a stopped-and-started spot instance, whose
+//! `spot/instance-action` is gone, comes back into its groups. A rebalance
+//! recommendation stays in IMDS for the instance's life once issued: its taint only
+//! goes when a restarted instance's IMDS no longer shows it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::{Node, Taint, TaintEffect};
 use crate::plan::TaintMatch;
@@ -40,6 +49,13 @@ impl InstanceNotice {
         InstanceNotice::SpotInterruption,
         InstanceNotice::RebalanceRecommendation,
     ];
+
+    /// The notice whose taint has `key`, if `key` is one of berth's notice keys.
+    pub fn of_taint_key(key: &str) -> Option<InstanceNotice> {
+        InstanceNotice::ALL
+            .into_iter()
+            .find(|n| n.taint_key() == key)
+    }
 
     /// The taint key marking it.
     pub fn taint_key(self) -> &'static str {
@@ -93,6 +109,65 @@ pub fn taints_to_add(
         .collect()
 }
 
+/// What IMDS answered about one notice on a poll. A notice IMDS could not be asked
+/// about (an error) has no state: nothing is decided about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoticeState {
+    /// IMDS announces it (`200` with a valid answer).
+    Pending,
+    /// IMDS answered that there is none (`404`).
+    Absent,
+}
+
+/// The notices' states as IMDS answered them; a notice missing from the map could not
+/// be read.
+pub type NoticeStates = BTreeMap<InstanceNotice, NoticeState>;
+
+/// Taints to add to and remove from a node, as notice mode writes them in one patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaintChange {
+    /// Taints the node lacks.
+    pub add: Vec<Taint>,
+    /// Taints of the node to remove (exactly as the node carries them).
+    pub remove: Vec<Taint>,
+}
+
+impl TaintChange {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Notice mode's plan for its own node carrying `current`, given what IMDS answered:
+/// - a [`NoticeState::Pending`] notice whose key the node lacks: its taint is added
+///   ([`taints_to_add`]);
+/// - a [`NoticeState::Absent`] notice whose key the node carries: every taint with
+///   that key is removed — the key is berth's ownership marker (`berth.dev/…`, written
+///   only by berth), so no other taint is ever touched;
+/// - a notice with no state (IMDS failed): nothing, either way.
+///
+/// Empty when the node is as IMDS says, so a caller patches only then; the same
+/// observation twice plans nothing the second time.
+pub fn plan_notice_taints(current: &[Taint], observed: &NoticeStates) -> TaintChange {
+    let pending = observed
+        .iter()
+        .filter(|(_, state)| **state == NoticeState::Pending)
+        .map(|(notice, _)| *notice);
+    let remove = current
+        .iter()
+        .filter(|t| {
+            InstanceNotice::of_taint_key(&t.key)
+                .is_some_and(|n| observed.get(&n) == Some(&NoticeState::Absent))
+        })
+        .cloned()
+        .collect();
+    TaintChange {
+        add: taints_to_add(current, pending),
+        remove,
+    }
+}
+
 /// `node` with the taints of `notices` added where absent (node mode's own node, in
 /// memory only).
 pub fn with_notice_taints(node: &Node, notices: &BTreeSet<InstanceNotice>) -> Node {
@@ -139,6 +214,151 @@ mod tests {
             vec![RebalanceRecommendation.taint()]
         );
         assert!(taints_to_add(&others, []).is_empty());
+    }
+
+    fn states(states: &[(InstanceNotice, NoticeState)]) -> NoticeStates {
+        states.iter().copied().collect()
+    }
+
+    /// `current` with `change` applied, as the adapter writes it.
+    fn applied(current: &[Taint], change: &TaintChange) -> Vec<Taint> {
+        let mut taints: Vec<Taint> = current
+            .iter()
+            .filter(|t| !change.remove.contains(t))
+            .cloned()
+            .collect();
+        taints.extend(change.add.iter().cloned());
+        taints
+    }
+
+    #[test]
+    fn a_notice_imds_says_is_not_pending_removes_only_berths_taint_of_that_kind() {
+        use InstanceNotice::*;
+        use NoticeState::*;
+        let foreign = [
+            Taint::new("dedicated", TaintEffect::NoSchedule),
+            // NTH's taint for the same event: not berth's key, never removed.
+            Taint::new(
+                "aws-node-termination-handler/spot-itn",
+                TaintEffect::NoSchedule,
+            ),
+            // Under berth's namespace but not a notice key: not a notice taint.
+            Taint::new("berth.dev/spot-interruption-other", TaintEffect::NoSchedule),
+        ];
+        let mut manual = SpotInterruption.taint();
+        manual.value = Some("x".into());
+        manual.effect = TaintEffect::NoExecute;
+        let current: Vec<Taint> = foreign
+            .iter()
+            .cloned()
+            .chain([
+                SpotInterruption.taint(),
+                manual.clone(),
+                RebalanceRecommendation.taint(),
+            ])
+            .collect();
+        // The spot notice is gone (a stopped-and-started instance): both taints under its
+        // key go, whatever their value or effect; the rebalance one stays (pending).
+        let change = plan_notice_taints(
+            &current,
+            &states(&[
+                (SpotInterruption, Absent),
+                (RebalanceRecommendation, Pending),
+            ]),
+        );
+        assert_eq!(
+            change,
+            TaintChange {
+                add: vec![],
+                remove: vec![SpotInterruption.taint(), manual],
+            }
+        );
+        let after = applied(&current, &change);
+        assert_eq!(
+            after,
+            foreign
+                .iter()
+                .cloned()
+                .chain([RebalanceRecommendation.taint()])
+                .collect::<Vec<_>>()
+        );
+        // Idempotent: the same observation on the result plans nothing.
+        let again = plan_notice_taints(
+            &after,
+            &states(&[
+                (SpotInterruption, Absent),
+                (RebalanceRecommendation, Pending),
+            ]),
+        );
+        assert!(again.is_empty(), "{again:?}");
+        // Both gone: only berth's rebalance taint goes too; the foreign ones stay.
+        let both = states(&[
+            (SpotInterruption, Absent),
+            (RebalanceRecommendation, Absent),
+        ]);
+        let change = plan_notice_taints(&after, &both);
+        assert_eq!(change.remove, vec![RebalanceRecommendation.taint()]);
+        assert_eq!(applied(&after, &change), foreign);
+        assert!(plan_notice_taints(&foreign, &both).is_empty());
+    }
+
+    #[test]
+    fn a_pending_notice_keeps_or_adds_its_taint() {
+        use InstanceNotice::*;
+        use NoticeState::*;
+        let pending = states(&[
+            (SpotInterruption, Pending),
+            (RebalanceRecommendation, Pending),
+        ]);
+        let tainted = [SpotInterruption.taint()];
+        assert_eq!(
+            plan_notice_taints(&tainted, &pending),
+            TaintChange {
+                add: vec![RebalanceRecommendation.taint()],
+                remove: vec![],
+            }
+        );
+        let all = [SpotInterruption.taint(), RebalanceRecommendation.taint()];
+        assert!(plan_notice_taints(&all, &pending).is_empty());
+        // A notice added while the other goes, in one change.
+        let change = plan_notice_taints(
+            &tainted,
+            &states(&[
+                (SpotInterruption, Absent),
+                (RebalanceRecommendation, Pending),
+            ]),
+        );
+        assert_eq!(change.add, vec![RebalanceRecommendation.taint()]);
+        assert_eq!(change.remove, vec![SpotInterruption.taint()]);
+    }
+
+    #[test]
+    fn a_notice_imds_could_not_answer_about_changes_nothing() {
+        use InstanceNotice::*;
+        let all = [SpotInterruption.taint(), RebalanceRecommendation.taint()];
+        assert!(plan_notice_taints(&all, &NoticeStates::new()).is_empty());
+        assert!(plan_notice_taints(&[], &NoticeStates::new()).is_empty());
+        // Only the spot notice was read (absent): the rebalance taint is left alone.
+        let change = plan_notice_taints(&all, &states(&[(SpotInterruption, NoticeState::Absent)]));
+        assert_eq!(change.remove, vec![SpotInterruption.taint()]);
+        assert!(change.add.is_empty());
+    }
+
+    #[test]
+    fn only_berths_notice_keys_name_a_notice() {
+        for notice in InstanceNotice::ALL {
+            assert_eq!(
+                InstanceNotice::of_taint_key(notice.taint_key()),
+                Some(notice)
+            );
+        }
+        for key in [
+            "aws-node-termination-handler/rebalance-recommendation",
+            "berth.dev/spot",
+            "",
+        ] {
+            assert_eq!(InstanceNotice::of_taint_key(key), None);
+        }
     }
 
     #[test]

@@ -42,7 +42,8 @@ use std::time::{Duration, SystemTime};
 
 pub use drain::DrainWait;
 pub use leaving::{
-    taints_to_add, InstanceNotice, REBALANCE_RECOMMENDATION_TAINT, SPOT_INTERRUPTION_TAINT,
+    plan_notice_taints, taints_to_add, InstanceNotice, NoticeState, NoticeStates, TaintChange,
+    REBALANCE_RECOMMENDATION_TAINT, SPOT_INTERRUPTION_TAINT,
 };
 pub use notices::{HoldReason, Notice, Source};
 pub use requeue::{grace_expiry, DRAIN_RECHECK};

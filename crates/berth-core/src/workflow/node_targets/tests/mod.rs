@@ -13,6 +13,7 @@ use crate::provider::{GroupBinding, LedgerOwnership, TargetGroups};
 
 mod absent;
 mod drains;
+mod notice_taints;
 
 fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
