@@ -122,6 +122,20 @@ impl GcMetrics {
         metrics
     }
 
+    /// Counts an action's targets (its record, for `delete_record`); a deregistration's
+    /// `absent` targets, found gone already, apart: nothing was removed for them.
+    fn done(&self, action: &GcAction, ok: bool, absent: usize) {
+        let count = match action {
+            GcAction::Deregister { targets, .. } | GcAction::Forget { targets, .. } => {
+                targets.len()
+            }
+            GcAction::DeleteRecord { .. } => 1,
+        };
+        let result = if ok { "ok" } else { "error" };
+        self.action(action.verb(), result, count.saturating_sub(absent));
+        self.action(action.verb(), "already_absent", absent);
+    }
+
     fn action(&self, verb: &str, result: &str, count: usize) {
         if count == 0 {
             return;
@@ -251,21 +265,8 @@ impl Collector {
             result,
             leaving,
         } = done;
-        let count = match &action {
-            GcAction::Deregister { targets, .. } | GcAction::Forget { targets, .. } => {
-                targets.len()
-            }
-            GcAction::DeleteRecord { .. } => 1,
-        };
-        // A deregistration's targets found gone already are counted apart: nothing was
-        // removed for them.
-        let absent = leaving
-            .as_ref()
-            .map(|l| l.outcome().absent)
-            .unwrap_or_default();
-        let result_label = if result.is_ok() { "ok" } else { "error" };
-        metrics.action(action.verb(), result_label, count - absent.len());
-        metrics.action(action.verb(), "already_absent", absent.len());
+        let absent = leaving.as_ref().map_or(0, |l| l.outcome().absent.len());
+        metrics.done(&action, result.is_ok(), absent);
         if let Err(e) = &result {
             tracing::warn!(pod = %pod, record = action.record(), action = action.verb(), error = %e, "IP target GC action failed; retried at the next pass");
             return;
@@ -362,6 +363,33 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("berth-daemon").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn a_deregistration_counts_its_already_absent_targets_apart() {
+        let registry = berth_runtime::Metrics::new("daemon");
+        let metrics = GcMetrics::register(&registry);
+        let group = berth_core::domain::TargetGroupArn::new(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef",
+        )
+        .unwrap();
+        let action = GcAction::Deregister {
+            record: "shop/berth-sidecar-web-0".into(),
+            group,
+            targets: vec![Target::new("10.0.0.1", 80), Target::new("10.0.0.2", 80)],
+        };
+        metrics.done(&action, true, 1);
+        let text = registry.render();
+        for line in [
+            "berth_daemon_ip_target_gc_actions_total{action=\"deregister\",result=\"ok\"} 1",
+            "berth_daemon_ip_target_gc_actions_total{action=\"deregister\",result=\"already_absent\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        metrics.done(&action, true, 0);
+        assert!(registry.render().contains(
+            "berth_daemon_ip_target_gc_actions_total{action=\"deregister\",result=\"ok\"} 3"
+        ));
     }
 
     #[test]

@@ -175,7 +175,8 @@ impl Runner {
         });
         for (group, drained) in join_all(drains).await {
             match drained.drain {
-                // The deregistration failed: nothing to wait for.
+                // The deregistration failed, or the target was already absent: nothing
+                // to wait for.
                 None => {}
                 Some(Ok(took)) => {
                     tracing::info!(group, took = %format_go_duration(took), "drained")

@@ -23,7 +23,8 @@ pub struct Drained {
     /// The deregistration's report (one batch per API-sized chunk).
     pub report: Report<MembershipChange>,
     /// How long the targets took to leave the group, or why they were not seen gone
-    /// (`None` when the deregistration itself failed: nothing to wait for).
+    /// (`None` when there was nothing to wait for: the deregistration failed, or
+    /// every target was already absent).
     pub drain: Option<Result<Duration>>,
 }
 
@@ -93,13 +94,16 @@ impl Leaving {
         // Targets found absent have nothing to drain; with none removed, no call is
         // spent.
         let removed = self.outcome().removed;
-        let drain = if removed.is_empty() {
-            Ok(Duration::ZERO)
-        } else {
-            self.engine
-                .wait_drained(self.provider.as_ref(), &self.group, &removed, poll)
-                .await
-        };
+        if removed.is_empty() {
+            return Drained {
+                report: self.report,
+                drain: None,
+            };
+        }
+        let drain = self
+            .engine
+            .wait_drained(self.provider.as_ref(), &self.group, &removed, poll)
+            .await;
         Drained {
             report: self.report,
             drain: Some(drain),

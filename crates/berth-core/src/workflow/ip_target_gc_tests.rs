@@ -159,3 +159,74 @@ async fn a_gone_pods_target_is_deregistered_after_the_grace_and_nothing_else() {
     let third = gc.pass(&live).await.unwrap();
     assert!(third.done.is_empty());
 }
+
+/// The target groups, where each deregistered target is first removed by another
+/// system (so the deregistration finds it absent).
+struct RemovedFirst(Arc<MemoryTargetGroups>);
+
+#[async_trait]
+impl TargetGroups for RemovedFirst {
+    async fn resolve(
+        &self,
+        group: &crate::domain::TargetGroupRef,
+    ) -> Result<crate::domain::TargetGroup> {
+        self.0.resolve(group).await
+    }
+    async fn health(&self, group: &TargetGroupArn) -> Result<Vec<crate::domain::TargetHealth>> {
+        self.0.health(group).await
+    }
+    async fn register(&self, group: &TargetGroupArn, targets: &[Registration]) -> Result<()> {
+        self.0.register(group, targets).await
+    }
+    async fn deregister(
+        &self,
+        group: &TargetGroupArn,
+        targets: &[Target],
+    ) -> Result<crate::provider::Deregistered> {
+        for t in targets {
+            self.0.remove(group, t);
+        }
+        self.0.deregister(group, targets).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_gone_before_the_gc_deregisters_it_is_reported_absent_and_its_record_cleared() {
+    let groups = Arc::new(MemoryTargetGroups::default());
+    let web = groups.add_group("web", TargetType::Ip, Some(80)).arn;
+    let ip = Target::new("10.0.0.1", 80);
+    groups
+        .register(&web, &[Registration::from(ip.clone())])
+        .await
+        .unwrap();
+    let records = Arc::new(Records::default());
+    *records.records.lock().unwrap() = vec![record("gone", &web, "10.0.0.1")];
+    let mut gc = IpTargetCollector::new(
+        Engine::default(),
+        Arc::new(RemovedFirst(groups.clone())),
+        Arc::new(Shared(records.clone())),
+        GRACE,
+    );
+    gc.pass(&LivePods::default()).await.unwrap();
+    tokio::time::advance(GRACE).await;
+
+    let pass = gc.pass(&LivePods::default()).await.unwrap();
+
+    let deregistration = pass
+        .done
+        .iter()
+        .find(|d| matches!(d.action, GcAction::Deregister { .. }))
+        .expect("a deregistration");
+    assert!(deregistration.result.is_ok(), "{:?}", deregistration.result);
+    let outcome = deregistration
+        .leaving
+        .as_ref()
+        .expect("a deregistration that went through")
+        .outcome();
+    assert_eq!(outcome.absent, vec![ip]);
+    assert!(outcome.removed.is_empty());
+    assert!(
+        records.records.lock().unwrap().is_empty(),
+        "its record is cleared all the same"
+    );
+}
