@@ -191,6 +191,48 @@ pub fn unused(grants: &[Grant], requests: &[ResourceRequest]) -> Vec<Grant> {
         .collect()
 }
 
+/// Least privilege both ways, for the run of one workload (`at`, for messages) as
+/// ServiceAccount `account`: every request of the run is allowed by `grants`, and each
+/// verb of each grant was used by a request or `justify` says why the run did not need
+/// it (printed with `--nocapture`).
+///
+/// # Panics
+/// When a request is denied (listing them and the grants), or a grant went unused with
+/// no justification (listing them): the chart is missing a rule, or grants one too many.
+pub fn assert_least_privilege(
+    at: &str,
+    account: &str,
+    grants: &[Grant],
+    requests: &[ResourceRequest],
+    justify: impl Fn(&Grant) -> Option<String>,
+) {
+    let lines = |items: Vec<String>| items.join("\n  ");
+    let denied = denied(grants, requests);
+    assert!(
+        denied.is_empty(),
+        "{at}: the chart's RBAC for ServiceAccount {account} refuses what was asked:\n  {}\n\
+         it grants:\n  {}",
+        lines(denied.iter().map(ToString::to_string).collect()),
+        lines(grants.iter().map(ToString::to_string).collect()),
+    );
+    let mut unjustified = Vec::new();
+    for grant in unused(grants, requests) {
+        match justify(&grant) {
+            Some(why) => println!("{at}: not used in this run: {grant}: {why}"),
+            None => unjustified.push(grant.to_string()),
+        }
+    }
+    assert!(
+        unjustified.is_empty(),
+        "{at}: the chart grants ServiceAccount {account} what this run never used, and no \
+         reason is given for it (remove it from the chart, or justify it in the test):\n  {}\n\
+         the run asked:\n  {}",
+        lines(unjustified),
+        lines(requests.iter().map(ToString::to_string).collect()),
+    );
+    println!("{at}: {} requests, every one allowed", requests.len());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

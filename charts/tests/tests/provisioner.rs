@@ -61,8 +61,8 @@ fn rbac_is_namespaced_and_exactly_what_the_api_and_the_runner_call() {
     assert_eq!(
         runner["rules"],
         json!([
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get", "list", "update", "delete"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update", "delete"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get", "list", "update"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "patch"]},
         ])
     );

@@ -582,3 +582,37 @@ async fn status_subresource_kinds_and_pod_logs_behave_as_a_real_api_server() {
     assert_eq!(log, "Apply complete!\n");
     assert!(pods.logs("missing", &Default::default()).await.is_err());
 }
+
+#[tokio::test]
+async fn requests_sent_to_a_clients_url_are_recorded_as_that_clients() {
+    use kube::api::{Api, ListParams};
+    let api = server();
+    api.add_node(ready_node("n-1", "i-01", &[]));
+    let config = kube::Config::new(api.url_as("runner").parse().unwrap());
+    let runner = kube::Client::try_from(config).unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(runner);
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let _ = Api::<k8s_openapi::api::core::v1::Node>::all(api.client())
+        .get("n-1")
+        .await
+        .unwrap();
+    let of_runner: Vec<String> = api
+        .resource_requests_of("runner")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(of_runner, ["list core/nodes (cluster-wide)"]);
+    assert_eq!(
+        api.resource_requests().len(),
+        2,
+        "both are served and recorded"
+    );
+}

@@ -79,10 +79,15 @@ pub struct Provisioner {
 impl Provisioner {
     /// Starts the binary against `api` with this configuration.
     pub fn start(api: &FakeApiServer, config: &str) -> Self {
+        Provisioner::start_with_kubeconfig(&api.kubeconfig(), config)
+    }
+
+    /// [`Provisioner::start`] with this kubeconfig (e.g. the fake API server's
+    /// `kubeconfig_as`, so its requests are told from the runner's).
+    pub fn start_with_kubeconfig(kubeconfig_text: &str, config: &str) -> Self {
         let scratch = Scratch::new();
         let kubeconfig = scratch.0.join("kubeconfig");
-        api.write_kubeconfig(&kubeconfig)
-            .expect("write a kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_text).expect("write a kubeconfig");
         let config_path = scratch.0.join("config.yaml");
         std::fs::write(&config_path, config).expect("write the config");
         let token_file = scratch.0.join("tokens");

@@ -91,6 +91,19 @@ impl FakeApiServer {
         format!("http://{}", self.addr)
     }
 
+    /// `http://127.0.0.1:<port>/as/<client>`: this server, with the requests sent here
+    /// recorded as `client`'s ([`FakeApiServer::resource_requests_of`]). It stands for
+    /// the credentials that tell a real API server's authorizer who asks: give each
+    /// process under test its own, the way each runs as its own ServiceAccount.
+    pub fn url_as(&self, client: &str) -> String {
+        format!("{}/as/{client}", self.url())
+    }
+
+    /// [`FakeApiServer::kubeconfig`] for [`FakeApiServer::url_as`]`(client)`.
+    pub fn kubeconfig_as(&self, client: &str) -> String {
+        kubeconfig(&self.url_as(client))
+    }
+
     /// A `kube::Config` for this server, default namespace `default`.
     pub fn config(&self) -> kube::Config {
         let mut config = kube::Config::new(self.url().parse().unwrap_or_default());
@@ -106,15 +119,7 @@ impl FakeApiServer {
 
     /// A kubeconfig (JSON, which kubeconfig readers accept as YAML) pointing here.
     pub fn kubeconfig(&self) -> String {
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url()}}],
-            "users": [{"name": "fake", "user": {}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
-            "current-context": "fake",
-        })
-        .to_string()
+        kubeconfig(&self.url())
     }
 
     /// Writes [`FakeApiServer::kubeconfig`] to `path` (for a binary's `KUBECONFIG`).
@@ -252,7 +257,11 @@ impl FakeApiServer {
 
     /// Every request received so far, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
-        self.lock().requests.clone()
+        self.lock()
+            .requests
+            .iter()
+            .map(|(_, line)| line.clone())
+            .collect()
     }
 
     /// Every resource request received so far, as RBAC authorizes it (verb, group,
@@ -261,7 +270,18 @@ impl FakeApiServer {
         self.lock()
             .requests
             .iter()
-            .filter_map(|line| ResourceRequest::of(line))
+            .filter_map(|(_, line)| ResourceRequest::of(line))
+            .collect()
+    }
+
+    /// [`FakeApiServer::resource_requests`] of one client only: those sent to
+    /// [`FakeApiServer::url_as`]`(client)`.
+    pub fn resource_requests_of(&self, client: &str) -> Vec<ResourceRequest> {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|(from, _)| from.as_deref() == Some(client))
+            .filter_map(|(_, line)| ResourceRequest::of(line))
             .collect()
     }
 
@@ -446,9 +466,32 @@ fn route(path: &str) -> Option<Route> {
     })
 }
 
+/// A kubeconfig (JSON) for the server at `server`, default namespace `default`.
+fn kubeconfig(server: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "fake", "user": {}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
+        "current-context": "fake",
+    })
+    .to_string()
+}
+
+/// The client a path names (`/as/<client>/api/...`, see [`FakeApiServer::url_as`]) and
+/// the path the server serves.
+fn client_of(path: &str) -> (Option<String>, String) {
+    let named = path.strip_prefix("/as/").and_then(|rest| {
+        let (client, rest) = rest.split_once('/')?;
+        (!client.is_empty()).then(|| (Some(decode(client)), format!("/{rest}")))
+    });
+    named.unwrap_or_else(|| (None, path.to_owned()))
+}
+
 async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<ResponseBody> {
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let (client, path) = client_of(req.uri().path());
     let query: Vec<(String, String)> = req
         .uri()
         .query()
@@ -467,10 +510,11 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Respon
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    lock(store).requests.push(match req.uri().query() {
+    let line = match req.uri().query() {
         Some(q) => format!("{method} {path}?{q}"),
         None => format!("{method} {path}"),
-    });
+    };
+    lock(store).requests.push((client, line));
     if let Some(f) = lock(store).faults.check(method.as_str(), &path) {
         return failure(&f);
     }
@@ -706,5 +750,21 @@ mod tests {
         assert!(route("/version").is_none());
         assert_eq!(decode("metadata.name%3Dn-1"), "metadata.name=n-1");
         assert_eq!(decode("a%2"), "a%2");
+    }
+
+    #[test]
+    fn a_client_is_named_by_its_path_prefix() {
+        assert_eq!(
+            client_of("/as/runner/api/v1/namespaces/ns/secrets"),
+            (
+                Some("runner".to_owned()),
+                "/api/v1/namespaces/ns/secrets".to_owned()
+            )
+        );
+        assert_eq!(
+            client_of("/api/v1/nodes"),
+            (None, "/api/v1/nodes".to_owned())
+        );
+        assert_eq!(client_of("/as//api/v1"), (None, "/as//api/v1".to_owned()));
     }
 }

@@ -104,8 +104,9 @@ pub(crate) struct Store {
     next_uid: u64,
     /// Watches from before this version get 410 Gone (history compacted).
     compacted: u64,
-    /// Every request line, `METHOD path?query`, for tests to inspect.
-    pub(crate) requests: Vec<String>,
+    /// Every request line, `METHOD path?query`, for tests to inspect, with the client
+    /// that sent it (the `<client>` of a [`super::FakeApiServer::url_as`] URL).
+    pub(crate) requests: Vec<(Option<String>, String)>,
     /// `pods/<name>/log` answers, by (namespace, pod).
     pub(crate) pod_logs: BTreeMap<(String, String), String>,
     /// Injected faults ([`super::FakeApiServer::inject`]).
