@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use berth_runtime::process::SIGNAL_HANDLERS_INSTALLED;
 use berth_testing::{Fault, FaultProxy, Rule};
-use support::{Groups, Sidecar, Stage};
+use support::{eventually, Groups, Sidecar, Stage};
 
 const RUNS: u64 = 50;
 /// Runs at once: each run mostly waits (hook, polls), so two overlap well on 2 cores.
@@ -301,9 +301,17 @@ async fn the_drain_waits_the_group_delay_and_a_second_sigterm_cuts_it_short_with
         assert!(Instant::now() < deadline, "no drain polls");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Logged before the polls, but read from the pipe by a thread of ours: waited for.
+    let announced = |stderr: &str| {
+        stderr.contains("waiting for the target to drain") && stderr.contains("bound=30s")
+    };
+    eventually("the drain's bound logged", EXIT_WITHIN, async || {
+        announced(&sidecar.stderr())
+    })
+    .await;
     let stderr = sidecar.stderr();
     assert!(
-        stderr.contains("waiting for the target to drain") && stderr.contains("bound=30s"),
+        announced(&stderr),
         "the drain is bounded by the group's 30 s delay; stderr:\n{stderr}"
     );
     assert!(!marker.exists(), "post-deregister ran during the drain");
