@@ -1,6 +1,7 @@
 //! The daemon's pass: berth-core's [`NodeTargets`] workflow, its notices turned into
 //! Kubernetes Events and metrics, its drain waits run off the pass.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -72,6 +73,11 @@ impl Reconciler {
     /// Targets deregistered and not yet seen gone from their group.
     pub fn draining(&self) -> usize {
         self.workflow.draining()
+    }
+
+    /// The node labels a pass reads (the watch cache keeps no other).
+    pub fn label_keys(&self) -> BTreeSet<String> {
+        self.workflow.settings().label_keys()
     }
 
     /// A spot interruption is announced for `node`: from the next pass on it leaves its

@@ -2,9 +2,8 @@
 //! rules about when a node is registered or deregistered are in berth-core.
 //!
 //! - [`node_from_k8s`]: a `core/v1` Node as a [`berth_core::domain::Node`];
-//!   [`slim_node`] drops what it does not read (the watch cache keeps only that);
 //! - [`watch::watch_nodes`]: a stream of node changes (all nodes, or one by name),
-//!   backed by a reflector cache of slim nodes;
+//!   with a cache of berth `Node`s (only the labels the decision reads, if asked);
 //! - [`leader::LeaderElector`]: leader election over a `coordination.k8s.io/v1` Lease;
 //! - [`events::EventRecorder`]: Events on Nodes (`kubectl describe node` shows them);
 //! - [`taints::NodeTaints`]: adds taints to a Node (notice mode's spot rule), never
@@ -31,4 +30,4 @@ pub mod taints;
 pub mod watch;
 
 pub use error::Error;
-pub use node::{node_from_k8s, slim_node};
+pub use node::node_from_k8s;

@@ -10,7 +10,7 @@ use berth_kube::events::{EventRecorder, EventType};
 use berth_kube::fake::{ready_node, FakeApiServer};
 use berth_kube::leader::{LeaderElector, LeaseConfig};
 use berth_kube::ownership::ConfigMapOwnership;
-use berth_kube::watch::{watch_nodes, NodeChange, NodeScope};
+use berth_kube::watch::{watch_nodes, Labels, NodeChange, NodeScope};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -34,7 +34,7 @@ async fn cluster_scope_lists_then_streams_changes() {
     let api = server();
     api.add_node(ready_node("n-1", "i-01", &[("pool", "a")]));
     api.add_node(ready_node("n-2", "i-02", &[]));
-    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All, Labels::All);
 
     let NodeChange::Synced(nodes) = next(&mut changes).await else {
         panic!("the first change is the initial listing")
@@ -76,16 +76,17 @@ async fn cluster_scope_lists_then_streams_changes() {
 }
 
 #[tokio::test]
-async fn a_large_listing_arrives_in_pages_and_the_cache_keeps_slim_nodes() {
+async fn a_large_listing_arrives_in_pages_and_the_cache_keeps_only_the_labels_asked_for() {
     let api = server();
     for i in 0..1203 {
         api.add_node(ready_node(
             &format!("n-{i:04}"),
             &format!("i-{i:04}"),
-            &[("pool", "a")],
+            &[("pool", "a"), ("kubernetes.io/hostname", "h")],
         ));
     }
-    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    let keep = Labels::Only(["pool".to_owned(), "absent".to_owned()].into());
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All, keep);
     let NodeChange::Synced(nodes) = next(&mut changes).await else {
         panic!("the first change is the initial listing")
     };
@@ -102,16 +103,23 @@ async fn a_large_listing_arrives_in_pages_and_the_cache_keeps_slim_nodes() {
         "{lists:?}"
     );
 
-    // A change after the listing still arrives, and the cache holds slim objects.
+    // A change after the listing still arrives, and the cache holds only the labels
+    // asked for.
     api.add_node(ready_node("n-new", "i-new", &[]));
     let NodeChange::Applied(added) = next(&mut changes).await else {
         panic!("n-new is applied")
     };
     assert_eq!(added.name, "n-new");
-    let raw = cache.get_raw("n-0007").expect("cached");
-    assert_eq!(raw.metadata.labels.as_ref().unwrap()["pool"], "a");
-    assert!(raw.metadata.resource_version.is_none() && raw.metadata.managed_fields.is_none());
-    assert!(cache.get("n-0007").unwrap().ready);
+    let cached = cache.get("n-0007").expect("cached");
+    assert_eq!(
+        cached.labels,
+        [("pool".to_owned(), "a".to_owned())].into(),
+        "only the labels asked for"
+    );
+    assert!(cached.ready);
+    let all = cache.nodes();
+    assert_eq!(all.len(), 1204);
+    assert!(all.windows(2).all(|w| w[0].name < w[1].name), "by name");
 }
 
 #[tokio::test]
@@ -119,7 +127,8 @@ async fn node_scope_sees_only_its_node_via_a_field_selector() {
     let api = server();
     api.add_node(ready_node("n-1", "i-01", &[]));
     api.add_node(ready_node("n-2", "i-02", &[]));
-    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::Named("n-1".into()));
+    let (cache, mut changes) =
+        watch_nodes(api.client(), NodeScope::Named("n-1".into()), Labels::All);
     let NodeChange::Synced(nodes) = next(&mut changes).await else {
         panic!("initial listing first")
     };
@@ -156,7 +165,7 @@ async fn node_scope_sees_only_its_node_via_a_field_selector() {
 async fn a_dropped_watch_resumes_without_losing_changes() {
     let api = server();
     api.add_node(ready_node("n-1", "i-01", &[]));
-    let (_cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    let (_cache, mut changes) = watch_nodes(api.client(), NodeScope::All, Labels::All);
     assert!(matches!(next(&mut changes).await, NodeChange::Synced(_)));
     // Poll the stream while waiting: the watch request is made when it is polled.
     let opened = tokio::select! {
@@ -473,7 +482,7 @@ async fn an_expired_watch_relists_and_the_listing_shows_missed_deletions() {
     let api = server();
     api.add_node(ready_node("n-1", "i-01", &[]));
     api.add_node(ready_node("n-2", "i-02", &[]));
-    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All);
+    let (cache, mut changes) = watch_nodes(api.client(), NodeScope::All, Labels::All);
     assert!(matches!(next(&mut changes).await, NodeChange::Synced(n) if n.len() == 2));
     let opened = tokio::select! {
         opened = api.wait_for_watches(1) => opened,

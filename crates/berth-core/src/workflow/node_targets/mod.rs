@@ -36,6 +36,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -114,6 +115,22 @@ impl Default for NodeTargetsSettings {
                 deadline: Duration::from_secs(120),
             },
         }
+    }
+}
+
+impl NodeTargetsSettings {
+    /// The node labels a pass reads: the label rules' keys, the node configuration
+    /// label and the exclusion label. A node with only these labels is decided as the
+    /// whole node, so a cache of thousands of nodes need keep no other.
+    pub fn label_keys(&self) -> BTreeSet<String> {
+        self.label_rules
+            .iter()
+            .flat_map(|rule| rule.match_labels.keys().cloned())
+            .chain([
+                NODE_CONFIGURATION_LABEL.to_owned(),
+                self.node_rules.exclusion_label.clone(),
+            ])
+            .collect()
     }
 }
 
@@ -293,7 +310,7 @@ impl NodeTargets {
         let held = desire
             .verdicts
             .iter()
-            .zip(&nodes)
+            .zip(nodes.iter())
             .filter(|(v, n)| matches!(v.decision, NodeDecision::Hold(_)) && n.ready)
             .count();
         let recheck = (rechecking || unknown_delay).then_some(DRAIN_RECHECK);
@@ -317,9 +334,13 @@ impl NodeTargets {
     }
 
     /// The nodes, with the spot interruption taint on those with a notice given in
-    /// memory.
-    fn with_spot_taints(&self, nodes: &[Node]) -> Vec<Node> {
+    /// memory; borrowed as they are when none has one (every pass but those few: a
+    /// copy of every node costs megabytes at thousands of nodes).
+    fn with_spot_taints<'n>(&self, nodes: &'n [Node]) -> Cow<'n, [Node]> {
         let spot = self.spot.lock().unwrap_or_else(PoisonError::into_inner);
+        if !nodes.iter().any(|n| spot.contains(&n.name)) {
+            return Cow::Borrowed(nodes);
+        }
         let notice = BTreeSet::from([InstanceNotice::SpotInterruption]);
         nodes
             .iter()

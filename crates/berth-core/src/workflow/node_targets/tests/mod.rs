@@ -13,6 +13,7 @@ use crate::provider::{GroupBinding, LedgerOwnership, TargetGroups};
 
 mod absent;
 mod drains;
+mod labels;
 mod notice_taints;
 
 fn t0() -> SystemTime {
