@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use berth_aws::imds::Imds;
+use berth_core::domain::Taint;
 use berth_core::workflow::node_targets::{InstanceNotice, NoticeState, NoticeStates};
 use berth_kube::events::EventRecorder;
 use berth_kube::taints::NodeTaints;
@@ -201,11 +202,15 @@ pub async fn run(
     let mut states = spawn_states(imds, settings.every, process.shutdown.clone());
     // Ready once the Node can be read: a missing Node or RBAC must show now, not when
     // an interruption comes.
-    if !node_readable(&taints, node, settings.every, process, &metrics).await {
+    let Some(start_taints) = node_readable(&taints, node, settings.every, process, &metrics).await
+    else {
         tracing::info!("berth-daemon stopped");
         return Ok(ExitStatus::SUCCESS);
-    }
+    };
     process.readiness.ready();
+    // The start-up read answers the first decision when that needs no write: a quiet
+    // start costs that one `get`.
+    let mut start_taints = Some(start_taints);
     // What IMDS said when the Node was last made to match it: written again only when
     // that changes, so a taint someone removed by hand while its notice stands is not
     // fought (until this pod restarts).
@@ -213,8 +218,14 @@ pub async fn run(
     let mut polling = true;
     loop {
         let now = states.borrow_and_update().clone();
-        if written.as_ref() != Some(&now) && writer.apply(&now).await {
-            written = Some(now.clone());
+        if written.as_ref() != Some(&now) {
+            let done = match start_taints.take_if(|_| !now.is_empty()) {
+                Some(current) if writer.already(&current, &now) => true,
+                _ => writer.apply(&now).await,
+            };
+            if done {
+                written = Some(now.clone());
+            }
         }
         // A write that failed is retried after one poll interval.
         let failed = written.as_ref() != Some(&now);
@@ -228,19 +239,19 @@ pub async fn run(
     Ok(ExitStatus::SUCCESS)
 }
 
-/// Reads Node `node` until it succeeds (every `every`, not ready meanwhile); `false`
-/// if `process.shutdown` came first.
+/// Reads Node `node` until it succeeds (every `every`, not ready meanwhile): its
+/// taints; `None` if `process.shutdown` came first.
 async fn node_readable(
     taints: &NodeTaints,
     node: &str,
     every: Duration,
     process: &Process,
     metrics: &Metrics,
-) -> bool {
+) -> Option<Vec<Taint>> {
     let mut last_error = String::new();
     loop {
         match taints.current(node).await {
-            Ok(_) => return true,
+            Ok(current) => return Some(current),
             Err(e) => {
                 let text = e.to_string();
                 process
@@ -254,7 +265,7 @@ async fn node_readable(
             }
         }
         tokio::select! {
-            () = process.shutdown.cancelled() => return false,
+            () = process.shutdown.cancelled() => return None,
             () = tokio::time::sleep(every) => {}
         }
     }

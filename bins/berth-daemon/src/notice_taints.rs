@@ -51,11 +51,7 @@ impl NodeNoticeTaints {
         }
         match self.taints.change(node, plan).await {
             Ok(change) if change.is_empty() => {
-                if states.values().any(|s| *s == NoticeState::Pending) {
-                    tracing::info!(node, notices = ?states, "the node already carries the notice taints");
-                } else {
-                    tracing::debug!(node, "no notice pending and no notice taint on the node");
-                }
+                self.unchanged(states);
                 true
             }
             Ok(change) => {
@@ -73,6 +69,25 @@ impl NodeNoticeTaints {
                     .error("kubernetes", &berth_core::Error::from(e));
                 false
             }
+        }
+    }
+
+    /// Whether `current` (the Node's taints as just read) already is what `states`
+    /// says; if so, logs it as [`NodeNoticeTaints::apply`] would.
+    pub(crate) fn already(&self, current: &[Taint], states: &NoticeStates) -> bool {
+        let done = !states.is_empty() && plan_notice_taints(current, states).is_empty();
+        if done {
+            self.unchanged(states);
+        }
+        done
+    }
+
+    fn unchanged(&self, states: &NoticeStates) {
+        let node = self.node.as_str();
+        if states.values().any(|s| *s == NoticeState::Pending) {
+            tracing::info!(node, notices = ?states, "the node already carries the notice taints");
+        } else {
+            tracing::debug!(node, "no notice pending and no notice taint on the node");
         }
     }
 
