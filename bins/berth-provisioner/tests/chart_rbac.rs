@@ -16,11 +16,10 @@ mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use berth_charts::pod;
 use berth_charts::rbac::{self, Grant};
-use berth_charts::render::{release, template, values_file, Rendered};
-use berth_charts::{chart_dir, pod};
+use berth_charts::render::{examples, release, template, values_file, Rendered};
 use berth_kube::fake::FakeApiServer;
 use serde_json::{json, Value};
 use support::kubelet::Kubelet;
@@ -30,20 +29,6 @@ const CHART: &str = "berth-provisioner";
 const API: &str = "api";
 const RUNNER: &str = "runner";
 const CLUSTER: &str = "rbac-1";
-
-/// The example values files: `charts/berth-provisioner/ci/<name>-values.yaml`.
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(chart_dir(CHART).join("ci"))
-        .expect("the chart's ci/ directory")
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix("-values.yaml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no example values files");
-    names
-}
 
 /// The server configuration the chart renders (its ConfigMap's `config.yaml`).
 fn rendered_config(rendered: &Rendered) -> Value {
@@ -104,48 +89,6 @@ struct World {
 }
 
 impl World {
-    fn run(&self, id: &str) -> Value {
-        self.server
-            .call("GET", &format!("/v1/runs/{id}"), None)
-            .json()
-    }
-
-    /// Waits (up to 3 minutes: terraform runs for real) until the run is in `states`.
-    async fn wait_for(&self, id: &str, states: &[&str]) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let run = self.run(id);
-            if states.contains(&run["state"].as_str().unwrap_or_default()) {
-                return run;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {id} never reached {states:?}: {run}\n{}",
-                self.log(id)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Waits (up to a minute) until the run's log shows `text`.
-    async fn wait_for_log(&self, id: &str, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.log(id).contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} in\n{}",
-                self.log(id)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn log(&self, id: &str) -> String {
-        self.server
-            .call("GET", &format!("/v1/runs/{id}/logs"), None)
-            .text()
-    }
-
     fn run_id(reply: &support::Reply) -> String {
         let body = reply.json();
         body["latest_run"]["id"]
@@ -166,7 +109,7 @@ async fn apply_and_cancel(w: &World, spec: &Value) -> String {
     let created = w.server.call("PUT", &path, Some(&spec.to_string()));
     assert_eq!(created.status, 201, "{}", created.text());
     let id = World::run_id(&created);
-    w.wait_for_log(&id, "creating nodes slowly").await;
+    w.server.wait_for_log(&id, "creating nodes slowly").await;
     // Another operation while this one runs is refused (the cluster's Lease is held).
     let mut seed = spec.clone();
     seed["cluster_name"] = json!(CLUSTER);
@@ -178,8 +121,8 @@ async fn apply_and_cancel(w: &World, spec: &Value) -> String {
         .server
         .call("POST", &format!("/v1/runs/{id}/cancel"), None);
     assert_eq!(cancel.status, 202, "{}", cancel.text());
-    let run = w.wait_for(&id, ENDED).await;
-    assert_eq!(run["state"], "canceled", "{}", w.log(&id));
+    let run = w.server.wait_for(&id, ENDED).await;
+    assert_eq!(run["state"], "canceled", "{}", w.server.log(&id));
     id
 }
 
@@ -197,15 +140,18 @@ async fn a_clusters_life(w: &World) {
     assert_eq!(status.status, 200, "{}", status.text());
     let listed = w.server.call("GET", "/v1/clusters", None);
     assert_eq!(listed.status, 200, "{}", listed.text());
-    assert!(w.log(&changed).contains("sending SIGINT to terraform"));
+    assert!(w
+        .server
+        .log(&changed)
+        .contains("sending SIGINT to terraform"));
 
     let destroy = w
         .server
         .call("DELETE", &format!("/clusters/{CLUSTER}"), None);
     assert_eq!(destroy.status, 200, "{}", destroy.text());
     let destroy = World::run_id(&destroy);
-    let run = w.wait_for(&destroy, ENDED).await;
-    assert_eq!(run["state"], "applied", "{}", w.log(&destroy));
+    let run = w.server.wait_for(&destroy, ENDED).await;
+    assert_eq!(run["state"], "applied", "{}", w.server.log(&destroy));
     let cleanup = w
         .server
         .call("DELETE", &format!("/clusters/{CLUSTER}/cleanup"), None);
@@ -214,7 +160,7 @@ async fn a_clusters_life(w: &World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_rbac_is_exactly_what_the_api_and_the_runner_use() {
-    for values in examples() {
+    for values in examples(CHART) {
         let rendered = template(CHART, &values, &[]);
         let deployments = pod::workloads(&rendered);
         assert_eq!(deployments.len(), 1, "{values}: one workload, the API");

@@ -66,46 +66,16 @@ fn world(behaviour: &str) -> World {
 }
 
 impl World {
-    fn run(&self, id: &str) -> Value {
-        self.server
-            .call("GET", &format!("/v1/runs/{id}"), None)
-            .json()
-    }
-
-    /// Waits (up to 3 minutes: terraform runs for real) until the run is in `states`.
     async fn wait_for(&self, id: &str, states: &[&str]) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let run = self.run(id);
-            if states.contains(&run["state"].as_str().unwrap_or_default()) {
-                return run;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {id} never reached {states:?}: {run}\n{}",
-                self.log(id)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.server.wait_for(id, states).await
     }
 
-    /// Waits (up to a minute) until the run's log shows `text`.
     async fn wait_for_log(&self, id: &str, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.log(id).contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} in\n{}",
-                self.log(id)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.server.wait_for_log(id, text).await;
     }
 
     fn log(&self, id: &str) -> String {
-        self.server
-            .call("GET", &format!("/v1/runs/{id}/logs"), None)
-            .text()
+        self.server.log(id)
     }
 
     /// The managed resource addresses in the cluster's state Secret, if there is one.

@@ -82,6 +82,24 @@ pub fn lint(chart: &str, values: &str) {
         .arg(values_file(chart, values)));
 }
 
+/// The names of a chart's example values files (`charts/<chart>/ci/<name>-values.yaml`),
+/// sorted.
+///
+/// # Panics
+/// When the chart has no `ci/` directory or no values file in it.
+pub fn examples(chart: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(chart_dir(chart).join("ci"))
+        .expect("the chart's ci/ directory")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix("-values.yaml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no example values files in {chart}");
+    names
+}
+
 /// `helm template <release> charts/<chart> -n <namespace> -f <values> [--set ...]`.
 ///
 /// # Panics

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use berth_aws::imds::Imds;
 use berth_charts::pod;
+use berth_charts::rbac;
 use berth_charts::rbac::Grant;
-use berth_charts::render::{release, template, values_file};
-use berth_charts::{chart_dir, rbac};
+use berth_charts::render::{examples, release, template, values_file};
 use berth_core::domain::{Target, TargetType};
 use berth_core::memory::{MemoryNodeConfigurations, MemoryTargetGroups};
 use berth_core::provider::{NodeConfigurations, TargetOwnership as _};
@@ -42,20 +42,6 @@ const INSTANCE: &str = "i-0000000000000001";
 const RULES: &str =
     "rules:\n  - nodeSelector: {matchLabels: {role: web}}\n    targetGroups: [{name: web}]\n";
 const WITHIN: Duration = Duration::from_secs(60);
-
-/// The example values files: `charts/berth-daemon/ci/<name>-values.yaml`.
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(chart_dir(CHART).join("ci"))
-        .expect("the chart's ci/ directory")
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix("-values.yaml").map(str::to_owned)
-        })
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no example values files");
-    names
-}
 
 /// How many reconcile passes the daemon's controller has run (`berth_reconcile_total`).
 fn passes(process: &Process) -> u64 {
@@ -242,7 +228,7 @@ fn unused_because(cli: &Cli, grant: &Grant) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_rbac_allows_every_request_the_daemon_makes() {
     let (_, namespace) = release(CHART);
-    for values in examples() {
+    for values in examples(CHART) {
         let rendered = template(CHART, &values, &[]);
         let workloads = pod::workloads(&rendered);
         assert!(!workloads.is_empty(), "{values}: no workload rendered");

@@ -162,6 +162,47 @@ impl Provisioner {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// `GET /v1/runs/{id}`.
+    pub fn run(&self, id: &str) -> Value {
+        self.call("GET", &format!("/v1/runs/{id}"), None).json()
+    }
+
+    /// Waits (up to 3 minutes: terraform runs for real) until the run is in `states`.
+    pub async fn wait_for(&self, id: &str, states: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let run = self.run(id);
+            if states.contains(&run["state"].as_str().unwrap_or_default()) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} never reached {states:?}: {run}\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits (up to a minute) until the run's log shows `text`.
+    pub async fn wait_for_log(&self, id: &str, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log(id).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in\n{}",
+                self.log(id)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `GET /v1/runs/{id}/logs`.
+    pub fn log(&self, id: &str) -> String {
+        self.call("GET", &format!("/v1/runs/{id}/logs"), None)
+            .text()
+    }
+
     /// A request with the test token.
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.request(
