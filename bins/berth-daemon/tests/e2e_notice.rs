@@ -290,25 +290,23 @@ async fn berths_taint_goes_when_imds_shows_no_notice_and_the_leader_takes_the_no
         || async { taints(&w, "node-1") == [format!("{NTH_TAINT}=NoSchedule")] },
     )
     .await;
-    let removed = w.events_of("node-0");
-    assert!(
-        removed
-            .iter()
-            .any(|e| e.starts_with("NoticeTaintRemoved") && e.contains(SPOT_TAINT)),
-        "{removed:?}"
-    );
-    assert!(
-        pod0.log_text().contains("removed berth's notice taint"),
-        "{}",
-        pod0.log_text()
-    );
-    assert!(
-        pod0.metrics().contains(&format!(
-            "berth_daemon_notice_taints_removed_total{{taint=\"{SPOT_TAINT}\"}} 1"
-        )),
-        "{}",
-        pod0.metrics()
-    );
+    // pod-0 counts, logs and publishes its removal after its PATCH, which the waits
+    // above do not order: waited for.
+    let removed_line =
+        format!("berth_daemon_notice_taints_removed_total{{taint=\"{SPOT_TAINT}\"}} 1");
+    eventually(
+        WAIT,
+        "pod-0's removal counted, logged and in an Event",
+        &pod0,
+        || async {
+            w.events_of("node-0")
+                .iter()
+                .any(|e| e.starts_with("NoticeTaintRemoved") && e.contains(SPOT_TAINT))
+                && pod0.log_text().contains("removed berth's notice taint")
+                && pod0.metrics().contains(&removed_line)
+        },
+    )
+    .await;
     // node-2's notices are still pending: its taints stay, nothing is written.
     eventually(WAIT, "pod-2 polled IMDS 5 times", &pod2, || async {
         imds2.gets(REBALANCE_PATH) >= 5
@@ -322,12 +320,12 @@ async fn berths_taint_goes_when_imds_shows_no_notice_and_the_leader_takes_the_no
         ]
     );
     assert_eq!(node_patches(&w, "node-2"), 0, "{:?}", w.kube.requests());
-    assert!(
+    // Logged by pod-2's taint loop, which the IMDS polls above do not order: waited for.
+    eventually(WAIT, "pod-2 found its taints in place", &pod2, || async {
         pod2.log_text()
-            .contains("the node already carries the notice taints"),
-        "{}",
-        pod2.log_text()
-    );
+            .contains("the node already carries the notice taints")
+    })
+    .await;
 
     // Later: an interruption announced on node-0 taints it (with an Event), the
     // leader takes it out; the notice withdrawn, the taint goes and it comes back.
