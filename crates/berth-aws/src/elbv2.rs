@@ -2,21 +2,21 @@
 //! [`TargetGroups`] over `aws-sdk-elasticloadbalancingv2`.
 //!
 //! One API call per trait method: the engine sizes batches and retries. Resolved
-//! groups are cached (name and ARN), since a group's identity, type, port and
-//! deregistration delay are read on every reconcile and rarely change — but never
-//! served stale for long: an entry expires after a bounded TTL, and is dropped at once
-//! when AWS answers `TargetGroupNotFound` for its group (deleted, perhaps recreated
-//! under the same name with a new ARN).
+//! groups are cached (see [`group_cache`]): a group's ARN, type and port never change,
+//! so they are kept until AWS answers `TargetGroupNotFound` for the group (deleted,
+//! perhaps recreated under the same name with a new ARN); its deregistration delay can
+//! change, so [`TargetGroups::deregistration_delay`] re-reads it when the copy is older
+//! than [`DEFAULT_DELAY_TTL`]. A steady pass over resolved groups makes no resolution
+//! call at all.
 //!
 //! Deregistering a target the group does not have succeeds and is answered (and
 //! logged) as "already absent": AWS's `InvalidTarget` refusal, read from the modelled
 //! error, means exactly that for `DeregisterTargets` (see `deregister_absent_ok`).
 
-use std::collections::HashMap;
+pub mod group_cache;
+
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -36,21 +36,23 @@ use berth_core::{Error, Result};
 
 use crate::error::from_sdk;
 use crate::CallCounter;
+pub use group_cache::Clock;
+use group_cache::GroupCache;
 
 /// The deregistration delay ELBv2 applies when the attribute is absent.
 const DEFAULT_DEREGISTRATION_DELAY: Duration = Duration::from_secs(300);
 const DEREGISTRATION_DELAY_KEY: &str = "deregistration_delay.timeout_seconds";
-/// How long a resolved group is trusted by default: a changed deregistration delay or
-/// port is seen within this long.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a deregistration delay read from AWS is trusted by default: a changed
+/// delay is seen by the first drain that begins this long after the last read.
+pub const DEFAULT_DELAY_TTL: Duration = Duration::from_secs(60);
 
 /// ELBv2 target groups through the AWS SDK.
 #[derive(Debug)]
 pub struct ElbTargetGroups {
     client: Client,
-    /// Resolved groups by name and by ARN, with when they were resolved.
-    cache: Mutex<HashMap<String, (TargetGroup, Instant)>>,
-    ttl: Duration,
+    cache: Mutex<GroupCache>,
+    delay_ttl: Duration,
+    clock: Clock,
 }
 
 impl ElbTargetGroups {
@@ -61,14 +63,22 @@ impl ElbTargetGroups {
             .build();
         ElbTargetGroups {
             client: Client::from_conf(config),
-            cache: Mutex::new(HashMap::new()),
-            ttl: DEFAULT_CACHE_TTL,
+            cache: Mutex::new(GroupCache::default()),
+            delay_ttl: DEFAULT_DELAY_TTL,
+            clock: Clock::default(),
         }
     }
 
-    /// Trusts a resolved group for `ttl` (zero: never cache).
-    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+    /// Trusts a deregistration delay read from AWS for `ttl` (zero: read it for every
+    /// drain).
+    pub fn with_delay_ttl(mut self, ttl: Duration) -> Self {
+        self.delay_ttl = ttl;
+        self
+    }
+
+    /// Measures the delay TTL with `clock` instead of tokio's (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -82,27 +92,10 @@ impl ElbTargetGroups {
         self.cache().clear();
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TargetGroup, Instant)>> {
-        // A map of immutable values cannot be left half-updated by a panic.
+    fn cache(&self) -> std::sync::MutexGuard<'_, GroupCache> {
+        // Every update of the cache is a single map operation: a panic cannot leave
+        // it half-updated.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The cached group under `key`, if resolved less than the TTL ago.
-    fn cached(&self, key: &str) -> Option<TargetGroup> {
-        let mut cache = self.cache();
-        match cache.get(key) {
-            Some((group, at)) if at.elapsed() < self.ttl => Some(group.clone()),
-            Some(_) => {
-                cache.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Drops every entry of the group with this ARN (under its name and its ARN).
-    fn forget(&self, arn: &TargetGroupArn) {
-        self.cache().retain(|_, (group, _)| &group.arn != arn);
     }
 
     /// Passes `result` through, dropping the group from the cache if AWS says it is
@@ -110,7 +103,7 @@ impl ElbTargetGroups {
     fn seen<T>(&self, group: &TargetGroupArn, result: Result<T>) -> Result<T> {
         if let Err(Error::NotFound { .. }) = &result {
             tracing::debug!(group = %group, "target group not found; dropped from the cache");
-            self.forget(group);
+            self.cache().forget(group);
         }
         result
     }
@@ -140,7 +133,7 @@ impl ElbTargetGroups {
             .port()
             .map(|p| u16::try_from(p).map_err(|_| Error::invalid(format!("target group port {p}"))))
             .transpose()?;
-        let deregistration_delay = self.deregistration_delay(&arn).await?;
+        let deregistration_delay = self.read_deregistration_delay(&arn).await?;
         Ok(TargetGroup {
             name: found
                 .target_group_name()
@@ -152,7 +145,7 @@ impl ElbTargetGroups {
         })
     }
 
-    async fn deregistration_delay(&self, arn: &TargetGroupArn) -> Result<Duration> {
+    async fn read_deregistration_delay(&self, arn: &TargetGroupArn) -> Result<Duration> {
         let output = self
             .client
             .describe_target_group_attributes()
@@ -177,29 +170,36 @@ impl ElbTargetGroups {
 
 #[async_trait]
 impl TargetGroups for ElbTargetGroups {
+    /// The cached group if resolved before (its delay as last read), else one
+    /// `DescribeTargetGroups` and one `DescribeTargetGroupAttributes`.
     async fn resolve(&self, group: &TargetGroupRef) -> Result<TargetGroup> {
-        let key = group.to_string();
-        if let Some(cached) = self.cached(&key) {
+        if let Some(cached) = self.cache().get(group) {
             return Ok(cached);
         }
         let resolved = match self.describe_group(group).await {
             Ok(resolved) => resolved,
             Err(e) => {
                 if let (Error::NotFound { .. }, TargetGroupRef::Arn(arn)) = (&e, group) {
-                    self.forget(arn);
+                    self.cache().forget(arn);
                 }
                 return Err(e);
             }
         };
-        if !self.ttl.is_zero() {
-            let now = Instant::now();
-            let mut cache = self.cache();
-            // A recreated group has a new ARN: entries of the old one go with its name.
-            cache.retain(|_, (g, _)| g.name != resolved.name);
-            cache.insert(resolved.name.clone(), (resolved.clone(), now));
-            cache.insert(resolved.arn.to_string(), (resolved.clone(), now));
-        }
+        self.cache().insert(resolved.clone(), self.clock.now());
         Ok(resolved)
+    }
+
+    /// The cached delay if read less than the delay TTL ago, else one
+    /// `DescribeTargetGroupAttributes`.
+    async fn deregistration_delay(&self, group: &TargetGroupArn) -> Result<Duration> {
+        let now = self.clock.now();
+        if let Some(delay) = self.cache().fresh_delay(group, now, self.delay_ttl) {
+            return Ok(delay);
+        }
+        let read = self.read_deregistration_delay(group).await;
+        let delay = self.seen(group, read)?;
+        self.cache().set_delay(group, delay, now);
+        Ok(delay)
     }
 
     async fn health(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>> {

@@ -181,6 +181,15 @@ impl TargetGroups for MemoryTargetGroups {
         found.ok_or_else(|| Error::not_found(format!("target group {group}")))
     }
 
+    async fn deregistration_delay(&self, group: &TargetGroupArn) -> Result<Duration> {
+        self.faults.enter("DescribeTargetGroupAttributes")?;
+        let groups = self.groups.lock().expect("poisoned");
+        groups
+            .get(group)
+            .map(|g| g.group.deregistration_delay)
+            .ok_or_else(|| Error::not_found(format!("target group {group}")))
+    }
+
     async fn health(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>> {
         self.faults.enter("DescribeTargetHealth")?;
         let mut groups = self.groups.lock().expect("poisoned");

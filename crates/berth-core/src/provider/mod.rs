@@ -42,6 +42,14 @@ pub trait TargetGroups: Send + Sync {
     /// Resolves a name or ARN to the group, with its port and deregistration delay.
     /// Fails with [`crate::Error::NotFound`] naming the group if it does not exist.
     async fn resolve(&self, group: &TargetGroupRef) -> Result<TargetGroup>;
+    /// The group's deregistration delay, current within the provider's documented
+    /// bound: asked when a drain begins. An adapter caching resolutions may serve an
+    /// old delay from [`TargetGroups::resolve`] and re-read it here; by default it is
+    /// [`TargetGroups::resolve`]'s.
+    async fn deregistration_delay(&self, group: &TargetGroupArn) -> Result<Duration> {
+        let by_arn = TargetGroupRef::Arn(group.clone());
+        Ok(self.resolve(&by_arn).await?.deregistration_delay)
+    }
     /// The whole membership of a group and each target's health, in one call.
     async fn health(&self, group: &TargetGroupArn) -> Result<Vec<TargetHealth>>;
     /// Registers targets (one API call; the engine sizes the batches).

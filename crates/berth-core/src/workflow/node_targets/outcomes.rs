@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::drain::{DrainWait, Followed};
 use super::notices::Notice;
 use super::NodeTargets;
-use crate::domain::{Target, TargetGroup, TargetGroupArn, TargetGroupRef};
+use crate::domain::{Target, TargetGroup, TargetGroupArn};
 use crate::engine::{Report, Status};
 use crate::plan::{MembershipChange, NodeVerdict};
 use crate::provider::PollPolicy;
@@ -106,24 +106,27 @@ impl Outcomes<'_> {
         }
     }
 
-    /// The group's deregistration delay: from this pass's resolution, else looked up
-    /// by ARN (a group only known from ownership, e.g. of a deleted node); `None` when
-    /// that fails.
+    /// The group's current deregistration delay, as the drain begins: the provider
+    /// re-reads it only when its copy is older than its bound (a group only known from
+    /// ownership, e.g. of a deleted node, is read too). If that fails, this pass's
+    /// resolution's copy stands in; `None` when the group was not resolved either.
     async fn delay_of(&mut self, group: &TargetGroupArn) -> Option<Duration> {
-        if let Some(g) = self.resolved.get(group) {
-            return Some(g.deregistration_delay);
-        }
         let provider = self.workflow.providers.target_groups.as_ref();
-        let by_arn = TargetGroupRef::Arn(group.clone());
-        match self
+        let read = self
             .workflow
             .engine
             .caller()
-            .call("DescribeTargetGroups", || provider.resolve(&by_arn))
-            .await
-        {
-            Ok(g) => Some(g.deregistration_delay),
-            Err(error) => {
+            .call("DescribeTargetGroupAttributes", || {
+                provider.deregistration_delay(group)
+            })
+            .await;
+        match (read, self.resolved.get(group)) {
+            (Ok(delay), _) => Some(delay),
+            (Err(error), Some(g)) => {
+                tracing::warn!(group = %group.name(), %error, delay = ?g.deregistration_delay, "deregistration delay not read again; the last one read is used");
+                Some(g.deregistration_delay)
+            }
+            (Err(error), None) => {
                 tracing::warn!(group = %group.name(), %error, "deregistration delay unknown; the drain is checked by the next passes");
                 None
             }

@@ -94,10 +94,13 @@ async fn a_group_that_cannot_be_looked_up_is_not_waited_for_on_a_guess() {
     let r = Registered::new().await;
     // Node deleted: web is only known from ownership, and its lookup is refused.
     let denied = Error::AccessDenied {
-        action: "elasticloadbalancing:DescribeTargetGroups".into(),
+        action: "elasticloadbalancing:DescribeTargetGroupAttributes".into(),
         message: "no".into(),
     };
-    r.rig.tg.faults.fail("DescribeTargetGroups", denied, 1);
+    r.rig
+        .tg
+        .faults
+        .fail("DescribeTargetGroupAttributes", denied, 1);
     let pass = r.w.pass(&[], t0()).await.unwrap();
     assert_eq!(pass.report.done(), 1, "{}", pass.report);
     assert!(pass.drains.is_empty(), "no wait on a guessed delay");
