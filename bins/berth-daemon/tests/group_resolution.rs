@@ -5,7 +5,7 @@
 //! intervals on that clock, never by waiting.
 //!
 //! The 5,000-node churn benchmark (docs/benchmarks.md) showed 240 `DescribeTargetGroups`
-//! + 240 `DescribeTargetGroupAttributes` over 60 rounds: every group re-resolved each
+//! and 240 `DescribeTargetGroupAttributes` over 60 rounds: every group re-resolved each
 //! time its cache entry expired (60 s), whatever the churn. Resolution now happens once
 //! per group for as long as AWS knows its ARN, and a deregistration delay is re-read
 //! only when a drain begins and the copy is older than the delay TTL.

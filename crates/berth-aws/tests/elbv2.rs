@@ -28,6 +28,7 @@ use berth_testing::{sdk_config, Fault, FaultProxy, MotoServer, Rule};
 use fixtures::*;
 
 struct Setup {
+    config: aws_config::SdkConfig,
     elb: ElbClient,
     adapter: ElbTargetGroups,
     counter: CallCounter,
@@ -42,6 +43,7 @@ async fn setup(moto: &MotoServer) -> Setup {
         adapter: ElbTargetGroups::new(&config, counter.clone()),
         vpc: vpc(&config).await,
         counter,
+        config,
     }
 }
 
