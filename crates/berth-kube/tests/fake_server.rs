@@ -418,6 +418,60 @@ async fn repeated_events_fold_into_a_series() {
     assert_eq!(events[0].series.as_ref().map(|s| s.count), Some(3));
 }
 
+async fn registered(recorder: &EventRecorder, node: &str) {
+    recorder
+        .publish(
+            node,
+            EventType::Normal,
+            "Registered",
+            "RegisterTargets",
+            "in web",
+        )
+        .await
+        .expect("publish");
+}
+
+fn events_about(api: &FakeApiServer, node: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    api.events()
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(node))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_recorder_keeps_one_entry_per_series_and_a_repeat_of_a_deleted_event_starts_anew() {
+    let api = server();
+    let recorder = EventRecorder::new(api.client(), "berth-daemon", Some("pod-a".into()));
+    for node in ["n-1", "n-2", "n-1"] {
+        registered(&recorder, node).await;
+    }
+    assert_eq!(recorder.recent(), 2, "one entry per series, not per Event");
+    assert_eq!(api.events().len(), 2);
+    let first = events_about(&api, "n-1").remove(0);
+    assert_eq!(first.series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(first.reporting_controller.as_deref(), Some("berth-daemon"));
+    assert_eq!(first.reporting_instance.as_deref(), Some("pod-a"));
+    assert_eq!(first.note.as_deref(), Some("in web"));
+
+    // The API server drops Events after their TTL: a repeat then starts a new one.
+    let first_name = first.metadata.name.clone().expect("a name");
+    assert!(api.delete::<k8s_openapi::api::events::v1::Event>(Some("default"), &first_name));
+    registered(&recorder, "n-1").await;
+    let again = events_about(&api, "n-1");
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].series.is_none(), "{again:?}");
+    assert_ne!(again[0].metadata.name.as_deref(), Some(first_name.as_str()));
+    registered(&recorder, "n-1").await;
+    assert_eq!(
+        events_about(&api, "n-1")[0]
+            .series
+            .as_ref()
+            .map(|s| s.count),
+        Some(2),
+        "the new Event is the one repeats fold into"
+    );
+}
+
 #[tokio::test]
 async fn the_written_kubeconfig_reaches_the_server() {
     let api = server();
