@@ -224,7 +224,26 @@ async fn lost_events_then_sweep(n: usize) {
         fire.proxy.fired(fire.late)
     );
     let bound = repaired(&sweeps, "bound");
-    assert_eq!(bound, lost.iter().cloned().collect(), "{sweeps:?}");
+    let lost_set: BTreeSet<String> = lost.iter().cloned().collect();
+    assert!(bound.is_superset(&lost_set), "{sweeps:?}");
+    // Besides the lost ones, the sweep may only settle a delivered instance's ledger
+    // row onto the address it already holds: duplicate deliveries racing through
+    // ambiguous faults can each associate it, and the row then names the older
+    // association (seen in CI). Such an instance keeps its address.
+    for sweep in &sweeps {
+        for repair in sweep["sweep"]["bound"].as_array().unwrap() {
+            let instance = repair["instance_id"].as_str().unwrap();
+            if lost_set.contains(instance) {
+                continue;
+            }
+            let allocation = repair["allocation_id"].as_str().unwrap();
+            assert!(
+                pool.get(allocation)
+                    .is_some_and(|holder| holder.as_deref() == Some(instance)),
+                "the sweep moved delivered {instance} to {allocation}: {sweeps:?}"
+            );
+        }
+    }
     fire.assert_bound_exactly(&instances).await;
 
     // A third of the instances terminate; their events are lost.
