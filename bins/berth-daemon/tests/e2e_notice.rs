@@ -67,18 +67,7 @@ async fn notice_pods_taint_their_node_once_without_aws_and_the_leader_deregister
         w.add_node(&format!("node-{i}"), &instance(i), &[("role", "web")]);
     }
     let member = |i: usize| format!("{}:30080", instance(i));
-    let config = w.write("config.yaml", WEB_CONFIG);
-    let leader = w.daemon(
-        &[
-            "--mode",
-            "cluster",
-            "--config",
-            config.to_str().unwrap(),
-            "--sleep-interval",
-            "1",
-        ],
-        &[],
-    );
+    let leader = w.cluster_daemon(WEB_CONFIG);
     eventually(WAIT, "3 nodes registered", &leader, || async {
         w.members(&arn).await.len() == 3
     })
@@ -238,18 +227,7 @@ async fn berths_taint_goes_when_imds_shows_no_notice_and_the_leader_takes_the_no
             (REBALANCE_TAINT, "PreferNoSchedule"),
         ],
     );
-    let config = w.write("config.yaml", WEB_CONFIG);
-    let leader = w.daemon(
-        &[
-            "--mode",
-            "cluster",
-            "--config",
-            config.to_str().unwrap(),
-            "--sleep-interval",
-            "1",
-        ],
-        &[],
-    );
+    let leader = w.cluster_daemon(WEB_CONFIG);
     eventually(WAIT, "only node-3 registered", &leader, || async {
         w.members(&arn).await == set([member(3)])
     })

@@ -56,18 +56,7 @@ async fn cluster_mode_adopts_the_old_owners_config_map() {
     let new_map = ConfigMapOwnership::config_map_name(&new_owner());
     w.proxy.reset_counts();
 
-    let config = w.write("config.yaml", WEB_CONFIG);
-    let d = w.daemon(
-        &[
-            "--mode",
-            "cluster",
-            "--config",
-            config.to_str().unwrap(),
-            "--sleep-interval",
-            "1",
-        ],
-        &[],
-    );
+    let d = w.cluster_daemon(WEB_CONFIG);
     // The deleted node's target is berth's (adopted), so it goes; the foreign one stays.
     let kept = set([0, 1, 2].map(|i| format!("{}:30080", instance(i))));
     let mut with_foreign = kept.clone();

@@ -207,6 +207,23 @@ impl World {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     }
 
+    /// A cluster-mode daemon over `config` (written to `config.yaml`), resyncing every
+    /// second.
+    pub fn cluster_daemon(&self, config: &str) -> Daemon {
+        let config = self.write("config.yaml", config);
+        self.daemon(
+            &[
+                "--mode",
+                "cluster",
+                "--config",
+                config.to_str().unwrap(),
+                "--sleep-interval",
+                "1",
+            ],
+            &[],
+        )
+    }
+
     /// Starts the daemon with the AWS endpoint at the proxy and the kubeconfig set.
     pub fn daemon(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
