@@ -132,15 +132,16 @@ impl EventRecorder {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".to_owned());
+        let stamp = Timestamp::now();
         let name = format!(
             "{}.{:x}",
             object.name.as_deref().unwrap_or(&self.controller),
-            Timestamp::now().as_nanosecond()
+            stamp.as_nanosecond()
         );
         let event = Event {
             action: Some(action),
             reason: Some(reason),
-            event_time: Some(MicroTime(Timestamp::now())),
+            event_time: Some(MicroTime(stamp)),
             regarding: Some(object.clone()),
             note: Some(truncate(message, 1024)),
             metadata: ObjectMeta {
